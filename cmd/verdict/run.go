@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/httpapi"
+	"github.com/verdict-authz/verdict/loader"
+)
+
+type runOptions struct {
+	addr      string
+	bundles   []string
+	stateDir  string
+	logLevel  string
+	logFormat string
+}
+
+func newRunCommand() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Serve decisions over HTTP (the embedded demo bundle when no --bundle is given)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:8181", "address to listen on")
+	f.StringArrayVar(&o.bundles, "bundle", nil, "bundle directory or .tar.gz, as PATH or NAME=PATH (repeatable)")
+	f.StringVar(&o.stateDir, "state-dir", "", "directory for state that must survive a restart (created if missing)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+}
+
+func run(ctx context.Context, o runOptions) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	if o.stateDir != "" {
+		if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
+	}
+	sources, err := bundleSources(o.bundles)
+	if err != nil {
+		return fmt.Errorf("--bundle: %w", err)
+	}
+	engine := decision.NewEngine(log)
+	ld, err := loader.New(engine, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	gen, err := ld.LoadAll(ctx, sources)
+	if err != nil {
+		return fmt.Errorf("load bundles:\n%w", err)
+	}
+	for _, src := range sources {
+		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", gen.Revisions[src.Name])
+	}
+	log.Info("bundles loaded", "count", len(sources), "duration", time.Since(start))
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("verdict is serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

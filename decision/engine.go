@@ -1,0 +1,322 @@
+package decision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/verdict-authz/verdict/loader/store"
+)
+
+// Generation is everything one decision reads: a store snapshot and the
+// Rego compiled from the same bundles. A reload builds a new generation and
+// swaps it in; a decision holds on to the one it started with.
+type Generation struct {
+	// Number counts generations from 1.
+	Number   uint64
+	Facts    *store.Snapshot
+	Policy   *Policy
+	LoadedAt time.Time
+	// Revisions maps each loaded bundle's name to its manifest revision.
+	Revisions map[string]string
+}
+
+// ErrNotReady is returned while no generation is installed.
+var ErrNotReady = errors.New("no bundle is loaded yet")
+
+// Engine makes decisions against the current generation.
+type Engine struct {
+	current atomic.Pointer[Generation]
+	log     *slog.Logger
+	newID   func() string
+}
+
+// NewEngine returns an engine with no generation installed.
+func NewEngine(log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	uuid.EnableRandPool()
+	return &Engine{log: log, newID: uuid.NewString}
+}
+
+// Install makes g the generation every new decision uses.
+func (e *Engine) Install(g *Generation) { e.current.Store(g) }
+
+// Current returns the installed generation, or nil.
+func (e *Engine) Current() *Generation { return e.current.Load() }
+
+// Decide answers one request. The error is non-nil only for a malformed
+// request (an *InputError); every other failure is a deny with the reason
+// error.internal.
+func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	gen := e.current.Load()
+	if gen == nil {
+		return e.failClosed(req, nil, ErrNotReady), nil
+	}
+	d, err := e.decide(ctx, gen, req)
+	if err != nil {
+		return e.failClosed(req, gen, err), nil
+	}
+	return d, nil
+}
+
+// facts are what Go gathered for one decision.
+type facts struct {
+	tenantCode string
+	action     string
+	input      ast.Value
+	statements *store.StatementList
+}
+
+func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request) (d *Decision, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic during decision: %v", r)
+		}
+	}()
+	f, err := gather(gen.Facts.Read(), req)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := gen.Policy.query.Eval(ctx,
+		rego.EvalParsedInput(f.input),
+		rego.EvalExternalCancel(topdown.NewCancel()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("evaluate policy: the decision is undefined")
+	}
+	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("evaluate policy: unexpected result %T", rs[0].Expressions[0].Value)
+	}
+	d, err = decisionFromAST(term.Value)
+	if err != nil {
+		return nil, err
+	}
+	d.DecisionID = e.newID()
+	d.Tenant = f.tenantCode
+	d.Action = f.action
+	d.Revision = gen.Revisions
+	return d, nil
+}
+
+// failClosed turns an internal error into a deny.
+func (e *Engine) failClosed(req *Request, gen *Generation, err error) *Decision {
+	id := e.newID()
+	e.log.Error("decision failed; denying", "decision_id", id, "tenant", req.Tenant, "error", err)
+	d := &Decision{
+		DecisionID: id,
+		Allow:      false,
+		Status:     403,
+		Tenant:     req.Tenant,
+		Action:     req.Action,
+		Visibility: "none",
+		Fields:     []string{},
+		Reasons: []Reason{{
+			Layer:   "engine",
+			Code:    "error.internal",
+			Effect:  "deny",
+			Message: "The decision could not be made: " + err.Error(),
+		}},
+		Revision: map[string]string{},
+	}
+	if gen != nil {
+		d.Revision = gen.Revisions
+	}
+	return d
+}
+
+// Pre-built keys of the input document.
+var (
+	keyTenant         = ast.StringTerm("tenant")
+	keyMember         = ast.StringTerm("member")
+	keyApplication    = ast.StringTerm("application")
+	keyAction         = ast.StringTerm("action")
+	keyRequest        = ast.StringTerm("request")
+	keyResource       = ast.StringTerm("resource")
+	keyContext        = ast.StringTerm("context")
+	keyFacts          = ast.StringTerm("facts")
+	keyService        = ast.StringTerm("service")
+	keyMethod         = ast.StringTerm("method")
+	keyPath           = ast.StringTerm("path")
+	keyTemplate       = ast.StringTerm("template")
+	keyViewSet        = ast.StringTerm("viewset")
+	keyFRN            = ast.StringTerm("frn")
+	keyOwner          = ast.StringTerm("owner")
+	keyResourceGroups = ast.StringTerm("resource_groups")
+	keyReference      = ast.StringTerm("reference")
+	keyGroups         = ast.StringTerm("groups")
+	keyRoute          = ast.StringTerm("route")
+	keyStatements     = ast.StringTerm("statements")
+	keyGetRouteAction = ast.StringTerm("get_route_action")
+)
+
+// gather resolves the tenant, route, member, statements and resource groups
+// from the snapshot and builds the Rego input:
+//
+//	input = {tenant, member, application, action, request, resource, context,
+//	         facts: {tenant, member, route, statements, resource, get_route_action}}
+func gather(r *store.Reader, req *Request) (*facts, error) {
+	f := &facts{tenantCode: req.Tenant, action: req.Action}
+	factItems := make([][2]*ast.Term, 0, 6)
+
+	tenant, err := r.Tenant(req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != nil {
+		factItems = append(factItems, [2]*ast.Term{keyTenant, tenant.Facts})
+	}
+
+	var routeTable interface {
+		IsGetAction(string) bool
+	}
+	if hr := req.Request; hr != nil {
+		scope := hr.Service
+		if scope == "" {
+			scope = store.AllServices
+		}
+		table, err := r.RouteTable(scope)
+		if err != nil {
+			return nil, err
+		}
+		if m, ok := table.Match(hr.Method, hr.Path); ok {
+			if f.action == "" {
+				f.action = m.Action
+			}
+			factItems = append(factItems, [2]*ast.Term{keyRoute, ast.ObjectTerm(
+				[2]*ast.Term{keyService, ast.StringTerm(m.Service)},
+				[2]*ast.Term{keyTemplate, ast.StringTerm(m.Template)},
+				[2]*ast.Term{keyMethod, ast.StringTerm(m.Method)},
+				[2]*ast.Term{keyViewSet, ast.StringTerm(m.ViewSet)},
+				[2]*ast.Term{keyAction, ast.StringTerm(m.Action)},
+			)})
+		}
+		if table != nil {
+			routeTable = table
+		}
+	}
+	actionLower := strings.ToLower(f.action)
+	if f.action != "" {
+		if routeTable == nil {
+			table, err := r.RouteTable(store.AllServices)
+			if err != nil {
+				return nil, err
+			}
+			if table != nil {
+				routeTable = table
+			}
+		}
+		if routeTable != nil && routeTable.IsGetAction(actionLower) {
+			factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, ast.BooleanTerm(true)})
+		}
+	}
+
+	if tenant != nil && req.Member != "" {
+		member, err := r.Member(tenant.Code, req.Member)
+		if err != nil {
+			return nil, err
+		}
+		if member != nil {
+			factItems = append(factItems, [2]*ast.Term{keyMember, member.Facts})
+			if f.action != "" {
+				f.statements = member.StatementsFor(actionLower, nil)
+				factItems = append(factItems, [2]*ast.Term{keyStatements, f.statements.Array})
+			}
+		}
+	}
+
+	items := make([][2]*ast.Term, 0, 8)
+	items = append(items, [2]*ast.Term{keyTenant, ast.StringTerm(f.tenantCode)})
+	if req.Member != "" {
+		items = append(items, [2]*ast.Term{keyMember, ast.StringTerm(req.Member)})
+	}
+	if req.Application != "" {
+		items = append(items, [2]*ast.Term{keyApplication, ast.StringTerm(req.Application)})
+	}
+	if f.action != "" {
+		items = append(items, [2]*ast.Term{keyAction, ast.StringTerm(f.action)})
+	}
+	if hr := req.Request; hr != nil {
+		obj := [][2]*ast.Term{
+			{keyMethod, ast.StringTerm(hr.Method)},
+			{keyPath, ast.StringTerm(hr.Path)},
+		}
+		if hr.Service != "" {
+			obj = append(obj, [2]*ast.Term{keyService, ast.StringTerm(hr.Service)})
+		}
+		items = append(items, [2]*ast.Term{keyRequest, ast.ObjectTerm(obj...)})
+	}
+	if res := req.Resource; res != nil {
+		groups, err := resourceGroups(r, tenant, res)
+		if err != nil {
+			return nil, err
+		}
+		resFacts := [][2]*ast.Term{{keyGroups, groups}}
+		obj := make([][2]*ast.Term, 0, 4)
+		if res.FRN != "" {
+			obj = append(obj, [2]*ast.Term{keyFRN, ast.StringTerm(res.FRN)})
+			resFacts = append(resFacts, [2]*ast.Term{keyFRN, ast.StringTerm(strings.ToLower(res.FRN))})
+		}
+		if res.Owner != "" {
+			obj = append(obj, [2]*ast.Term{keyOwner, ast.StringTerm(res.Owner)})
+		}
+		if len(res.ResourceGroups) > 0 {
+			gs := make([]*ast.Term, len(res.ResourceGroups))
+			for i, g := range res.ResourceGroups {
+				gs[i] = ast.StringTerm(g)
+			}
+			obj = append(obj, [2]*ast.Term{keyResourceGroups, ast.ArrayTerm(gs...)})
+		}
+		obj = append(obj, [2]*ast.Term{keyReference, ast.BooleanTerm(res.Reference)})
+		items = append(items, [2]*ast.Term{keyResource, ast.ObjectTerm(obj...)})
+		factItems = append(factItems, [2]*ast.Term{keyResource, ast.ObjectTerm(resFacts...)})
+	}
+	if req.Context != nil {
+		v, err := ast.InterfaceToValue(req.Context)
+		if err != nil {
+			return nil, fmt.Errorf("convert context: %w", err)
+		}
+		items = append(items, [2]*ast.Term{keyContext, ast.NewTerm(v)})
+	}
+	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
+	f.input = ast.NewObject(items...)
+	return f, nil
+}
+
+// resourceGroups is the set of (lower-cased) resource groups of the
+// requested object: those the tenant's bundle assigns plus those the
+// request names.
+func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource) (*ast.Term, error) {
+	var assigned []string
+	if tenant != nil && res.FRN != "" {
+		var err error
+		if assigned, err = r.ObjectGroups(tenant.Code, strings.ToLower(res.FRN)); err != nil {
+			return nil, err
+		}
+	}
+	terms := make([]*ast.Term, 0, len(assigned)+len(res.ResourceGroups))
+	for _, g := range assigned {
+		terms = append(terms, ast.StringTerm(g))
+	}
+	for _, g := range res.ResourceGroups {
+		terms = append(terms, ast.StringTerm(strings.ToLower(g)))
+	}
+	return ast.SetTerm(terms...), nil
+}

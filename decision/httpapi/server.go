@@ -1,0 +1,182 @@
+// Package httpapi serves verdict's HTTP API: decisions (POST /v1/decide) and
+// health. Decoding is strict: a malformed request gets a 400 whose message
+// names the field; bodies over the limit get a 413.
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/verdict-authz/verdict/decision"
+)
+
+// DefaultMaxBodyBytes bounds request bodies.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configures the API.
+type Options struct {
+	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
+	Log          *slog.Logger
+}
+
+// Server is the HTTP API over one engine.
+type Server struct {
+	engine  *decision.Engine
+	opts    Options
+	mux     *http.ServeMux
+	bufPool sync.Pool
+}
+
+// New returns the API handler.
+func New(engine *decision.Engine, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux()}
+	s.bufPool.New = func() any { return new(bytes.Buffer) }
+	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
+	s.mux.HandleFunc("GET /health", s.handleHealth)
+	s.mux.HandleFunc("GET /health/ready", s.handleReady)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.opts.Log.Error("handler panic", "path", r.URL.Path, "panic", v)
+			writeError(w, http.StatusInternalServerError, "internal", "", "internal error")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// ErrorBody is the JSON body of every non-decision error answer.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, field, msg string) {
+	writeJSON(w, status, ErrorBody{Code: code, Field: field, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"code":"internal","message":"could not encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// decodeJSON reads a JSON body strictly into v. On failure it answers 400
+// (naming the field) or 413, and returns false.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	buf := s.bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.bufPool.Put(buf)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+				"", fmt.Sprintf("the request body exceeds %d bytes", tooBig.Limit))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", "", "could not read the request body: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		field, msg := describeJSONError(err)
+		writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", "the body holds more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// describeJSONError names the field a JSON decoding error is about.
+func describeJSONError(err error) (field, msg string) {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field = typeErr.Field
+		return field, fmt.Sprintf("%s: expected %s, got JSON %s", field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return "", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.Is(err, io.EOF):
+		return "", "the request body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "", "the request body is truncated JSON"
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field = strings.Trim(name, `"`)
+		return field, fmt.Sprintf("unknown field %s", name)
+	}
+	return "", err.Error()
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "*") || strings.Contains(goType, "."):
+		return "an object"
+	}
+	return goType
+}
+
+func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
+	var req decision.Request
+	if !s.decodeJSON(w, r, &req) {
+		return
+	}
+	d, err := s.engine.Decide(r.Context(), &req)
+	if err != nil {
+		var inErr *decision.InputError
+		if errors.As(err, &inErr) {
+			writeError(w, http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Error())
+			return
+		}
+		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	gen := s.engine.Current()
+	if gen == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "message": decision.ErrNotReady.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "generation": gen.Number, "revision": gen.Revisions})
+}

@@ -1,0 +1,96 @@
+package decision
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	policy "github.com/verdict-authz/verdict/rego"
+)
+
+// Policy is the compiled Rego of one generation: verdict's engine rules
+// plus every loaded bundle's modules, over the bundles' other data.
+type Policy struct {
+	compiler *ast.Compiler
+	store    storage.Store
+	query    rego.PreparedEvalQuery
+}
+
+// CompilePolicy compiles the engine's rules with the bundles' modules and
+// prepares the decision query. Data is the bundles' data other than
+// verdict.catalog and verdict.tenants.
+func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map[string]any) (*Policy, error) {
+	system, err := policy.Modules(false)
+	if err != nil {
+		return nil, err
+	}
+	all := make(map[string]*ast.Module, len(system)+len(modules))
+	for name, m := range modules {
+		if isReserved(m.Package.Path) {
+			return nil, fmt.Errorf("%s: package %s is reserved for verdict's engine", name, strings.TrimPrefix(m.Package.Path.String(), "data."))
+		}
+		all[name] = m
+	}
+	for name, m := range system {
+		all[name] = m
+	}
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	compiler.Compile(all)
+	if compiler.Failed() {
+		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
+	}
+	st := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	query, err := rego.New(
+		rego.Query(policy.DecisionQuery),
+		rego.Compiler(compiler),
+		rego.Store(st),
+		rego.StoreReadAST(true),
+		rego.GenerateJSON(keepAST),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare decision query: %w", err)
+	}
+	return &Policy{compiler: compiler, store: st, query: query}, nil
+}
+
+// keepAST hands the evaluated term back as is, so the engine reads the
+// decision straight from the AST without a JSON round trip.
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+var reservedPath = ast.MustParseRef("data." + policy.Package)
+
+func isReserved(path ast.Ref) bool {
+	return path.HasPrefix(reservedPath)
+}
+
+// HasRule reports whether some module defines a rule at the data path,
+// e.g. "verdict.conditions.office_hours".
+func (p *Policy) HasRule(path string) bool {
+	ref, err := ast.ParseRef("data." + path)
+	if err != nil {
+		return false
+	}
+	return len(p.compiler.GetRulesExact(ref)) > 0
+}
+
+// Compiler exposes the compiled modules (for the Data API and tests).
+func (p *Policy) Compiler() *ast.Compiler { return p.compiler }
+
+// Store exposes the policy's data store.
+func (p *Policy) Store() storage.Store { return p.store }
+
+// ModuleNames lists the bundle modules compiled in, sorted.
+func (p *Policy) ModuleNames() []string {
+	names := make([]string, 0, len(p.compiler.Modules))
+	for n := range p.compiler.Modules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

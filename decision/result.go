@@ -1,0 +1,138 @@
+package decision
+
+import (
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// decisionFromAST reads the engine's decision object.
+func decisionFromAST(v ast.Value) (*Decision, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("decision is %T, not an object", v)
+	}
+	d := &Decision{}
+	var err error
+	if d.Allow, err = boolField(obj, "allow"); err != nil {
+		return nil, err
+	}
+	if d.Status, err = intField(obj, "status"); err != nil {
+		return nil, err
+	}
+	if d.Visibility, err = stringField(obj, "visibility"); err != nil {
+		return nil, err
+	}
+	fields, ok := obj.Get(ast.StringTerm("fields")).Value.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("decision.fields is not an array")
+	}
+	d.Fields = make([]string, 0, fields.Len())
+	for i := 0; i < fields.Len(); i++ {
+		s, ok := fields.Elem(i).Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("decision.fields[%d] is not a string", i)
+		}
+		d.Fields = append(d.Fields, string(s))
+	}
+	reasons, ok := obj.Get(ast.StringTerm("reasons")).Value.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("decision.reasons is not an array")
+	}
+	d.Reasons = make([]Reason, 0, reasons.Len())
+	for i := 0; i < reasons.Len(); i++ {
+		r, err := reasonFromAST(reasons.Elem(i).Value)
+		if err != nil {
+			return nil, fmt.Errorf("decision.reasons[%d]: %w", i, err)
+		}
+		d.Reasons = append(d.Reasons, r)
+	}
+	if d.Allow && d.Status != 200 {
+		return nil, fmt.Errorf("decision allows with status %d", d.Status)
+	}
+	return d, nil
+}
+
+func reasonFromAST(v ast.Value) (Reason, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return Reason{}, fmt.Errorf("not an object")
+	}
+	var r Reason
+	var err error
+	if r.Layer, err = stringField(obj, "layer"); err != nil {
+		return r, err
+	}
+	if r.Code, err = stringField(obj, "code"); err != nil {
+		return r, err
+	}
+	if r.Effect, err = stringField(obj, "effect"); err != nil {
+		return r, err
+	}
+	if r.Message, err = stringField(obj, "message"); err != nil {
+		return r, err
+	}
+	if t := obj.Get(ast.StringTerm("policy")); t != nil {
+		if r.Policy, err = stringField(obj, "policy"); err != nil {
+			return r, err
+		}
+	}
+	if t := obj.Get(ast.StringTerm("statement")); t != nil {
+		n, err := intField(obj, "statement")
+		if err != nil {
+			return r, err
+		}
+		r.Statement = &n
+	}
+	if t := obj.Get(ast.StringTerm("resource_group")); t != nil {
+		if r.ResourceGroup, err = stringField(obj, "resource_group"); err != nil {
+			return r, err
+		}
+	}
+	if t := obj.Get(ast.StringTerm("soajs_code")); t != nil {
+		if r.SoajsCode, err = intField(obj, "soajs_code"); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func stringField(obj ast.Object, key string) (string, error) {
+	t := obj.Get(ast.StringTerm(key))
+	if t == nil {
+		return "", fmt.Errorf("%s is missing", key)
+	}
+	s, ok := t.Value.(ast.String)
+	if !ok {
+		return "", fmt.Errorf("%s is not a string", key)
+	}
+	return string(s), nil
+}
+
+func boolField(obj ast.Object, key string) (bool, error) {
+	t := obj.Get(ast.StringTerm(key))
+	if t == nil {
+		return false, fmt.Errorf("%s is missing", key)
+	}
+	b, ok := t.Value.(ast.Boolean)
+	if !ok {
+		return false, fmt.Errorf("%s is not a boolean", key)
+	}
+	return bool(b), nil
+}
+
+func intField(obj ast.Object, key string) (int, error) {
+	t := obj.Get(ast.StringTerm(key))
+	if t == nil {
+		return 0, fmt.Errorf("%s is missing", key)
+	}
+	n, ok := t.Value.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf("%s is not a number", key)
+	}
+	i, ok := n.Int()
+	if !ok {
+		return 0, fmt.Errorf("%s is not an integer", key)
+	}
+	return i, nil
+}

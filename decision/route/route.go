@@ -1,0 +1,183 @@
+// Package route translates an HTTP request (method and path) into the action
+// a service's catalog routes give it, Finmars style: a REST collection maps
+// GET/POST on its path and GET/PUT/PATCH/DELETE on {id} below it to
+// list/create/retrieve/update/partial_update/destroy.
+//
+// Tables are built once per bundle load; Match allocates nothing.
+package route
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/verdict-authz/verdict/loader/acl"
+)
+
+// Match is the route a request resolved to.
+type Match struct {
+	Service string
+	// Template is the route's path template, the key SOAJS ACLs use for APIs.
+	Template string
+	// Method is the route's method (HEAD requests match GET routes).
+	Method  string
+	ViewSet string
+	// Action is the full action, e.g. finmars:Portfolio:list.
+	Action string
+}
+
+// Table matches requests against the routes of one or more services.
+type Table struct {
+	root       *node
+	getActions map[string]struct{}
+}
+
+type node struct {
+	literal   map[string]*node
+	param     *node
+	endpoints map[string]*Match // by method
+}
+
+// collectionActions maps methods on a collection path and on its {id} path.
+var (
+	collectionActions = []struct{ method, name string }{{"GET", "list"}, {"POST", "create"}}
+	detailActions     = []struct{ method, name string }{
+		{"GET", "retrieve"}, {"PUT", "update"}, {"PATCH", "partial_update"}, {"DELETE", "destroy"},
+	}
+)
+
+// NewTable builds a table over services, searched in name order. Custom
+// routes are placed before the routes a collection generates, so a custom
+// GET /portfolio/light/ wins over GET /portfolio/{id}/ and an explicit
+// route on a generated path replaces the generated one. When two routes
+// claim the same method and path, the first one placed wins.
+func NewTable(services ...*acl.Service) *Table {
+	sorted := append([]*acl.Service(nil), services...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	t := &Table{root: &node{}, getActions: map[string]struct{}{}}
+	for _, svc := range sorted {
+		for _, r := range svc.Routes {
+			if r.Kind == acl.RouteCustom {
+				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: r.Method, ViewSet: r.ViewSet, Action: r.Action})
+			}
+		}
+	}
+	for _, svc := range sorted {
+		for _, r := range svc.Routes {
+			if r.Kind != acl.RouteCollection {
+				continue
+			}
+			for _, a := range collectionActions {
+				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: a.method, ViewSet: r.ViewSet,
+					Action: "finmars:" + r.ViewSet + ":" + a.name})
+			}
+			detail := DetailTemplate(r.Path)
+			for _, a := range detailActions {
+				t.add(detail, &Match{Service: svc.Name, Template: detail, Method: a.method, ViewSet: r.ViewSet,
+					Action: "finmars:" + r.ViewSet + ":" + a.name})
+			}
+		}
+	}
+	return t
+}
+
+// DetailTemplate is the {id} route below a collection path, keeping the
+// collection's trailing-slash style.
+func DetailTemplate(collection string) string {
+	if strings.HasSuffix(collection, "/") {
+		return collection + "{id}/"
+	}
+	return collection + "/{id}"
+}
+
+func (t *Table) add(template string, m *Match) {
+	n := t.root
+	for _, seg := range segments(template) {
+		if isParam(seg) {
+			if n.param == nil {
+				n.param = &node{}
+			}
+			n = n.param
+			continue
+		}
+		if n.literal == nil {
+			n.literal = map[string]*node{}
+		}
+		child := n.literal[seg]
+		if child == nil {
+			child = &node{}
+			n.literal[seg] = child
+		}
+		n = child
+	}
+	if n.endpoints == nil {
+		n.endpoints = map[string]*Match{}
+	}
+	if _, taken := n.endpoints[m.Method]; taken {
+		return
+	}
+	n.endpoints[m.Method] = m
+	if m.Method == "GET" {
+		t.getActions[strings.ToLower(m.Action)] = struct{}{}
+	}
+}
+
+// IsGetAction reports whether some GET route maps to the (lower-cased)
+// action: such actions count as reads for public references.
+func (t *Table) IsGetAction(actionLower string) bool {
+	_, ok := t.getActions[actionLower]
+	return ok
+}
+
+// Match finds the route for method (upper case) and path. The path's query
+// string, if any, must already be removed; a trailing slash is optional.
+func (t *Table) Match(method, path string) (*Match, bool) {
+	if t == nil {
+		return nil, false
+	}
+	path = strings.TrimPrefix(path, "/")
+	if len(path) > 0 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
+	if m := t.root.match(method, path, path == ""); m != nil {
+		return m, true
+	}
+	if method == "HEAD" {
+		if m := t.root.match("GET", path, path == ""); m != nil {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// match walks the remaining path: literal children first, then a parameter,
+// backtracking when a branch has no endpoint for the method.
+func (n *node) match(method, rest string, done bool) *Match {
+	if done {
+		return n.endpoints[method]
+	}
+	seg, next, last := rest, "", true
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		seg, next, last = rest[:i], rest[i+1:], false
+	}
+	if child := n.literal[seg]; child != nil {
+		if m := child.match(method, next, last); m != nil {
+			return m
+		}
+	}
+	if n.param != nil && seg != "" {
+		return n.param.match(method, next, last)
+	}
+	return nil
+}
+
+func segments(template string) []string {
+	p := strings.Trim(template, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func isParam(seg string) bool {
+	return strings.HasPrefix(seg, ":") || (strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"))
+}

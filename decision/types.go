@@ -1,0 +1,123 @@
+// Package decision is verdict's decision engine: it translates a request's
+// route into an action, gathers the tenant's facts from one store snapshot,
+// builds the Rego input directly as an ast.Value and evaluates the prepared
+// engine query. Any error on the way is a deny (error.internal), never an
+// allow.
+package decision
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/verdict-authz/verdict/loader/acl"
+)
+
+// Request is a decision request (POST /v1/decide).
+type Request struct {
+	Tenant      string       `json:"tenant,omitempty"`
+	Key         string       `json:"key,omitempty"`
+	Member      string       `json:"member,omitempty"`
+	Application string       `json:"application,omitempty"`
+	Request     *HTTPRequest `json:"request,omitempty"`
+	Action      string       `json:"action,omitempty"`
+	Resource    *Resource    `json:"resource,omitempty"`
+	// Context is handed to Rego untouched (input.context).
+	Context any `json:"context,omitempty"`
+}
+
+// HTTPRequest is the request the calling service received.
+type HTTPRequest struct {
+	Service string `json:"service,omitempty"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+}
+
+// Resource is the object a request acts on.
+type Resource struct {
+	FRN            string   `json:"frn,omitempty"`
+	Owner          string   `json:"owner,omitempty"`
+	ResourceGroups []string `json:"resource_groups,omitempty"`
+	Reference      bool     `json:"reference,omitempty"`
+}
+
+// Decision is the answer to a Request (SPEC §2.2).
+type Decision struct {
+	DecisionID string            `json:"decision_id"`
+	Allow      bool              `json:"allow"`
+	Status     int               `json:"status"`
+	Tenant     string            `json:"tenant"`
+	Action     string            `json:"action,omitempty"`
+	Visibility string            `json:"visibility"`
+	Fields     []string          `json:"fields"`
+	Reasons    []Reason          `json:"reasons"`
+	Revision   map[string]string `json:"revision"`
+}
+
+// Reason is one ground of a decision.
+type Reason struct {
+	Layer         string `json:"layer"`
+	Code          string `json:"code"`
+	Effect        string `json:"effect"`
+	Message       string `json:"message"`
+	Policy        string `json:"policy,omitempty"`
+	Statement     *int   `json:"statement,omitempty"`
+	ResourceGroup string `json:"resource_group,omitempty"`
+	SoajsCode     int    `json:"soajs_code,omitempty"`
+}
+
+// InputError is a malformed request: Field names what is wrong in the
+// request document (for example "request.method").
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+// Validate checks the request's shape and normalises it in place: the method
+// is upper-cased and a query string is cut off the path.
+func (r *Request) Validate() error {
+	if r.Tenant == "" && r.Key == "" {
+		return &InputError{Field: "tenant", Message: "tenant or key is required"}
+	}
+	if r.Request == nil && r.Action == "" {
+		return &InputError{Field: "request", Message: "request or action is required"}
+	}
+	if hr := r.Request; hr != nil {
+		hr.Method = strings.ToUpper(hr.Method)
+		if hr.Method == "" {
+			return &InputError{Field: "request.method", Message: "is required"}
+		}
+		if !acl.IsHTTPMethod(hr.Method) {
+			return &InputError{Field: "request.method", Message: fmt.Sprintf("unknown HTTP method %q", hr.Method)}
+		}
+		if i := strings.IndexAny(hr.Path, "?#"); i >= 0 {
+			hr.Path = hr.Path[:i]
+		}
+		if !strings.HasPrefix(hr.Path, "/") {
+			return &InputError{Field: "request.path", Message: "must be a path starting with /"}
+		}
+	}
+	if r.Action != "" {
+		if err := acl.ValidateAction(r.Action); err != nil {
+			return &InputError{Field: "action", Message: err.Error()}
+		}
+	}
+	if res := r.Resource; res != nil && res.FRN != "" {
+		frn, err := acl.ParseFRN(res.FRN)
+		if err != nil {
+			return &InputError{Field: "resource.frn", Message: err.Error()}
+		}
+		if frn.IsResourceGroup() {
+			return &InputError{Field: "resource.frn", Message: "names a resource group; a request names an object"}
+		}
+	}
+	if res := r.Resource; res != nil {
+		for i, g := range res.ResourceGroups {
+			if g == "" {
+				return &InputError{Field: fmt.Sprintf("resource.resource_groups[%d]", i), Message: "must not be empty"}
+			}
+		}
+	}
+	return nil
+}

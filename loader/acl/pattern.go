@@ -1,0 +1,163 @@
+package acl
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ActionPattern is a parsed statement action such as "finmars:Portfolio:*".
+type ActionPattern struct {
+	// Raw is the pattern as written in the bundle.
+	Raw string
+	// Glob is the lower-cased pattern in glob.match form with ":" as the
+	// delimiter: a last part of exactly "*" becomes "**" so that it matches
+	// any remaining parts.
+	Glob string
+	// IndexKey is the lower-cased run of literal parts before the first part
+	// that holds a "*". A decision for a:b:c looks up the keys "a:b:c",
+	// "a:b", "a" and "" to find every pattern that could match it.
+	IndexKey string
+}
+
+const maxActionParts = 3
+
+func isActionChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		r == '_' || r == '-' || r == '.' || r == '*'
+}
+
+// ParseActionPattern validates and parses a statement action: 1 to 3
+// non-empty ":"-separated parts of letters, digits, "_", "-", "." and "*".
+func ParseActionPattern(s string) (ActionPattern, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) > maxActionParts {
+		return ActionPattern{}, fmt.Errorf("action pattern %q has %d parts; at most %d are allowed", s, len(parts), maxActionParts)
+	}
+	literal := make([]string, 0, len(parts))
+	wild := false
+	for _, p := range parts {
+		if p == "" {
+			return ActionPattern{}, fmt.Errorf("action pattern %q has an empty part", s)
+		}
+		for _, r := range p {
+			if !isActionChar(r) {
+				return ActionPattern{}, fmt.Errorf("action pattern %q has the character %q; only letters, digits, _ - . and * are allowed", s, r)
+			}
+		}
+		if strings.Contains(p, "*") {
+			wild = true
+		}
+		if !wild {
+			literal = append(literal, strings.ToLower(p))
+		}
+	}
+	glob := strings.ToLower(s)
+	if parts[len(parts)-1] == "*" {
+		glob += "*"
+	}
+	return ActionPattern{Raw: s, Glob: glob, IndexKey: strings.Join(literal, ":")}, nil
+}
+
+// ValidateAction checks an action named by a request or a route: like a
+// pattern, but without wildcards.
+func ValidateAction(s string) error {
+	if strings.Contains(s, "*") {
+		return fmt.Errorf("action %q must not contain *", s)
+	}
+	_, err := ParseActionPattern(s)
+	return err
+}
+
+// ActionIndexKeys returns the keys under which patterns that may match the
+// (lower-cased) action are indexed, most specific first.
+func ActionIndexKeys(actionLower string, buf []string) []string {
+	buf = append(buf[:0], actionLower)
+	for i := len(actionLower) - 1; i >= 0; i-- {
+		if actionLower[i] == ':' {
+			buf = append(buf, actionLower[:i])
+		}
+	}
+	return append(buf, "")
+}
+
+// ResourceKind says what a statement resource names.
+type ResourceKind string
+
+const (
+	// ResourceKindAny is "*": every object.
+	ResourceKindAny ResourceKind = "any"
+	// ResourceKindObject is an object FRN, possibly with "*" in its user code.
+	ResourceKindObject ResourceKind = "object"
+	// ResourceKindGroup is frn:finmars:iam:resourcegroup:<code>.
+	ResourceKindGroup ResourceKind = "group"
+)
+
+// ResourcePattern is a parsed statement resource.
+type ResourcePattern struct {
+	Raw  string
+	Kind ResourceKind
+	// Pattern is the lower-cased FRN (ResourceKindObject) or group code
+	// (ResourceGroup), in glob.match form without delimiters.
+	Pattern string
+	// Literal is true when Pattern holds no "*".
+	Literal bool
+}
+
+// FRN is a parsed Finmars resource name: frn:finmars:<app>:<model>:<user_code>.
+type FRN struct {
+	App, Model, UserCode string
+}
+
+const frnPrefix = "frn:finmars:"
+
+// ParseFRN parses "frn:finmars:" plus three non-empty parts (the last may
+// contain ":"). The prefix is matched ignoring case.
+func ParseFRN(s string) (FRN, error) {
+	if len(s) < len(frnPrefix) || !strings.EqualFold(s[:len(frnPrefix)], frnPrefix) {
+		return FRN{}, fmt.Errorf("FRN %q must start with %q", s, frnPrefix)
+	}
+	parts := strings.SplitN(s[len(frnPrefix):], ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return FRN{}, fmt.Errorf("FRN %q must have the form frn:finmars:<app>:<model>:<user_code>", s)
+	}
+	return FRN{App: parts[0], Model: parts[1], UserCode: parts[2]}, nil
+}
+
+// IsResourceGroup reports whether the FRN names a resource group.
+func (f FRN) IsResourceGroup() bool {
+	return strings.EqualFold(f.App, "iam") && strings.EqualFold(f.Model, "resourcegroup")
+}
+
+var errWildcardOutsideUserCode = errors.New("* is allowed only in the user code (the last part) of an FRN")
+
+// ParseResourcePattern parses a statement resource: "*", an object FRN or a
+// resource-group FRN.
+func ParseResourcePattern(s string) (ResourcePattern, error) {
+	if s == "*" {
+		return ResourcePattern{Raw: s, Kind: ResourceKindAny, Pattern: "*"}, nil
+	}
+	frn, err := ParseFRN(s)
+	if err != nil {
+		return ResourcePattern{}, err
+	}
+	if strings.Contains(frn.App, "*") || strings.Contains(frn.Model, "*") {
+		return ResourcePattern{}, fmt.Errorf("FRN %q: %w", s, errWildcardOutsideUserCode)
+	}
+	if frn.IsResourceGroup() {
+		code := strings.ToLower(frn.UserCode)
+		if !strings.Contains(code, "*") {
+			return ResourcePattern{Raw: s, Kind: ResourceKindGroup, Pattern: code, Literal: true}, nil
+		}
+		return ResourcePattern{Raw: s, Kind: ResourceKindGroup, Pattern: globEscaper.Replace(code)}, nil
+	}
+	lower := strings.ToLower(s)
+	if !strings.Contains(lower, "*") {
+		return ResourcePattern{Raw: s, Kind: ResourceKindObject, Pattern: lower, Literal: true}, nil
+	}
+	return ResourcePattern{Raw: s, Kind: ResourceKindObject, Pattern: globEscaper.Replace(lower)}, nil
+}
+
+// globEscaper escapes every glob meta character but "*", so that a user code
+// such as "a[1]*" matches literally up to its wildcard.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `?`, `\?`, `[`, `\[`, `]`, `\]`, `{`, `\{`, `}`, `\}`)

@@ -1,0 +1,289 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/verdict-authz/verdict/loader/acl"
+)
+
+// Source says where a bundle comes from.
+type Source struct {
+	// Name identifies the bundle in revisions, status and logs.
+	Name string
+	// Location is a directory or .tar.gz path (or a label for FS sources).
+	Location string
+	// FS, when set, is read instead of Location (the embedded demo bundle).
+	FS fs.FS
+}
+
+// ParseSource reads a --bundle argument: PATH or NAME=PATH. Without a name
+// the bundle is named after its file or directory.
+func ParseSource(arg string) (Source, error) {
+	name, loc, found := strings.Cut(arg, "=")
+	if !found || !isBundleName(name) {
+		name, loc = "", arg
+	}
+	if loc == "" {
+		return Source{}, errors.New("bundle path is empty")
+	}
+	if name == "" {
+		base := filepath.Base(filepath.Clean(loc))
+		name = strings.TrimSuffix(strings.TrimSuffix(base, ".gz"), ".tar")
+		name = strings.TrimSuffix(name, ".tgz")
+	}
+	return Source{Name: name, Location: loc}, nil
+}
+
+func isBundleName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Bundle is a read, parsed and validated bundle.
+type Bundle struct {
+	Source   Source
+	Revision string
+	// Roots are the data paths the bundle owns ("" for everything).
+	Roots []string
+	// Doc is what the bundle's verdict.catalog and verdict.tenants declare.
+	Doc *acl.Document
+	// Data is the rest of the bundle's data, handed to Rego unchanged.
+	Data map[string]any
+	// Modules are the bundle's parsed Rego modules, by file name.
+	Modules map[string]*ast.Module
+	// Warnings are problems that do not reject the bundle.
+	Warnings []acl.Problem
+}
+
+// recordingLoader remembers the path of every file OPA's reader takes, so
+// that problems can name the data file an entry came from.
+type recordingLoader struct {
+	bundle.DirectoryLoader
+	files []string
+}
+
+func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
+	d, err := l.DirectoryLoader.NextFile()
+	if err == nil && d != nil {
+		l.files = append(l.files, strings.TrimPrefix(filepath.ToSlash(d.Path()), "/"))
+	}
+	return d, err
+}
+
+// Read reads and validates one bundle. A *acl.ValidationError lists every
+// problem with the file and entry it came from.
+func Read(src Source) (*Bundle, error) {
+	dl, closeFn, err := openSource(src)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	rec := &recordingLoader{DirectoryLoader: dl}
+	raw, err := bundle.NewCustomReader(rec).
+		WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotations(true).
+		WithSkipBundleVerification(true).
+		Read()
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+	}
+	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{}}
+	if raw.Manifest.Roots != nil {
+		b.Roots = *raw.Manifest.Roots
+	}
+	if b.Data == nil {
+		b.Data = map[string]any{}
+	}
+	for _, m := range raw.Modules {
+		b.Modules[moduleName(src, m)] = m.Parsed
+	}
+	var ps acl.Problems
+	b.checkRoots(&ps)
+	files := dataFileResolver(rec.files)
+	if v, ok := b.Data["verdict"]; ok {
+		if verdict, ok := v.(map[string]any); ok {
+			b.Doc = acl.Parse(verdict, files, &ps)
+			rest := make(map[string]any, len(verdict))
+			for k, v := range verdict {
+				if k != "catalog" && k != "tenants" {
+					rest[k] = v
+				}
+			}
+			if len(rest) > 0 {
+				b.Data["verdict"] = rest
+			} else {
+				delete(b.Data, "verdict")
+			}
+		}
+	}
+	if b.Doc == nil {
+		b.Doc = &acl.Document{Catalog: acl.Catalog{Services: map[string]*acl.Service{}}, Tenants: map[string]*acl.Tenant{}}
+	}
+	b.Warnings = ps.Warnings()
+	if err := ps.Err(); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+	}
+	return b, nil
+}
+
+func moduleName(src Source, m bundle.ModuleFile) string {
+	p := strings.TrimPrefix(filepath.ToSlash(m.Path), "/")
+	return src.Name + "/" + p
+}
+
+func openSource(src Source) (bundle.DirectoryLoader, func(), error) {
+	if src.FS != nil {
+		dl, err := bundle.NewFSLoader(src.FS)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		}
+		return dl, func() {}, nil
+	}
+	info, err := os.Stat(src.Location)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+	}
+	if info.IsDir() {
+		return bundle.NewDirectoryLoader(src.Location).WithFollowSymlinks(true), func() {}, nil
+	}
+	f, err := os.Open(src.Location)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+	}
+	return bundle.NewTarballLoaderWithBaseURL(f, src.Location), func() { f.Close() }, nil
+}
+
+// dataFileResolver maps a data path to the deepest data file whose
+// directory holds it.
+func dataFileResolver(files []string) acl.FileResolver {
+	type dataFile struct {
+		dir  []string
+		path string
+	}
+	var data []dataFile
+	for _, f := range files {
+		base := path.Base(f)
+		if base != "data.json" && base != "data.yaml" && base != "data.yml" {
+			continue
+		}
+		dir := path.Dir(f)
+		var segs []string
+		if dir != "." && dir != "/" {
+			segs = strings.Split(strings.Trim(dir, "/"), "/")
+		}
+		data = append(data, dataFile{dir: segs, path: f})
+	}
+	sort.Slice(data, func(i, j int) bool { return len(data[i].dir) > len(data[j].dir) })
+	return func(dataPath []string) string {
+		for _, d := range data {
+			if len(d.dir) <= len(dataPath) && equalPrefix(d.dir, dataPath) {
+				return d.path
+			}
+		}
+		return ""
+	}
+}
+
+func equalPrefix(prefix, s []string) bool {
+	for i := range prefix {
+		if prefix[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRoots reports data and packages outside the manifest's roots.
+func (b *Bundle) checkRoots(ps *acl.Problems) {
+	for _, r := range b.Roots {
+		if r == "" {
+			return
+		}
+	}
+	for name, m := range b.Modules {
+		p := packagePath(m)
+		if !underAnyRoot(p, b.Roots) {
+			ps.AddProblem(acl.Problem{File: strings.TrimPrefix(name, b.Source.Name+"/"), Message: fmt.Sprintf("package %s is outside the bundle's roots %v", strings.ReplaceAll(p, "/", "."), b.Roots)})
+		}
+	}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if underAnyRoot(prefix, b.Roots) {
+			return
+		}
+		obj, ok := v.(map[string]any)
+		if !ok || !isRootAncestor(prefix, b.Roots) {
+			ps.AddProblem(acl.Problem{Message: fmt.Sprintf("data at %s is outside the bundle's roots %v", strings.ReplaceAll(prefix, "/", "."), b.Roots)})
+			return
+		}
+		for k, child := range obj {
+			walk(strings.TrimPrefix(prefix+"/"+k, "/"), child)
+		}
+	}
+	for k, v := range b.Data {
+		walk(k, v)
+	}
+}
+
+func packagePath(m *ast.Module) string {
+	parts := make([]string, 0, len(m.Package.Path))
+	for _, t := range m.Package.Path[1:] {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			break
+		}
+		parts = append(parts, string(s))
+	}
+	return strings.Join(parts, "/")
+}
+
+// underAnyRoot reports whether p (slash-separated) lies at or below a root.
+func underAnyRoot(p string, roots []string) bool {
+	for _, r := range roots {
+		r = strings.Trim(r, "/")
+		if r == "" || p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// isRootAncestor reports whether some root lies below p.
+func isRootAncestor(p string, roots []string) bool {
+	for _, r := range roots {
+		if strings.HasPrefix(strings.Trim(r, "/")+"/", p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// rootsOverlap reports whether two bundles' roots overlap.
+func rootsOverlap(a, b []string) (string, string, bool) {
+	for _, x := range a {
+		for _, y := range b {
+			x, y := strings.Trim(x, "/"), strings.Trim(y, "/")
+			if x == "" || y == "" || x == y || strings.HasPrefix(x, y+"/") || strings.HasPrefix(y, x+"/") {
+				return x, y, true
+			}
+		}
+	}
+	return "", "", false
+}

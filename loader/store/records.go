@@ -1,0 +1,270 @@
+package store
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/acl"
+)
+
+// TenantRecord is a loaded tenant.
+type TenantRecord struct {
+	Code   string
+	Bundle string
+	Tenant *acl.Tenant
+	// Facts is the tenant as Rego sees it: {code, name, checks}.
+	Facts *ast.Term
+}
+
+// MemberRecord is a loaded member with its statements pre-indexed.
+type MemberRecord struct {
+	Tenant string
+	Name   string
+	Member *acl.Member
+	// Facts is the member as Rego sees it: {name, is_admin, groups,
+	// principals}.
+	Facts *ast.Term
+	// buckets holds the member's deduplicated statements by the index key of
+	// their action patterns (see acl.ActionPattern.IndexKey).
+	buckets map[string]*StatementList
+}
+
+// StatementFact is one statement of a tenant, prepared for Rego.
+type StatementFact struct {
+	// Ordinal orders statements by policy code, then index, within a tenant.
+	Ordinal   int
+	Statement *acl.Statement
+	Term      *ast.Term
+}
+
+// StatementList is an ordered list of statements and its Rego array.
+type StatementList struct {
+	Facts []*StatementFact
+	Array *ast.Term
+}
+
+// ObjectGroupsRecord lists the resource groups an object is assigned to.
+type ObjectGroupsRecord struct {
+	Tenant string
+	FRN    string // lower case
+	Groups []string
+}
+
+// ServiceRecord is a loaded catalog service.
+type ServiceRecord struct {
+	Name    string
+	Bundle  string
+	Service *acl.Service
+}
+
+// RouteTableRecord is a compiled route table for one service or, under the
+// scope "*", for all services.
+type RouteTableRecord struct {
+	Scope string
+	Table *route.Table
+}
+
+// AllServices is the route-table scope that searches every service.
+const AllServices = "*"
+
+func tenantFacts(t *acl.Tenant) *ast.Term {
+	checks := make([]*ast.Term, len(t.Checks))
+	for i, c := range t.Checks {
+		checks[i] = ast.StringTerm(c)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("code"), ast.StringTerm(t.Code)),
+		ast.Item(ast.StringTerm("name"), ast.StringTerm(t.Name)),
+		ast.Item(ast.StringTerm("checks"), ast.SetTerm(checks...)),
+	)
+}
+
+func memberFacts(m *acl.Member) *ast.Term {
+	groups := make([]*ast.Term, len(m.Groups))
+	for i, g := range m.Groups {
+		groups[i] = ast.StringTerm(g)
+	}
+	principals := m.Principals()
+	pterms := make([]*ast.Term, len(principals))
+	for i, p := range principals {
+		pterms[i] = ast.StringTerm(p)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("name"), ast.StringTerm(m.Name)),
+		ast.Item(ast.StringTerm("is_admin"), ast.BooleanTerm(m.IsAdmin)),
+		ast.Item(ast.StringTerm("groups"), ast.SetTerm(groups...)),
+		ast.Item(ast.StringTerm("principals"), ast.SetTerm(pterms...)),
+	)
+}
+
+func statementTerm(s *acl.Statement) *ast.Term {
+	actions := make([]*ast.Term, len(s.Actions))
+	for i, a := range s.Actions {
+		actions[i] = ast.StringTerm(a.Glob)
+	}
+	resources := make([]*ast.Term, len(s.Resources))
+	for i, r := range s.Resources {
+		resources[i] = ast.ObjectTerm(
+			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(r.Kind))),
+			ast.Item(ast.StringTerm("pattern"), ast.StringTerm(r.Pattern)),
+			ast.Item(ast.StringTerm("literal"), ast.BooleanTerm(r.Literal)),
+		)
+	}
+	strs := func(list []string) *ast.Term {
+		terms := make([]*ast.Term, len(list))
+		for i, v := range list {
+			terms[i] = ast.StringTerm(v)
+		}
+		return ast.ArrayTerm(terms...)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("policy"), ast.StringTerm(s.Policy)),
+		ast.Item(ast.StringTerm("statement"), ast.IntNumberTerm(s.Index)),
+		ast.Item(ast.StringTerm("effect"), ast.StringTerm(string(s.Effect))),
+		ast.Item(ast.StringTerm("actions"), ast.ArrayTerm(actions...)),
+		ast.Item(ast.StringTerm("resources"), ast.ArrayTerm(resources...)),
+		ast.Item(ast.StringTerm("principals"), strs(s.Principals)),
+		ast.Item(ast.StringTerm("conditions"), strs(s.Conditions)),
+	)
+}
+
+// tenantStatements prepares every statement of the tenant, ordered by policy
+// code and index.
+func tenantStatements(t *acl.Tenant) map[string][]*StatementFact {
+	codes := make([]string, 0, len(t.Policies))
+	for c := range t.Policies {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	out := make(map[string][]*StatementFact, len(codes))
+	ordinal := 0
+	for _, c := range codes {
+		for _, s := range t.Policies[c].Statements {
+			out[c] = append(out[c], &StatementFact{Ordinal: ordinal, Statement: s, Term: statementTerm(s)})
+			ordinal++
+		}
+	}
+	return out
+}
+
+// memberBuckets indexes the member's statements (each policy counted once)
+// by the index keys of their action patterns.
+func memberBuckets(t *acl.Tenant, m *acl.Member, byPolicy map[string][]*StatementFact) map[string]*StatementList {
+	type bucket struct{ facts []*StatementFact }
+	tmp := map[string]*bucket{}
+	var facts []*StatementFact
+	for _, code := range t.MemberPolicies(m) {
+		facts = append(facts, byPolicy[code]...)
+	}
+	sort.Slice(facts, func(i, j int) bool { return facts[i].Ordinal < facts[j].Ordinal })
+	for _, f := range facts {
+		for _, a := range f.Statement.Actions {
+			b := tmp[a.IndexKey]
+			if b == nil {
+				b = &bucket{}
+				tmp[a.IndexKey] = b
+			}
+			if n := len(b.facts); n > 0 && b.facts[n-1] == f {
+				continue
+			}
+			b.facts = append(b.facts, f)
+		}
+	}
+	out := make(map[string]*StatementList, len(tmp))
+	for k, b := range tmp {
+		out[k] = newStatementList(b.facts)
+	}
+	return out
+}
+
+func newStatementList(facts []*StatementFact) *StatementList {
+	terms := make([]*ast.Term, len(facts))
+	for i, f := range facts {
+		terms[i] = f.Term
+	}
+	return &StatementList{Facts: facts, Array: ast.ArrayTerm(terms...)}
+}
+
+var emptyStatements = newStatementList(nil)
+
+// StatementsFor returns the member's statements whose action patterns could
+// match the action (lower case), in policy order, each once. Keys is scratch
+// space for the index keys and may be nil.
+func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *StatementList {
+	keys = acl.ActionIndexKeys(actionLower, keys)
+	var found [4]*StatementList
+	n := 0
+	for _, k := range keys {
+		if l := m.buckets[k]; l != nil {
+			if n == len(found) {
+				break
+			}
+			found[n] = l
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return emptyStatements
+	case 1:
+		return found[0]
+	}
+	return mergeStatementLists(found[:n])
+}
+
+// mergeStatementLists merges ordered lists by ordinal, dropping duplicates.
+func mergeStatementLists(lists []*StatementList) *StatementList {
+	total := 0
+	for _, l := range lists {
+		total += len(l.Facts)
+	}
+	merged := make([]*StatementFact, 0, total)
+	pos := make([]int, len(lists))
+	for {
+		best := -1
+		for i, l := range lists {
+			if pos[i] < len(l.Facts) && (best < 0 || l.Facts[pos[i]].Ordinal < lists[best].Facts[pos[best]].Ordinal) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		f := lists[best].Facts[pos[best]]
+		pos[best]++
+		if n := len(merged); n > 0 && merged[n-1] == f {
+			continue
+		}
+		merged = append(merged, f)
+	}
+	return newStatementList(merged)
+}
+
+// objectAssignments inverts the tenant's resource groups: lower-cased object
+// FRN → sorted group codes.
+func objectAssignments(t *acl.Tenant) map[string][]string {
+	out := map[string][]string{}
+	for code, rg := range t.ResourceGroups {
+		for _, frn := range rg.Assignments {
+			out[frn] = append(out[frn], strings.ToLower(code))
+		}
+	}
+	for frn, groups := range out {
+		sort.Strings(groups)
+		out[frn] = dedupSorted(groups)
+	}
+	return out
+}
+
+func dedupSorted(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+// Package store keeps verdict's loaded ACL facts in go-memdb: tenants, their
+// members with pre-indexed statements, object-to-resource-group assignments,
+// services and route tables.
+//
+// Writers change the database inside one write transaction; readers take a
+// Snapshot, an immutable view with typed accessors (a reader never sees
+// memdb's interface{} values). The layout follows HashiCorp Nomad's
+// nomad/state: one schema function per table, each index commented with what
+// it looks up.
+package store
+
+import memdb "github.com/hashicorp/go-memdb"
+
+const (
+	tableTenants      = "tenants"
+	tableMembers      = "members"
+	tableObjectGroups = "object_groups"
+	tableServices     = "services"
+	tableRouteTables  = "route_tables"
+
+	indexID     = "id"
+	indexTenant = "tenant"
+	indexBundle = "bundle"
+)
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableTenants:      tenantsTable(),
+		tableMembers:      membersTable(),
+		tableObjectGroups: objectGroupsTable(),
+		tableServices:     servicesTable(),
+		tableRouteTables:  routeTablesTable(),
+	}}
+}
+
+// tenantsTable holds one TenantRecord per tenant code.
+func tenantsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableTenants,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a tenant up by its code.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Code"}},
+			// bundle finds the tenants a bundle supplied, to replace them on reload.
+			indexBundle: {Name: indexBundle, Indexer: &memdb.StringFieldIndex{Field: "Bundle"}},
+		},
+	}
+}
+
+// membersTable holds one MemberRecord per tenant member, with the member's
+// statements indexed by action.
+func membersTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableMembers,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a member up by tenant code and member name.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Tenant"},
+				&memdb.StringFieldIndex{Field: "Name"},
+			}}},
+			// tenant finds every member of a tenant.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+		},
+	}
+}
+
+// objectGroupsTable maps an object FRN to the resource groups that the
+// tenant's bundle assigns it to.
+func objectGroupsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableObjectGroups,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks an object up by tenant code and lower-cased FRN.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Tenant"},
+				&memdb.StringFieldIndex{Field: "FRN"},
+			}}},
+			// tenant finds every assignment of a tenant.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+		},
+	}
+}
+
+// servicesTable holds one ServiceRecord per catalog service.
+func servicesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableServices,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a service up by name.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			// bundle finds the services a bundle supplied.
+			indexBundle: {Name: indexBundle, Indexer: &memdb.StringFieldIndex{Field: "Bundle"}},
+		},
+	}
+}
+
+// routeTablesTable holds the compiled route table of each service, and the
+// table over all services under the scope "*" (used when a request names no
+// service).
+func routeTablesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableRouteTables,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a route table up by service name, or "*" for all services.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Scope"}},
+		},
+	}
+}

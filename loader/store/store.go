@@ -1,0 +1,261 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/acl"
+)
+
+// Store is the in-memory database of loaded facts.
+type Store struct {
+	db *memdb.MemDB
+}
+
+// New creates an empty store.
+func New() (*Store, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("create store: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Snapshot returns an immutable view of the store as it is now.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{db: s.db.Snapshot()}
+}
+
+// Update runs fn inside one write transaction. When fn returns an error
+// nothing it did is kept; otherwise the change is committed and a snapshot
+// taken right after the commit is returned.
+func (s *Store) Update(fn func(*WriteTxn) error) (*Snapshot, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	w := &WriteTxn{txn: txn}
+	if err := fn(w); err != nil {
+		return nil, err
+	}
+	if w.servicesChanged {
+		if err := w.rebuildRouteTables(); err != nil {
+			return nil, err
+		}
+	}
+	txn.Commit()
+	return s.Snapshot(), nil
+}
+
+// WriteTxn changes the store; see Store.Update.
+type WriteTxn struct {
+	txn             *memdb.Txn
+	servicesChanged bool
+}
+
+// PutTenant replaces everything stored for the tenant with t, supplied by
+// the named bundle.
+func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
+	if err := w.DeleteTenant(t.Code); err != nil {
+		return err
+	}
+	if err := w.txn.Insert(tableTenants, &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t, Facts: tenantFacts(t)}); err != nil {
+		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
+	}
+	byPolicy := tenantStatements(t)
+	for name, m := range t.Members {
+		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, Facts: memberFacts(m), buckets: memberBuckets(t, m, byPolicy)}
+		if err := w.txn.Insert(tableMembers, rec); err != nil {
+			return fmt.Errorf("insert member %s/%s: %w", t.Code, name, err)
+		}
+	}
+	for frn, groups := range objectAssignments(t) {
+		if err := w.txn.Insert(tableObjectGroups, &ObjectGroupsRecord{Tenant: t.Code, FRN: frn, Groups: groups}); err != nil {
+			return fmt.Errorf("insert assignments of %s in %s: %w", frn, t.Code, err)
+		}
+	}
+	return nil
+}
+
+// DeleteTenant removes a tenant and everything stored for it.
+func (w *WriteTxn) DeleteTenant(code string) error {
+	if _, err := w.txn.DeleteAll(tableTenants, indexID, code); err != nil {
+		return fmt.Errorf("delete tenant %s: %w", code, err)
+	}
+	if _, err := w.txn.DeleteAll(tableMembers, indexTenant, code); err != nil {
+		return fmt.Errorf("delete members of %s: %w", code, err)
+	}
+	if _, err := w.txn.DeleteAll(tableObjectGroups, indexTenant, code); err != nil {
+		return fmt.Errorf("delete assignments of %s: %w", code, err)
+	}
+	return nil
+}
+
+// PutService replaces a catalog service.
+func (w *WriteTxn) PutService(bundle string, s *acl.Service) error {
+	if err := w.txn.Insert(tableServices, &ServiceRecord{Name: s.Name, Bundle: bundle, Service: s}); err != nil {
+		return fmt.Errorf("insert service %s: %w", s.Name, err)
+	}
+	w.servicesChanged = true
+	return nil
+}
+
+// DeleteService removes a catalog service.
+func (w *WriteTxn) DeleteService(name string) error {
+	if _, err := w.txn.DeleteAll(tableServices, indexID, name); err != nil {
+		return fmt.Errorf("delete service %s: %w", name, err)
+	}
+	w.servicesChanged = true
+	return nil
+}
+
+// DeleteBundle removes every tenant and service the bundle supplied.
+func (w *WriteTxn) DeleteBundle(bundle string) error {
+	it, err := w.txn.Get(tableTenants, indexBundle, bundle)
+	if err != nil {
+		return fmt.Errorf("list tenants of bundle %s: %w", bundle, err)
+	}
+	var codes []string
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		codes = append(codes, obj.(*TenantRecord).Code)
+	}
+	for _, c := range codes {
+		if err := w.DeleteTenant(c); err != nil {
+			return err
+		}
+	}
+	n, err := w.txn.DeleteAll(tableServices, indexBundle, bundle)
+	if err != nil {
+		return fmt.Errorf("delete services of bundle %s: %w", bundle, err)
+	}
+	if n > 0 {
+		w.servicesChanged = true
+	}
+	return nil
+}
+
+// rebuildRouteTables compiles the route table of every service and the one
+// over all services.
+func (w *WriteTxn) rebuildRouteTables() error {
+	if _, err := w.txn.DeleteAll(tableRouteTables, indexID); err != nil {
+		return fmt.Errorf("clear route tables: %w", err)
+	}
+	it, err := w.txn.Get(tableServices, indexID)
+	if err != nil {
+		return fmt.Errorf("list services: %w", err)
+	}
+	var all []*acl.Service
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		svc := obj.(*ServiceRecord).Service
+		all = append(all, svc)
+		if err := w.txn.Insert(tableRouteTables, &RouteTableRecord{Scope: svc.Name, Table: route.NewTable(svc)}); err != nil {
+			return fmt.Errorf("insert route table %s: %w", svc.Name, err)
+		}
+	}
+	if err := w.txn.Insert(tableRouteTables, &RouteTableRecord{Scope: AllServices, Table: route.NewTable(all...)}); err != nil {
+		return fmt.Errorf("insert route table: %w", err)
+	}
+	return nil
+}
+
+// Snapshot is an immutable view of the store. It is safe for concurrent use:
+// every accessor opens its own read transaction on the same frozen data.
+type Snapshot struct {
+	db *memdb.MemDB
+}
+
+// Read opens a read transaction for one decision.
+func (s *Snapshot) Read() *Reader {
+	return &Reader{txn: s.db.Txn(false)}
+}
+
+// Reader answers typed lookups inside one read transaction.
+type Reader struct {
+	txn *memdb.Txn
+}
+
+// Tenant returns the tenant with the code, or nil.
+func (r *Reader) Tenant(code string) (*TenantRecord, error) {
+	obj, err := r.txn.First(tableTenants, indexID, code)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "tenant", code)
+	}
+	return obj.(*TenantRecord), nil
+}
+
+// Member returns the tenant's member, or nil.
+func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
+	obj, err := r.txn.First(tableMembers, indexID, tenant, name)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "member", name)
+	}
+	return obj.(*MemberRecord), nil
+}
+
+// ObjectGroups returns the resource groups (lower case) the tenant's bundle
+// assigns the object (lower-cased FRN) to.
+func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
+	obj, err := r.txn.First(tableObjectGroups, indexID, tenant, frnLower)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "object", frnLower)
+	}
+	return obj.(*ObjectGroupsRecord).Groups, nil
+}
+
+// RouteTable returns the route table of a service, or of all services for
+// AllServices; nil when there is none.
+func (r *Reader) RouteTable(scope string) (*route.Table, error) {
+	obj, err := r.txn.First(tableRouteTables, indexID, scope)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "route table", scope)
+	}
+	return obj.(*RouteTableRecord).Table, nil
+}
+
+// Tenants lists every tenant, by code.
+func (r *Reader) Tenants() ([]*TenantRecord, error) {
+	it, err := r.txn.Get(tableTenants, indexID)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	var out []*TenantRecord
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*TenantRecord))
+	}
+	return out, nil
+}
+
+// Services lists every catalog service, by name.
+func (r *Reader) Services() ([]*ServiceRecord, error) {
+	it, err := r.txn.Get(tableServices, indexID)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	var out []*ServiceRecord
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*ServiceRecord))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Members counts the tenant's members.
+func (r *Reader) Members(tenant string) (int, error) {
+	it, err := r.txn.Get(tableMembers, indexTenant, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("list members of %s: %w", tenant, err)
+	}
+	n := 0
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		n++
+	}
+	return n, nil
+}
+
+func wrap(err error, what, key string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("look up %s %q: %w", what, key, err)
+}
