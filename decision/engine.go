@@ -14,6 +14,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
+	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
@@ -156,6 +158,7 @@ var (
 	keyMethod         = ast.StringTerm("method")
 	keyPath           = ast.StringTerm("path")
 	keyTemplate       = ast.StringTerm("template")
+	keyAPI            = ast.StringTerm("api")
 	keyViewSet        = ast.StringTerm("viewset")
 	keyFRN            = ast.StringTerm("frn")
 	keyOwner          = ast.StringTerm("owner")
@@ -165,18 +168,40 @@ var (
 	keyRoute          = ast.StringTerm("route")
 	keyStatements     = ast.StringTerm("statements")
 	keyGetRouteAction = ast.StringTerm("get_route_action")
+	keyKey            = ast.StringTerm("key")
+	keyACL            = ast.StringTerm("acl")
+	keyMemberKey      = ast.StringTerm("member_key")
+	keyMemberPackage  = ast.StringTerm("member_package")
+	keyPackage        = ast.StringTerm("package")
+	trueTerm          = ast.BooleanTerm(true)
 )
 
-// gather resolves the tenant, route, member, statements and resource groups
-// from the snapshot and builds the Rego input:
+// gather resolves the key, tenant, route, member, statements, ACLs and
+// resource groups from the snapshot and builds the Rego input:
 //
 //	input = {tenant, member, application, action, request, resource, context,
-//	         facts: {tenant, member, route, statements, resource, get_route_action}}
+//	         facts: {key, tenant, route, member, statements, acl, resource, get_route_action}}
 func gather(r *store.Reader, req *Request) (*facts, error) {
 	f := &facts{tenantCode: req.Tenant, action: req.Action}
-	factItems := make([][2]*ast.Term, 0, 6)
+	factItems := make([][2]*ast.Term, 0, 8)
 
-	tenant, err := r.Tenant(req.Tenant)
+	// Layer 1: the key names its tenant when the request does not.
+	var key *store.KeyRecord
+	if req.Key != "" {
+		var err error
+		if key, err = r.Key(req.Key); err != nil {
+			return nil, err
+		}
+		if key == nil {
+			factItems = append(factItems, [2]*ast.Term{keyKey, store.UnknownKeyFacts})
+		} else {
+			factItems = append(factItems, [2]*ast.Term{keyKey, key.Facts})
+			if f.tenantCode == "" {
+				f.tenantCode = key.Tenant
+			}
+		}
+	}
+	tenant, err := r.Tenant(f.tenantCode)
 	if err != nil {
 		return nil, err
 	}
@@ -184,53 +209,48 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 		factItems = append(factItems, [2]*ast.Term{keyTenant, tenant.Facts})
 	}
 
-	var routeTable interface {
-		IsGetAction(string) bool
+	// Layer 2: the route gives the action.
+	var match *route.Match
+	var routes *route.Table
+	scope := store.AllServices
+	if req.Request != nil && req.Request.Service != "" {
+		scope = req.Request.Service
+	}
+	if routes, err = r.RouteTable(scope); err != nil {
+		return nil, err
 	}
 	if hr := req.Request; hr != nil {
-		scope := hr.Service
-		if scope == "" {
-			scope = store.AllServices
-		}
-		table, err := r.RouteTable(scope)
-		if err != nil {
-			return nil, err
-		}
-		if m, ok := table.Match(hr.Method, hr.Path); ok {
+		if m, ok := routes.Match(hr.Method, hr.Path); ok {
+			match = m
 			if f.action == "" {
 				f.action = m.Action
 			}
-			factItems = append(factItems, [2]*ast.Term{keyRoute, ast.ObjectTerm(
-				[2]*ast.Term{keyService, ast.StringTerm(m.Service)},
-				[2]*ast.Term{keyTemplate, ast.StringTerm(m.Template)},
-				[2]*ast.Term{keyMethod, ast.StringTerm(m.Method)},
-				[2]*ast.Term{keyViewSet, ast.StringTerm(m.ViewSet)},
-				[2]*ast.Term{keyAction, ast.StringTerm(m.Action)},
-			)})
-		}
-		if table != nil {
-			routeTable = table
 		}
 	}
 	actionLower := strings.ToLower(f.action)
-	if f.action != "" {
-		if routeTable == nil {
-			table, err := r.RouteTable(store.AllServices)
-			if err != nil {
-				return nil, err
-			}
-			if table != nil {
-				routeTable = table
-			}
-		}
-		if routeTable != nil && routeTable.IsGetAction(actionLower) {
-			factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, ast.BooleanTerm(true)})
+	if req.Request == nil {
+		if m, ok := routes.ByAction(actionLower); ok {
+			match = m
 		}
 	}
+	if match != nil {
+		factItems = append(factItems, [2]*ast.Term{keyRoute, ast.ObjectTerm(
+			[2]*ast.Term{keyService, ast.StringTerm(match.Service)},
+			[2]*ast.Term{keyTemplate, ast.StringTerm(match.Template)},
+			[2]*ast.Term{keyAPI, ast.StringTerm(acl.APIKey(match.Template))},
+			[2]*ast.Term{keyMethod, ast.StringTerm(match.Method)},
+			[2]*ast.Term{keyViewSet, ast.StringTerm(match.ViewSet)},
+			[2]*ast.Term{keyAction, ast.StringTerm(match.Action)},
+		)})
+	}
+	if f.action != "" && routes != nil && routes.IsGetAction(actionLower) {
+		factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, trueTerm})
+	}
 
+	// Layers 3 and 4: the member, its statements and its ACL overrides.
+	var member *store.MemberRecord
 	if tenant != nil && req.Member != "" {
-		member, err := r.Member(tenant.Code, req.Member)
-		if err != nil {
+		if member, err = r.Member(tenant.Code, req.Member); err != nil {
 			return nil, err
 		}
 		if member != nil {
@@ -240,6 +260,13 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 				factItems = append(factItems, [2]*ast.Term{keyStatements, f.statements.Array})
 			}
 		}
+	}
+	if tenant != nil && key != nil && key.Tenant == tenant.Code && match != nil && tenant.Tenant.HasCheck("package") {
+		acls, err := candidateACLs(r, tenant, member, key, req.Key, match.Service)
+		if err != nil {
+			return nil, err
+		}
+		factItems = append(factItems, [2]*ast.Term{keyACL, acls})
 	}
 
 	items := make([][2]*ast.Term, 0, 8)
@@ -298,6 +325,34 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)
 	return f, nil
+}
+
+// candidateACLs gathers every ACL that may govern the service, by where it
+// comes from: {member_key, member_package, application, package}. Rego picks
+// the one that takes precedence.
+func candidateACLs(r *store.Reader, tenant *store.TenantRecord, member *store.MemberRecord, key *store.KeyRecord, rawKey, service string) (*ast.Term, error) {
+	items := make([][2]*ast.Term, 0, 4)
+	if member != nil {
+		if t := member.KeyACLs[rawKey][service]; t != nil {
+			items = append(items, [2]*ast.Term{keyMemberKey, t})
+		}
+		if t := member.PackageACLs[key.Package][service]; t != nil {
+			items = append(items, [2]*ast.Term{keyMemberPackage, t})
+		}
+	}
+	if t := tenant.ApplicationACLs[key.Application][service]; t != nil {
+		items = append(items, [2]*ast.Term{keyApplication, t})
+	}
+	pkg, err := r.Package(key.Package)
+	if err != nil {
+		return nil, err
+	}
+	if pkg != nil {
+		if t := pkg.ACL[service]; t != nil {
+			items = append(items, [2]*ast.Term{keyPackage, t})
+		}
+	}
+	return ast.ObjectTerm(items...), nil
 }
 
 // resourceGroups is the set of (lower-cased) resource groups of the

@@ -134,7 +134,7 @@ func Read(src Source) (*Bundle, error) {
 		}
 	}
 	if b.Doc == nil {
-		b.Doc = &acl.Document{Catalog: acl.Catalog{Services: map[string]*acl.Service{}}, Tenants: map[string]*acl.Tenant{}}
+		b.Doc = acl.NewDocument()
 	}
 	b.Warnings = ps.Warnings()
 	if err := ps.Err(); err != nil {

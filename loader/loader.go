@@ -113,12 +113,45 @@ func Assemble(ctx context.Context, bundles []*Bundle) (*Assembly, error) {
 	if err != nil {
 		return nil, err
 	}
+	services := map[string]bool{}
+	packages := map[string]bool{}
+	for _, b := range sorted {
+		for name := range b.Doc.Catalog.Services {
+			services[name] = true
+		}
+		for code := range b.Doc.Catalog.Packages {
+			packages[code] = true
+		}
+	}
+	keyOwner := map[string]string{}
 	for _, b := range sorted {
 		var ps acl.Problems
-		for _, code := range sortedKeys(b.Doc.Tenants) {
-			for _, ref := range b.Doc.Tenants[code].ConditionRefs {
+		for _, ref := range b.Doc.Refs {
+			switch ref.Kind {
+			case acl.RefCondition:
 				if !pol.HasRule("verdict.conditions." + ref.Name) {
 					ps.Add(ref.Loc, "condition %q has no rule data.verdict.conditions.%s in any loaded bundle", ref.Name, ref.Name)
+				}
+			case acl.RefPackage:
+				if !packages[ref.Name] {
+					ps.Add(ref.Loc, "unknown package %q", ref.Name)
+				}
+			case acl.RefService:
+				if !services[ref.Name] {
+					ps.Add(ref.Loc, "unknown service %q", ref.Name)
+				}
+			}
+		}
+		for _, code := range sortedKeys(b.Doc.Tenants) {
+			t := b.Doc.Tenants[code]
+			for _, app := range sortedKeys(t.Applications) {
+				for _, k := range t.Applications[app].Keys {
+					where := b.Source.Name + ": tenant " + code + ", application " + app
+					if other, dup := keyOwner[k.Key]; dup && other != where {
+						errs = append(errs, fmt.Errorf("bundle %s: key %s of tenant %s, application %s is also the key of %s; a key names one application",
+							b.Source.Name, acl.ShortKey(k.Key), code, app, other))
+					}
+					keyOwner[k.Key] = where
 				}
 			}
 		}
@@ -189,6 +222,11 @@ func (l *Loader) Install(ctx context.Context, asm *Assembly) (*decision.Generati
 			}
 			for _, code := range sortedKeys(b.Doc.Tenants) {
 				if err := w.PutTenant(name, b.Doc.Tenants[code]); err != nil {
+					return err
+				}
+			}
+			for _, code := range sortedKeys(b.Doc.Catalog.Packages) {
+				if err := w.PutPackage(name, b.Doc.Catalog.Packages[code]); err != nil {
 					return err
 				}
 			}

@@ -29,6 +29,7 @@ type Match struct {
 type Table struct {
 	root       *node
 	getActions map[string]struct{}
+	byAction   map[string]*Match
 }
 
 type node struct {
@@ -53,7 +54,7 @@ var (
 func NewTable(services ...*acl.Service) *Table {
 	sorted := append([]*acl.Service(nil), services...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	t := &Table{root: &node{}, getActions: map[string]struct{}{}}
+	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}}
 	for _, svc := range sorted {
 		for _, r := range svc.Routes {
 			if r.Kind == acl.RouteCustom {
@@ -116,9 +117,23 @@ func (t *Table) add(template string, m *Match) {
 		return
 	}
 	n.endpoints[m.Method] = m
+	action := strings.ToLower(m.Action)
 	if m.Method == "GET" {
-		t.getActions[strings.ToLower(m.Action)] = struct{}{}
+		t.getActions[action] = struct{}{}
 	}
+	if _, taken := t.byAction[action]; !taken {
+		t.byAction[action] = m
+	}
+}
+
+// ByAction returns the first route that maps to the (lower-cased) action,
+// for requests that name an action instead of a method and path.
+func (t *Table) ByAction(actionLower string) (*Match, bool) {
+	if t == nil {
+		return nil, false
+	}
+	m, ok := t.byAction[actionLower]
+	return m, ok
 }
 
 // IsGetAction reports whether some GET route maps to the (lower-cased)

@@ -1,11 +1,69 @@
 package acl
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // Catalog holds what verdict.catalog declares: the services whose routes
 // translate requests into actions.
 type Catalog struct {
 	Services map[string]*Service
+	// Products are SOAJS products; Packages indexes their packages by code
+	// (package codes are unique across products).
+	Products map[string]*Product
+	Packages map[string]*Package
+}
+
+// Product is verdict.catalog.products.<code>.
+type Product struct {
+	Code     string
+	Packages map[string]*Package
+}
+
+// Package is a SOAJS product package: an ACL over services.
+type Package struct {
+	Code    string
+	Product string
+	ACL     ACL
+}
+
+// ACL maps a service name to what a package, application or member
+// override allows on it (SOAJS).
+type ACL map[string]*ServiceACL
+
+// ServiceACL is one service's entry in an ACL.
+type ServiceACL struct {
+	// Access is the service's access: false, true (a logged-in member is
+	// needed) or a list of groups.
+	Access Access
+	// Restricted is apisPermission: restricted (only listed APIs).
+	Restricted bool
+	// APIs maps an API key (see APIKey) to its entry.
+	APIs map[string]*APIACL
+	// Methods holds per-method sections by lower-case method name.
+	Methods map[string]*MethodACL
+}
+
+// MethodACL is a per-method section of a service ACL. Nil fields fall back
+// to the service's.
+type MethodACL struct {
+	APIs       map[string]*APIACL
+	Restricted *bool
+}
+
+// APIACL is one API's entry.
+type APIACL struct {
+	// Template is the route template as the bundle wrote it.
+	Template string
+	Access   Access
+}
+
+// Access is SOAJS's access value: false, true or a list of groups.
+type Access struct {
+	Required bool
+	// Groups, when set, names the groups that may pass.
+	Groups []string
 }
 
 // Service is verdict.catalog.services.<name>.
@@ -60,10 +118,26 @@ type Tenant struct {
 	Groups         map[string]*Group
 	Policies       map[string]*Policy
 	ResourceGroups map[string]*ResourceGroup
+	Applications   map[string]*Application
 	// File is the bundle file holding the tenant's root document.
 	File string
-	// ConditionRefs lists every condition the tenant's statements name.
-	ConditionRefs []ConditionRef
+}
+
+// Application gives a tenant a package (SOAJS); its keys name it.
+type Application struct {
+	Name    string
+	Package string
+	// ACL, when set, overrides the package's ACL service by service.
+	ACL  ACL
+	Keys []*Key
+}
+
+// Key is an external key of an application.
+type Key struct {
+	Key string
+	// Expires is when the key stops being valid (zero: never).
+	Expires time.Time
+	Config  any
 }
 
 // HasCheck reports whether the tenant applies the named layer.
@@ -83,6 +157,10 @@ type Member struct {
 	Roles    []string
 	Groups   []string
 	Policies []string
+	// PackageACLs and KeyACLs are the member's own ACL overrides, by package
+	// code and by key.
+	PackageACLs map[string]ACL
+	KeyACLs     map[string]ACL
 }
 
 // Role bundles policies.
@@ -183,9 +261,21 @@ func (m *Member) Principals() []string {
 	return out
 }
 
-// ConditionRef is a statement's reference to data.verdict.conditions.<Name>,
-// kept so that a missing rule can be reported at the statement.
-type ConditionRef struct {
+// RefKind names what a cross-bundle reference points at.
+type RefKind string
+
+const (
+	RefCondition RefKind = "condition"
+	RefPackage   RefKind = "package"
+	RefService   RefKind = "service"
+)
+
+// Ref is a reference that only the full set of loaded bundles can resolve
+// (a tenant naming a catalog package, an ACL naming a service, a statement
+// naming a condition rule), kept so that a dangling one is reported where
+// it was written.
+type Ref struct {
+	Kind RefKind
 	Name string
 	Loc  Loc
 }

@@ -11,16 +11,23 @@ import (
 type Document struct {
 	Catalog Catalog
 	Tenants map[string]*Tenant
+	// Refs are the references the whole set of bundles must resolve.
+	Refs []Ref
+}
+
+// NewDocument returns an empty document.
+func NewDocument() *Document {
+	return &Document{
+		Catalog: Catalog{Services: map[string]*Service{}, Products: map[string]*Product{}, Packages: map[string]*Package{}},
+		Tenants: map[string]*Tenant{},
+	}
 }
 
 // Parse reads the verdict.catalog and verdict.tenants documents out of a
 // bundle's verdict data subtree (the value at data.verdict). Problems are
 // recorded in ps; the returned document holds whatever parsed cleanly.
 func Parse(verdict map[string]any, files FileResolver, ps *Problems) *Document {
-	doc := &Document{
-		Catalog: Catalog{Services: map[string]*Service{}},
-		Tenants: map[string]*Tenant{},
-	}
+	doc := NewDocument()
 	if raw, ok := verdict["catalog"]; ok {
 		parseCatalog(raw, NewLoc(files, "verdict", "catalog"), doc, ps)
 	}
@@ -29,7 +36,7 @@ func Parse(verdict map[string]any, files FileResolver, ps *Problems) *Document {
 		if obj, ok := asObject(raw, loc, ps); ok {
 			for _, code := range sortedKeys(obj) {
 				tloc := NewLoc(files, "verdict", "tenants", code)
-				if t := parseTenant(code, obj[code], tloc, ps); t != nil {
+				if t := parseTenant(code, obj[code], tloc, ps, doc); t != nil {
 					doc.Tenants[code] = t
 				}
 			}
@@ -58,7 +65,7 @@ func parseCatalog(raw any, loc Loc, doc *Document, ps *Problems) {
 				}
 			}
 		case "products":
-			// SOAJS products are interpreted by the package layer.
+			parseProducts(obj[k], loc.Key("products"), doc, ps)
 		default:
 			ps.Warn(loc.Key(k), "unknown catalog entry; it is ignored")
 		}
@@ -250,7 +257,7 @@ func NormalizePath(p string) string {
 
 var knownChecks = map[string]bool{"package": true, "iam": true}
 
-func parseTenant(code string, raw any, loc Loc, ps *Problems) *Tenant {
+func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Tenant {
 	obj, ok := asObject(raw, loc, ps)
 	if !ok {
 		return nil
@@ -264,6 +271,7 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems) *Tenant {
 		Groups:         map[string]*Group{},
 		Policies:       map[string]*Policy{},
 		ResourceGroups: map[string]*ResourceGroup{},
+		Applications:   map[string]*Application{},
 		File:           loc.File(),
 	}
 	warnUnknown(obj, loc, ps, "name", "checks", "applications", "members", "roles", "groups",
@@ -290,8 +298,13 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems) *Tenant {
 			}
 		}
 	}
+	eachEntry(obj, "applications", loc, ps, func(k string, v any, l Loc) {
+		if app := parseApplication(k, v, l, ps, doc); app != nil {
+			t.Applications[k] = app
+		}
+	})
 	eachEntry(obj, "access_policies", loc, ps, func(k string, v any, l Loc) {
-		if p := parsePolicy(k, v, l, ps, t); p != nil {
+		if p := parsePolicy(k, v, l, ps, doc); p != nil {
 			t.Policies[k] = p
 		}
 	})
@@ -351,9 +364,13 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems) *Tenant {
 		m.Roles = refList(o, "roles", l, ps)
 		m.Groups = refList(o, "groups", l, ps)
 		m.Policies = refList(o, "policies", l, ps)
+		if v, ok := o["acl"]; ok {
+			parseMemberACL(m, v, l.Key("acl"), ps, doc)
+		}
 		t.Members[k] = m
 	})
 	t.checkReferences(loc, ps)
+	t.checkApplications(loc, ps)
 	if len(ps.list) > before {
 		return nil
 	}
@@ -423,7 +440,7 @@ func (t *Tenant) hasResourceGroupFold(lower string) bool {
 	return false
 }
 
-func parsePolicy(code string, raw any, loc Loc, ps *Problems, t *Tenant) *Policy {
+func parsePolicy(code string, raw any, loc Loc, ps *Problems, doc *Document) *Policy {
 	obj, ok := asObject(raw, loc, ps)
 	if !ok {
 		return nil
@@ -444,14 +461,14 @@ func parsePolicy(code string, raw any, loc Loc, ps *Problems, t *Tenant) *Policy
 		return nil
 	}
 	for i, item := range list {
-		if s := parseStatement(code, i, item, sloc.Index(i), ps, t); s != nil {
+		if s := parseStatement(code, i, item, sloc.Index(i), ps, doc); s != nil {
 			p.Statements = append(p.Statements, s)
 		}
 	}
 	return p
 }
 
-func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, t *Tenant) *Statement {
+func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, doc *Document) *Statement {
 	obj, ok := asObject(raw, loc, ps)
 	if !ok {
 		return nil
@@ -516,7 +533,7 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, t 
 				continue
 			}
 			s.Conditions = append(s.Conditions, c)
-			t.ConditionRefs = append(t.ConditionRefs, ConditionRef{Name: c, Loc: cl.Index(i)})
+			doc.Refs = append(doc.Refs, Ref{Kind: RefCondition, Name: c, Loc: cl.Index(i)})
 		}
 	}
 	if !aok || !rok || s.Effect == "" {

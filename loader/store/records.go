@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -17,6 +19,31 @@ type TenantRecord struct {
 	Tenant *acl.Tenant
 	// Facts is the tenant as Rego sees it: {code, name, checks}.
 	Facts *ast.Term
+	// ApplicationACLs holds each application's ACL override, by application
+	// and service, as Rego terms.
+	ApplicationACLs map[string]ACLTerms
+}
+
+// ACLTerms maps a service name to its ACL entry as a Rego term.
+type ACLTerms map[string]*ast.Term
+
+// KeyRecord is an application key.
+type KeyRecord struct {
+	Key         string
+	Tenant      string
+	Application string
+	Package     string
+	// Facts is the key as Rego sees it: {known, tenant, application,
+	// package, expires_ns?}.
+	Facts *ast.Term
+}
+
+// PackageRecord is a SOAJS product package.
+type PackageRecord struct {
+	Code    string
+	Product string
+	Bundle  string
+	ACL     ACLTerms
 }
 
 // MemberRecord is a loaded member with its statements pre-indexed.
@@ -30,6 +57,10 @@ type MemberRecord struct {
 	// buckets holds the member's deduplicated statements by the index key of
 	// their action patterns (see acl.ActionPattern.IndexKey).
 	buckets map[string]*StatementList
+	// PackageACLs and KeyACLs are the member's ACL overrides by package code
+	// and by key.
+	PackageACLs map[string]ACLTerms
+	KeyACLs     map[string]ACLTerms
 }
 
 // StatementFact is one statement of a tenant, prepared for Rego.
@@ -265,6 +296,86 @@ func dedupSorted(s []string) []string {
 		if i == 0 || v != s[i-1] {
 			out = append(out, v)
 		}
+	}
+	return out
+}
+
+// UnknownKeyFacts is what Rego sees for a key the store does not know.
+var UnknownKeyFacts = ast.ObjectTerm(ast.Item(ast.StringTerm("known"), ast.BooleanTerm(false)))
+
+func keyFacts(tenant string, app *acl.Application, k *acl.Key) *ast.Term {
+	items := [][2]*ast.Term{
+		ast.Item(ast.StringTerm("known"), ast.BooleanTerm(true)),
+		ast.Item(ast.StringTerm("tenant"), ast.StringTerm(tenant)),
+		ast.Item(ast.StringTerm("application"), ast.StringTerm(app.Name)),
+		ast.Item(ast.StringTerm("package"), ast.StringTerm(app.Package)),
+	}
+	if !k.Expires.IsZero() {
+		items = append(items, ast.Item(ast.StringTerm("expires_ns"), ast.NumberTerm(json.Number(strconv.FormatInt(k.Expires.UnixNano(), 10)))))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// aclTerms prepares an ACL for Rego: per service
+//
+//	{access: false|true|[groups], restricted: bool, apis: {API key: {template, access}},
+//	 methods: {get: {apis?, restricted?}, ...}}
+func aclTerms(a acl.ACL) ACLTerms {
+	if a == nil {
+		return nil
+	}
+	out := make(ACLTerms, len(a))
+	for svc, entry := range a {
+		methods := make([][2]*ast.Term, 0, len(entry.Methods))
+		for m, section := range entry.Methods {
+			items := [][2]*ast.Term{}
+			if section.APIs != nil {
+				items = append(items, ast.Item(ast.StringTerm("apis"), apisTerm(section.APIs)))
+			}
+			if section.Restricted != nil {
+				items = append(items, ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(*section.Restricted)))
+			}
+			methods = append(methods, ast.Item(ast.StringTerm(m), ast.ObjectTerm(items...)))
+		}
+		out[svc] = ast.ObjectTerm(
+			ast.Item(ast.StringTerm("access"), accessTerm(entry.Access)),
+			ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(entry.Restricted)),
+			ast.Item(ast.StringTerm("apis"), apisTerm(entry.APIs)),
+			ast.Item(ast.StringTerm("methods"), ast.ObjectTerm(methods...)),
+		)
+	}
+	return out
+}
+
+func apisTerm(apis map[string]*acl.APIACL) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(apis))
+	for key, api := range apis {
+		items = append(items, ast.Item(ast.StringTerm(key), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("template"), ast.StringTerm(api.Template)),
+			ast.Item(ast.StringTerm("access"), accessTerm(api.Access)),
+		)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func accessTerm(a acl.Access) *ast.Term {
+	if a.Groups != nil {
+		groups := make([]*ast.Term, len(a.Groups))
+		for i, g := range a.Groups {
+			groups[i] = ast.StringTerm(g)
+		}
+		return ast.ArrayTerm(groups...)
+	}
+	return ast.BooleanTerm(a.Required)
+}
+
+func aclTermsByName(m map[string]acl.ACL) map[string]ACLTerms {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]ACLTerms, len(m))
+	for name, a := range m {
+		out[name] = aclTerms(a)
 	}
 	return out
 }

@@ -17,6 +17,8 @@ const (
 	tableObjectGroups = "object_groups"
 	tableServices     = "services"
 	tableRouteTables  = "route_tables"
+	tableKeys         = "keys"
+	tablePackages     = "packages"
 
 	indexID     = "id"
 	indexTenant = "tenant"
@@ -30,6 +32,8 @@ func schema() *memdb.DBSchema {
 		tableObjectGroups: objectGroupsTable(),
 		tableServices:     servicesTable(),
 		tableRouteTables:  routeTablesTable(),
+		tableKeys:         keysTable(),
+		tablePackages:     packagesTable(),
 	}}
 }
 
@@ -102,6 +106,32 @@ func routeTablesTable() *memdb.TableSchema {
 		Indexes: map[string]*memdb.IndexSchema{
 			// id looks a route table up by service name, or "*" for all services.
 			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Scope"}},
+		},
+	}
+}
+
+// keysTable holds one KeyRecord per application key (SOAJS external key).
+func keysTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableKeys,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a key up by its value: a request's key names its tenant.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			// tenant finds every key of a tenant.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+		},
+	}
+}
+
+// packagesTable holds one PackageRecord per SOAJS product package.
+func packagesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tablePackages,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a package up by its code.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Code"}},
+			// bundle finds the packages a bundle supplied.
+			indexBundle: {Name: indexBundle, Indexer: &memdb.StringFieldIndex{Field: "Bundle"}},
 		},
 	}
 }

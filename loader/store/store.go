@@ -60,12 +60,28 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.DeleteTenant(t.Code); err != nil {
 		return err
 	}
-	if err := w.txn.Insert(tableTenants, &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t, Facts: tenantFacts(t)}); err != nil {
+	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t, Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
+	for name, app := range t.Applications {
+		if app.ACL != nil {
+			rec.ApplicationACLs[name] = aclTerms(app.ACL)
+		}
+		for _, k := range app.Keys {
+			key := &KeyRecord{Key: k.Key, Tenant: t.Code, Application: name, Package: app.Package, Facts: keyFacts(t.Code, app, k)}
+			if existing, _ := w.txn.First(tableKeys, indexID, k.Key); existing != nil {
+				return fmt.Errorf("key %s of tenant %s is already the key of tenant %s", acl.ShortKey(k.Key), t.Code, existing.(*KeyRecord).Tenant)
+			}
+			if err := w.txn.Insert(tableKeys, key); err != nil {
+				return fmt.Errorf("insert key of %s/%s: %w", t.Code, name, err)
+			}
+		}
+	}
+	if err := w.txn.Insert(tableTenants, rec); err != nil {
 		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
 	}
 	byPolicy := tenantStatements(t)
 	for name, m := range t.Members {
-		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, Facts: memberFacts(m), buckets: memberBuckets(t, m, byPolicy)}
+		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, Facts: memberFacts(m), buckets: memberBuckets(t, m, byPolicy),
+			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
 		if err := w.txn.Insert(tableMembers, rec); err != nil {
 			return fmt.Errorf("insert member %s/%s: %w", t.Code, name, err)
 		}
@@ -88,6 +104,17 @@ func (w *WriteTxn) DeleteTenant(code string) error {
 	}
 	if _, err := w.txn.DeleteAll(tableObjectGroups, indexTenant, code); err != nil {
 		return fmt.Errorf("delete assignments of %s: %w", code, err)
+	}
+	if _, err := w.txn.DeleteAll(tableKeys, indexTenant, code); err != nil {
+		return fmt.Errorf("delete keys of %s: %w", code, err)
+	}
+	return nil
+}
+
+// PutPackage replaces a SOAJS product package.
+func (w *WriteTxn) PutPackage(bundle string, p *acl.Package) error {
+	if err := w.txn.Insert(tablePackages, &PackageRecord{Code: p.Code, Product: p.Product, Bundle: bundle, ACL: aclTerms(p.ACL)}); err != nil {
+		return fmt.Errorf("insert package %s: %w", p.Code, err)
 	}
 	return nil
 }
@@ -124,6 +151,9 @@ func (w *WriteTxn) DeleteBundle(bundle string) error {
 		if err := w.DeleteTenant(c); err != nil {
 			return err
 		}
+	}
+	if _, err := w.txn.DeleteAll(tablePackages, indexBundle, bundle); err != nil {
+		return fmt.Errorf("delete packages of bundle %s: %w", bundle, err)
 	}
 	n, err := w.txn.DeleteAll(tableServices, indexBundle, bundle)
 	if err != nil {
@@ -201,6 +231,24 @@ func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
 		return nil, wrap(err, "object", frnLower)
 	}
 	return obj.(*ObjectGroupsRecord).Groups, nil
+}
+
+// Key returns the application key, or nil.
+func (r *Reader) Key(key string) (*KeyRecord, error) {
+	obj, err := r.txn.First(tableKeys, indexID, key)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "key", acl.ShortKey(key))
+	}
+	return obj.(*KeyRecord), nil
+}
+
+// Package returns the product package, or nil.
+func (r *Reader) Package(code string) (*PackageRecord, error) {
+	obj, err := r.txn.First(tablePackages, indexID, code)
+	if err != nil || obj == nil {
+		return nil, wrap(err, "package", code)
+	}
+	return obj.(*PackageRecord), nil
 }
 
 // RouteTable returns the route table of a service, or of all services for

@@ -15,11 +15,13 @@ outcome := {"denies": tenant_denies, "grants": []} if {
 	count(tenant_denies) > 0
 } else := {"denies": route_denies, "grants": []} if {
 	count(route_denies) > 0
-} else := {"denies": iam.denies, "grants": []} if {
+} else := {"denies": pkg.denies, "grants": []} if {
+	count(pkg.denies) > 0
+} else := {"denies": iam.denies, "grants": pkg.grants} if {
 	count(iam.denies) > 0
-} else := {"denies": ext_denies, "grants": iam.grants} if {
+} else := {"denies": ext_denies, "grants": array.concat(pkg.grants, iam.grants)} if {
 	count(ext_denies) > 0
-} else := {"denies": [], "grants": iam.grants}
+} else := {"denies": [], "grants": array.concat(pkg.grants, iam.grants)}
 
 allow := count(outcome.denies) == 0
 
@@ -59,16 +61,40 @@ decision := {
 	"reasons": array.concat(outcome.grants, outcome.denies),
 }
 
-# --- layer 1: tenant -----------------------------------------------------------
+# --- layer 1: tenant (and SOAJS key) -------------------------------------------
 
-tenant_denies := [{
+tenant_denies := [key_invalid] if {
+	facts.key
+	not key_valid
+} else := [{
 	"layer": "tenant",
 	"code": "tenant.unknown",
 	"effect": "deny",
 	"message": sprintf("Unknown tenant %q.", [input.tenant]),
 }] if {
 	not facts.tenant
+} else := [key_invalid] if {
+	"package" in facts.tenant.checks
+	not facts.key
 } else := []
+
+key_invalid := {
+	"layer": "tenant",
+	"code": "key.invalid",
+	"effect": "deny",
+	"soajs_code": 132,
+	"message": soajs_messages[132],
+}
+
+# A key is valid when the store knows it, it has not expired and it belongs
+# to the request's tenant.
+key_valid if {
+	facts.key.known
+	not key_expired
+	facts.key.tenant == input.tenant
+}
+
+key_expired if time.now_ns() >= facts.key.expires_ns
 
 # --- layer 2: route ------------------------------------------------------------
 
@@ -77,11 +103,141 @@ route_denies := [{
 	"code": "route.unknown",
 	"effect": "deny",
 	"soajs_code": 130,
-	"message": "Unknown service.",
+	"message": soajs_messages[130],
 }] if {
 	input.request
 	not facts.route
 } else := []
+
+# --- layer 3: package (SOAJS) ------------------------------------------------------
+
+pkg := {"denies": [], "grants": []} if {
+	not "package" in facts.tenant.checks
+} else := {"denies": [soajs_deny(154)], "grants": []} if {
+	not service_acl
+} else := {"denies": [package_check], "grants": []} if {
+	package_check.effect == "deny"
+} else := {"denies": [], "grants": [{
+	"layer": "package",
+	"code": "package.allow",
+	"effect": "allow",
+	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, facts.key.package, facts.route.method, facts.route.template, facts.route.service]),
+}]}
+
+soajs_messages := {
+	130: "Unknown service.",
+	132: "A valid key is needed to access any API.",
+	154: "Access denied: The service is not available in your current package.",
+	157: "You do not belong to a group with access to this System.",
+	158: "You need to be logged in to access this System.",
+	159: "System api access is restricted. api is not in provision.",
+	160: "You do not belong to a group with access to this system API.",
+	161: "You need to be logged in to access this API.",
+}
+
+soajs_reason_codes := {
+	154: "package.service_denied",
+	157: "package.group_denied",
+	158: "package.login_required",
+	159: "package.api_restricted",
+	160: "package.api_group_denied",
+	161: "package.api_login_required",
+}
+
+soajs_deny(code) := {
+	"layer": "package",
+	"code": soajs_reason_codes[code],
+	"effect": "deny",
+	"soajs_code": code,
+	"message": soajs_messages[code],
+}
+
+# The ACL for the route's service is the first present of: the member's ACL
+# for the key, the member's ACL for the package, the application's, the
+# package's.
+service_acl := facts.acl.member_key if {
+	facts.acl.member_key
+} else := facts.acl.member_package if {
+	facts.acl.member_package
+} else := facts.acl.application if {
+	facts.acl.application
+} else := facts.acl.package if {
+	facts.acl.package
+}
+
+acl_source := "member key" if {
+	facts.acl.member_key
+} else := "member package" if {
+	facts.acl.member_package
+} else := "application" if {
+	facts.acl.application
+} else := "package"
+
+# A per-method section, when present, supplies apis and apisPermission;
+# whatever it leaves out comes from the service's entry.
+method_section := service_acl.methods[lower(facts.route.method)]
+
+acl_apis := method_section.apis if {
+	method_section.apis
+} else := service_acl.apis
+
+acl_restricted := method_section.restricted if {
+	is_boolean(method_section.restricted)
+} else := service_acl.restricted
+
+api := acl_apis[facts.route.api]
+
+api_defined if api
+
+logged_in if input.member
+
+truthy(access) if access == true
+
+truthy(access) if is_array(access)
+
+# groups_missed: the access is a group list and the member is in none of them.
+groups_missed(access) if {
+	is_array(access)
+	not member_in_any(access)
+}
+
+member_in_any(groups) if {
+	some g in groups
+	facts.member.groups[g]
+}
+
+package_check := soajs_deny(157) if {
+	truthy(service_acl.access)
+	logged_in
+	groups_missed(service_acl.access)
+} else := soajs_deny(158) if {
+	truthy(service_acl.access)
+	not logged_in
+	api_missing_or_protected
+} else := api_check if {
+	truthy(service_acl.access)
+} else := api_check if {
+	api_defined
+} else := api_check if {
+	acl_restricted
+} else := {"effect": "allow"}
+
+api_missing_or_protected if not api_defined
+
+api_missing_or_protected if truthy(api.access)
+
+api_check := soajs_deny(159) if {
+	acl_restricted
+	not api_defined
+} else := {"effect": "allow"} if {
+	not api_defined
+} else := {"effect": "allow"} if {
+	not truthy(api.access)
+} else := soajs_deny(161) if {
+	not logged_in
+} else := soajs_deny(160) if {
+	groups_missed(api.access)
+} else := {"effect": "allow"}
 
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
