@@ -180,7 +180,8 @@ var (
 // resource groups from the snapshot and builds the Rego input:
 //
 //	input = {tenant, member, application, action, request, resource, context,
-//	         facts: {key, tenant, route, member, statements, acl, resource, get_route_action}}
+//	         facts: {key, tenant, route, get_route_action, member, statements,
+//	                 acl, resource}}
 func gather(r *store.Reader, req *Request) (*facts, error) {
 	f := &facts{tenantCode: req.Tenant, action: req.Action}
 	factItems := make([][2]*ast.Term, 0, 8)

@@ -3,6 +3,7 @@ package rego
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -15,22 +16,63 @@ import (
 )
 
 // TestRego runs verdict's Rego unit tests (verdict/*_test.rego) with OPA's
-// test runner, one subtest per Rego test, the way `opa test rego/` would.
+// test runner, the way `opa test rego/` would, and reports each Rego test
+// as a subtest. A failed test is run again with tracing so that the report
+// shows the expressions that failed (with -v, the whole trace).
 func TestRego(t *testing.T) {
 	modules, err := Modules(true)
 	if err != nil {
 		t.Fatalf("load modules: %v", err)
 	}
-	tests := 0
+	testFiles := 0
 	for name := range modules {
 		if strings.HasSuffix(name, "_test.rego") {
-			tests++
+			testFiles++
 		}
 	}
-	if tests == 0 {
+	if testFiles == 0 {
 		t.Fatal("no *_test.rego module is embedded")
 	}
 
+	results := runRegoTests(t, modules, "", false)
+	if len(results) == 0 {
+		t.Fatal("the Rego test runner found no test rules")
+	}
+
+	var failed []string
+	for _, r := range results {
+		if r.Fail {
+			failed = append(failed, regexp.QuoteMeta(r.Package+"."+r.Name))
+		}
+	}
+	traces := map[string]*tester.Result{}
+	if len(failed) > 0 {
+		for _, r := range runRegoTests(t, modules, "^("+strings.Join(failed, "|")+")$", true) {
+			traces[r.Package+"."+r.Name] = r
+		}
+	}
+
+	for _, r := range results {
+		t.Run(strings.TrimPrefix(r.Package, "data.")+"."+r.Name, func(t *testing.T) {
+			if len(r.Output) > 0 {
+				t.Logf("print output:\n%s", r.Output)
+			}
+			switch {
+			case r.Error != nil:
+				t.Errorf("%s: error: %v", location(r), r.Error)
+			case r.Fail:
+				t.Errorf("%s: failed%s", location(r), failures(traces[r.Package+"."+r.Name]))
+			case r.Skip:
+				t.Skip("skipped (todo_ test)")
+			}
+		})
+	}
+}
+
+// runRegoTests runs the tests whose names match filter (all when empty) and
+// returns their results in source order.
+func runRegoTests(t *testing.T, modules map[string]*ast.Module, filter string, trace bool) []*tester.Result {
+	t.Helper()
 	ctx := context.Background()
 	store := inmem.New()
 	txn, err := store.NewTransaction(ctx)
@@ -42,49 +84,42 @@ func TestRego(t *testing.T) {
 	compiler := ast.NewCompiler().
 		WithEnablePrintStatements(true).
 		WithDefaultRegoVersion(ast.RegoV1)
-	results, err := tester.NewRunner().
+	runner := tester.NewRunner().
 		SetCompiler(compiler).
 		SetStore(store).
 		SetModules(modules).
 		SetDefaultRegoVersion(ast.RegoV1).
 		CapturePrintOutput(true).
-		EnableTracing(true).
-		RaiseBuiltinErrors(true).
-		RunTests(ctx, txn)
+		// Builtin errors make an expression undefined, as in the engine's
+		// own evaluation (decision/policy.go does not raise them).
+		RaiseBuiltinErrors(false).
+		EnableTracing(trace)
+	if filter != "" {
+		runner = runner.Filter(filter)
+	}
+	ch, err := runner.RunTests(ctx, txn)
 	if err != nil {
 		t.Fatalf("compile or run Rego tests: %v", err)
 	}
-
-	var all []*tester.Result
-	for r := range results {
-		all = append(all, r)
+	var out []*tester.Result
+	for r := range ch {
+		out = append(out, r)
 	}
-	if len(all) == 0 {
-		t.Fatal("the Rego test runner found no test rules")
-	}
-	// Report in source order, whatever order the runner finished them in.
-	sort.SliceStable(all, func(i, j int) bool { return location(all[i]) < location(all[j]) })
-	for _, r := range all {
-		t.Run(strings.TrimPrefix(r.Package, "data.")+"."+r.Name, func(t *testing.T) {
-			if len(r.Output) > 0 {
-				t.Logf("print output:\n%s", r.Output)
-			}
-			switch {
-			case r.Skip:
-				t.Skip("skipped (todo_ test)")
-			case r.Error != nil:
-				t.Errorf("%s: error: %v", location(r), r.Error)
-			case r.Fail:
-				t.Errorf("%s: failed%s", location(r), failures(r))
-			}
-		})
-	}
+	// The runner reports tests as they finish; report them in source order.
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Location, out[j].Location
+		if a == nil || b == nil || a.File != b.File {
+			return location(out[i]) < location(out[j])
+		}
+		return a.Row < b.Row
+	})
+	return out
 }
 
-// failures lists the expressions that failed in a failed test, from its
-// trace, the way `opa test --explain=fails` does; with -v the full trace.
+// failures lists the expressions that failed in a traced run of a failed
+// test, as `opa test --explain=fails` does; with -v, the whole trace.
 func failures(r *tester.Result) string {
-	if len(r.Trace) == 0 {
+	if r == nil || len(r.Trace) == 0 {
 		return ""
 	}
 	var buf bytes.Buffer

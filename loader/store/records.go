@@ -54,9 +54,10 @@ type MemberRecord struct {
 	// Facts is the member as Rego sees it: {name, is_admin, groups,
 	// principals}.
 	Facts *ast.Term
-	// buckets holds the member's deduplicated statements by the index key of
-	// their action patterns (see acl.ActionPattern.IndexKey).
-	buckets map[string]*StatementList
+	// statements holds the member's deduplicated statements by the index
+	// key of their action patterns (see acl.ActionPattern.IndexKey). Members
+	// with the same policies share one index.
+	statements *statementIndex
 	// PackageACLs and KeyACLs are the member's ACL overrides by package code
 	// and by key.
 	PackageACLs map[string]ACLTerms
@@ -181,34 +182,96 @@ func tenantStatements(t *acl.Tenant) map[string][]*StatementFact {
 	return out
 }
 
-// memberBuckets indexes the member's statements (each policy counted once)
-// by the index keys of their action patterns.
-func memberBuckets(t *acl.Tenant, m *acl.Member, byPolicy map[string][]*StatementFact) map[string]*StatementList {
-	type bucket struct{ facts []*StatementFact }
-	tmp := map[string]*bucket{}
-	var facts []*StatementFact
-	for _, code := range t.MemberPolicies(m) {
-		facts = append(facts, byPolicy[code]...)
-	}
-	sort.Slice(facts, func(i, j int) bool { return facts[i].Ordinal < facts[j].Ordinal })
-	for _, f := range facts {
-		for _, a := range f.Statement.Actions {
-			b := tmp[a.IndexKey]
-			if b == nil {
-				b = &bucket{}
-				tmp[a.IndexKey] = b
-			}
-			if n := len(b.facts); n > 0 && b.facts[n-1] == f {
-				continue
-			}
-			b.facts = append(b.facts, f)
+// statementIndex maps action index keys to statement lists, sorted by key
+// for binary search. It is immutable once built and shared.
+type statementIndex struct {
+	keys  []string
+	lists []*StatementList
+}
+
+func (ix *statementIndex) lookup(key string) *StatementList {
+	lo, hi := 0, len(ix.keys)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if ix.keys[mid] < key {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	out := make(map[string]*StatementList, len(tmp))
-	for k, b := range tmp {
-		out[k] = newStatementList(b.facts)
+	if lo < len(ix.keys) && ix.keys[lo] == key {
+		return ix.lists[lo]
 	}
-	return out
+	return nil
+}
+
+// indexBuilder builds members' statement indexes for one tenant, sharing
+// identical lists and identical indexes between members: with thousands of
+// members the same few statements make up most lists.
+type indexBuilder struct {
+	tenant   *acl.Tenant
+	byPolicy map[string][]*StatementFact
+	lists    map[string]*StatementList
+	indexes  map[string]*statementIndex
+}
+
+func newIndexBuilder(t *acl.Tenant) *indexBuilder {
+	return &indexBuilder{
+		tenant:   t,
+		byPolicy: tenantStatements(t),
+		lists:    map[string]*StatementList{},
+		indexes:  map[string]*statementIndex{},
+	}
+}
+
+// memberIndex indexes the member's statements (each policy counted once).
+func (b *indexBuilder) memberIndex(m *acl.Member) *statementIndex {
+	policies := b.tenant.MemberPolicies(m)
+	sig := strings.Join(policies, "\x00")
+	if ix, ok := b.indexes[sig]; ok {
+		return ix
+	}
+	var facts []*StatementFact
+	for _, code := range policies {
+		facts = append(facts, b.byPolicy[code]...)
+	}
+	sort.Slice(facts, func(i, j int) bool { return facts[i].Ordinal < facts[j].Ordinal })
+	buckets := map[string][]*StatementFact{}
+	for _, f := range facts {
+		for _, a := range f.Statement.Actions {
+			list := buckets[a.IndexKey]
+			if n := len(list); n > 0 && list[n-1] == f {
+				continue
+			}
+			buckets[a.IndexKey] = append(list, f)
+		}
+	}
+	ix := &statementIndex{keys: make([]string, 0, len(buckets))}
+	for k := range buckets {
+		ix.keys = append(ix.keys, k)
+	}
+	sort.Strings(ix.keys)
+	ix.lists = make([]*StatementList, len(ix.keys))
+	for i, k := range ix.keys {
+		ix.lists[i] = b.sharedList(buckets[k])
+	}
+	b.indexes[sig] = ix
+	return ix
+}
+
+// sharedList returns the one StatementList with exactly these statements.
+func (b *indexBuilder) sharedList(facts []*StatementFact) *StatementList {
+	var sig strings.Builder
+	for _, f := range facts {
+		sig.WriteString(strconv.Itoa(f.Ordinal))
+		sig.WriteByte(',')
+	}
+	if l, ok := b.lists[sig.String()]; ok {
+		return l
+	}
+	l := newStatementList(facts)
+	b.lists[sig.String()] = l
+	return l
 }
 
 func newStatementList(facts []*StatementFact) *StatementList {
@@ -229,7 +292,7 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 	var found [4]*StatementList
 	n := 0
 	for _, k := range keys {
-		if l := m.buckets[k]; l != nil {
+		if l := m.statements.lookup(k); l != nil {
 			if n == len(found) {
 				break
 			}

@@ -67,12 +67,13 @@ res_object(frn) := {"kind": "object", "pattern": lower(frn), "literal": is_liter
 # res_group: the code of frn:finmars:iam:resourcegroup:<code>.
 res_group(code) := {"kind": "group", "pattern": lower(code), "literal": is_literal(code)}
 
-# ask: user_a of tenant bank asks for action; the member's statements are given.
+# ask: user_a of tenant bank asks for action; the member's statements are
+# given. facts.action is the action in lower case, as gather sets it.
 ask(action, statements) := {
 	"tenant": "bank",
 	"member": "user_a",
 	"action": action,
-	"facts": {"tenant": tenant_bank, "member": user_a, "statements": statements},
+	"facts": {"tenant": tenant_bank, "member": user_a, "action": lower(action), "statements": statements},
 }
 
 # on: the request names the object frn, which the tenant assigns to groups.
@@ -110,7 +111,7 @@ via_route(inp, method, path, viewset, action) := object.union(inp, {
 })
 
 # unknown_route: a request that no route matches (no action, no facts.route).
-unknown_route(inp) := object.union(object.remove(inp, ["action"]), {"request": {"method": "GET", "path": "/api/v1/nowhere/"}})
+unknown_route(inp) := object.union(json.remove(inp, ["action", "facts/action"]), {"request": {"method": "GET", "path": "/api/v1/nowhere/"}})
 
 codes(d) := [r.code | some r in d.reasons]
 
@@ -188,6 +189,104 @@ test_tenant_unknown_wins_over_ext if {
 	denied(d, 404, ["tenant.unknown"])
 }
 
+# --- layer 1: SOAJS keys -------------------------------------------------------
+# facts.key is the key the request named: {known: false} when the store does
+# not know it, else {known, tenant, application, package, expires_ns?}.
+
+key_of(tenant, expires_ns) := {
+	"known": true,
+	"tenant": tenant,
+	"application": "app1",
+	"package": "PROD1_PCK1",
+	"expires_ns": expires_ns,
+}
+
+# 2100-01-01 and 1970-01-01T00:00:01Z.
+future_ns := 4102444800000000000
+
+past_ns := 1000000000
+
+with_key(inp, key) := object.union(inp, {"facts": {"key": key}})
+
+key_invalid_reason := {
+	"layer": "tenant",
+	"code": "key.invalid",
+	"effect": "deny",
+	"soajs_code": 132,
+	"message": "A valid key is needed to access any API.",
+}
+
+test_key_valid_goes_on if {
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), key_of("bank", future_ns))
+	granted(d, ["iam.allow", "resource.any"])
+}
+
+test_key_without_expiry_is_valid if {
+	key := object.remove(key_of("bank", 0), ["expires_ns"])
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), key)
+	granted(d, ["iam.allow", "resource.any"])
+}
+
+test_key_unknown if {
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), {"known": false})
+	denied(d, 403, ["key.invalid"])
+	d.reasons == [key_invalid_reason]
+}
+
+test_key_unknown_without_tenant if {
+	# The request named only a key, and the store does not know it.
+	inp := json.remove(object.union(ask(a_retrieve, []), {"tenant": ""}), ["facts/tenant", "facts/member", "facts/statements"])
+	d := engine.decision with input as with_key(inp, {"known": false})
+	denied(d, 403, ["key.invalid"])
+}
+
+test_key_expired if {
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), key_of("bank", past_ns))
+	denied(d, 403, ["key.invalid"])
+	d.reasons == [key_invalid_reason]
+}
+
+test_key_expires_at_its_expiry_time if {
+	inp := with_key(ask(a_retrieve, [allow(["**"], [res_any])]), key_of("bank", 5000))
+	d1 := engine.decision with input as inp with time.now_ns as 4999
+	granted(d1, ["iam.allow", "resource.any"])
+	d2 := engine.decision with input as inp with time.now_ns as 5000
+	denied(d2, 403, ["key.invalid"])
+}
+
+test_key_of_another_tenant if {
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), key_of("other", future_ns))
+	denied(d, 403, ["key.invalid"])
+	d.reasons == [key_invalid_reason]
+}
+
+test_package_tenant_needs_a_key if {
+	d := engine.decision with input as with_checks(ask(a_retrieve, [allow(["**"], [res_any])]), {"package", "iam"})
+	denied(d, 403, ["key.invalid"])
+	d.reasons == [key_invalid_reason]
+}
+
+test_iam_only_tenant_needs_no_key if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+	granted(d, ["iam.allow", "resource.any"])
+}
+
+test_key_invalid_wins_over_route if {
+	d := engine.decision with input as with_key(unknown_route(ask(a_retrieve, [])), {"known": false})
+	denied(d, 403, ["key.invalid"])
+}
+
+test_key_invalid_wins_over_iam if {
+	d := engine.decision with input as with_key(anonymous(ask(a_retrieve, [])), key_of("bank", past_ns))
+	denied(d, 403, ["key.invalid"])
+}
+
+test_key_invalid_wins_over_ext if {
+	d := engine.decision with input as with_key(ask(a_retrieve, [allow(["**"], [res_any])]), {"known": false})
+		with data.verdict.ext.deny as {{"code": "ext.x", "message": "x"}}
+	denied(d, 403, ["key.invalid"])
+}
+
 # --- layer 2: route ------------------------------------------------------------
 
 test_route_unknown if {
@@ -203,6 +302,15 @@ test_route_unknown if {
 		"soajs_code": 130,
 		"message": "Unknown service.",
 	}]
+}
+
+test_route_unknown_even_when_the_request_names_an_action if {
+	# The caller sent both request and action: the route layer still
+	# requires the request to match a route.
+	inp := object.union(unknown_route(ask(a_retrieve, [allow(["**"], [res_any])])), {"action": a_retrieve, "facts": {"action": lower(a_retrieve)}})
+	d := engine.decision with input as inp
+	denied(d, 404, ["route.unknown"])
+	reason(d, "route.unknown").soajs_code == 130
 }
 
 test_route_unknown_wins_over_iam if {
@@ -284,6 +392,7 @@ test_admin_allow if {
 	d := engine.decision with input as as_admin(ask(a_update, []))
 	granted(d, ["iam.admin"])
 	r := reason(d, "iam.admin")
+	object.keys(r) == {"layer", "code", "effect", "message"}
 	r.layer == "iam"
 	r.effect == "allow"
 }
@@ -483,6 +592,31 @@ test_allow_object_wildcard_user_code if {
 	granted(d, ["iam.allow", "resource.object"])
 }
 
+test_allow_object_user_code_with_colons if {
+	# The last part of an FRN may contain ":"; "*" in it matches them too.
+	frn := "frn:finmars:portfolios:portfolio:desk:a:bonds"
+	d1 := engine.decision with input as on(ask(a_retrieve, [allow(["**"], [res_object(frn)])]), frn, set())
+	granted(d1, ["iam.allow", "resource.object"])
+	d2 := engine.decision with input as on(ask(a_retrieve, [allow(["**"], [res_object("frn:finmars:portfolios:portfolio:desk:*")])]), frn, set())
+	granted(d2, ["iam.allow", "resource.object"])
+}
+
+test_allow_object_wildcard_user_code_with_dots if {
+	frn := "frn:finmars:portfolios:portfolio:bonds.2024.q1"
+	d := engine.decision with input as on(ask(a_retrieve, [allow(["**"], [res_object("frn:finmars:portfolios:portfolio:bonds*")])]), frn, set())
+	granted(d, ["iam.allow", "resource.object"])
+}
+
+test_allow_object_wildcard_other_glob_characters_are_literal if {
+	# The loader escapes glob meta characters other than "*" (a[1]* is
+	# written a\[1\]*): they match only themselves.
+	pattern := {"kind": "object", "pattern": "frn:finmars:portfolios:portfolio:a\\[1\\]*", "literal": false}
+	d1 := engine.decision with input as on(ask(a_retrieve, [allow(["**"], [pattern])]), "frn:finmars:portfolios:portfolio:a[1]-x", set())
+	granted(d1, ["iam.allow", "resource.object"])
+	d2 := engine.decision with input as on(ask(a_retrieve, [allow(["**"], [pattern])]), "frn:finmars:portfolios:portfolio:a1-x", set())
+	denied(d2, 403, ["resource.not_covered"])
+}
+
 test_allow_object_wildcard_user_code_only_matches_its_model if {
 	inp := on(ask(a_retrieve, [allow(["**"], [res_object("frn:finmars:portfolios:portfolio:*")])]), "frn:finmars:portfolios:portfoliotype:bonds", set())
 	d := engine.decision with input as inp
@@ -522,6 +656,13 @@ test_allow_resource_group_wildcard if {
 	reason(d, "resource.group").resource_group == "portfolio_group_b"
 }
 
+test_allow_resource_group_wildcard_with_dots if {
+	inp := on(ask(a_retrieve, [allow(["**"], [res_group("desk*")])]), bonds, {"desk.bonds.eu"})
+	d := engine.decision with input as inp
+	granted(d, ["iam.allow", "resource.group"])
+	reason(d, "resource.group").resource_group == "desk.bonds.eu"
+}
+
 test_allow_resource_group_object_not_in_group if {
 	inp := on(ask(a_retrieve, [allow(["**"], [res_group("portfolio_group_a")])]), bonds, {"portfolio_group_b"})
 	d := engine.decision with input as inp
@@ -548,6 +689,18 @@ test_allow_names_the_covering_statement if {
 	d := engine.decision with input as inp
 	granted(d, ["iam.allow", "resource.object"])
 	{[r.policy, r.statement] | some r in d.reasons} == {["p-bonds", 3]}
+}
+
+test_allow_names_the_first_covering_statement if {
+	# Statements come in policy order; the first that covers is named.
+	inp := on(ask(a_retrieve, [
+		stmt("p-a", 0, "allow", ["finmars:portfolio:list"], [res_any]),
+		stmt("p-b", 1, "allow", ["**"], [res_group("portfolio_group_a")]),
+		stmt("p-c", 0, "allow", ["**"], [res_any]),
+	]), bonds, {"portfolio_group_a"})
+	d := engine.decision with input as inp
+	granted(d, ["iam.allow", "resource.group"])
+	{[r.policy, r.statement] | some r in d.reasons} == {["p-b", 1]}
 }
 
 test_request_without_frn_covered_by_any_allow if {
@@ -704,6 +857,7 @@ test_action_other_action_refused if {
 test_action_star_in_middle_part if {
 	action_granted("finmars:*:list", a_list)
 	action_granted("finmars:*:list", "finmars:Instrument:list")
+	action_granted("finmars:*:list", "finmars:portfolio.v2:list")
 	action_refused("finmars:*:list", a_retrieve)
 }
 
@@ -913,6 +1067,36 @@ test_ext_every_element_is_a_deny if {
 	array.slice(codes(d), 0, 2) == ["iam.allow", "resource.any"]
 	{c | some c in array.slice(codes(d), 2, 4)} == {"ext.a", "ext.b"}
 	count(d.reasons) == 4
+}
+
+test_ext_deny_element_not_an_object_still_denies if {
+	# "Every element of data.verdict.ext.deny is a deny": an element that is
+	# not a {code, message} object (e.g. `deny contains msg` with msg a string
+	# read from data) must still deny, never be dropped (fail closed).
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as {"Requests from 10.0.0.1 are blocked."}
+	d.allow == false
+	d.status == 403
+	d.visibility == "none"
+	some r in d.reasons
+	r.layer == "ext"
+	r.effect == "deny"
+}
+
+test_ext_deny_string_element_is_the_message if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as {"Requests from 10.0.0.1 are blocked."}
+	[r] := [r | some r in d.reasons; r.layer == "ext"]
+	r.code == "ext.deny"
+	r.message == "Requests from 10.0.0.1 are blocked."
+}
+
+test_ext_deny_number_element_still_denies if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as {42}
+	d.allow == false
+	[r] := [r | some r in d.reasons; r.layer == "ext"]
+	r.code == "ext.deny"
 }
 
 test_ext_empty_set_allows if {
