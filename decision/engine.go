@@ -11,8 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/verdict-authz/verdict/decision/route"
 	"github.com/verdict-authz/verdict/loader/acl"
@@ -68,11 +66,37 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if gen == nil {
 		return e.failClosed(req, nil, ErrNotReady), nil
 	}
-	d, err := e.decide(ctx, gen, req)
+	return e.decideOrFail(ctx, gen, gen.Facts.Read(), req), nil
+}
+
+// DecideBatch answers every item of a batch against one generation and one
+// store snapshot, in order.
+func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchResponse, error) {
+	reqs, err := b.Requests()
 	if err != nil {
-		return e.failClosed(req, gen, err), nil
+		return nil, err
 	}
-	return d, nil
+	out := &BatchResponse{Results: make([]*Decision, len(reqs))}
+	gen := e.current.Load()
+	if gen == nil {
+		for i, req := range reqs {
+			out.Results[i] = e.failClosed(req, nil, ErrNotReady)
+		}
+		return out, nil
+	}
+	reader := gen.Facts.Read()
+	for i, req := range reqs {
+		out.Results[i] = e.decideOrFail(ctx, gen, reader, req)
+	}
+	return out, nil
+}
+
+func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, r *store.Reader, req *Request) *Decision {
+	d, err := e.decide(ctx, gen, r, req)
+	if err != nil {
+		return e.failClosed(req, gen, err)
+	}
+	return d
 }
 
 // facts are what Go gathered for one decision.
@@ -83,29 +107,19 @@ type facts struct {
 	statements *store.StatementList
 }
 
-func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request) (d *Decision, err error) {
+func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, req *Request) (d *Decision, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic during decision: %v", r)
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic during decision: %v", v)
 		}
 	}()
-	f, err := gather(gen.Facts.Read(), req)
+	f, err := gather(r, req)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := gen.Policy.query.Eval(ctx,
-		rego.EvalParsedInput(f.input),
-		rego.EvalExternalCancel(topdown.NewCancel()),
-	)
+	term, err := gen.Policy.eval(ctx, f.input)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate policy: %w", err)
-	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, errors.New("evaluate policy: the decision is undefined")
-	}
-	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("evaluate policy: unexpected result %T", rs[0].Expressions[0].Value)
+		return nil, err
 	}
 	d, err = decisionFromAST(term.Value)
 	if err != nil {

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	policy "github.com/verdict-authz/verdict/rego"
 )
@@ -57,6 +59,27 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		return nil, fmt.Errorf("prepare decision query: %w", err)
 	}
 	return &Policy{compiler: compiler, store: st, query: query}, nil
+}
+
+// eval evaluates the decision query on input and returns the decision term.
+func (p *Policy) eval(ctx context.Context, input ast.Value) (*ast.Term, error) {
+	rs, err := p.query.Eval(ctx,
+		rego.EvalParsedInput(input),
+		// The query is short; a per-evaluation cancel avoids the goroutine
+		// the rego package would otherwise start to watch ctx.
+		rego.EvalExternalCancel(topdown.NewCancel()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("evaluate policy: the decision is undefined")
+	}
+	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("evaluate policy: unexpected result %T", rs[0].Expressions[0].Value)
+	}
+	return term, nil
 }
 
 // keepAST hands the evaluated term back as is, so the engine reads the

@@ -6,6 +6,7 @@
 package decision
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -120,4 +121,56 @@ func (r *Request) Validate() error {
 		}
 	}
 	return nil
+}
+
+// MaxBatchItems bounds the items of one batch.
+const MaxBatchItems = 1000
+
+// BatchRequest asks several questions for one caller (POST /v1/decide/batch).
+type BatchRequest struct {
+	Tenant      string      `json:"tenant,omitempty"`
+	Key         string      `json:"key,omitempty"`
+	Member      string      `json:"member,omitempty"`
+	Application string      `json:"application,omitempty"`
+	Items       []BatchItem `json:"items"`
+}
+
+// BatchItem is one question of a batch.
+type BatchItem struct {
+	Request  *HTTPRequest `json:"request,omitempty"`
+	Action   string       `json:"action,omitempty"`
+	Resource *Resource    `json:"resource,omitempty"`
+	Context  any          `json:"context,omitempty"`
+}
+
+// BatchResponse holds one decision per item, in order.
+type BatchResponse struct {
+	Results []*Decision `json:"results"`
+}
+
+// Requests expands the batch into validated decision requests; an error
+// names the item's field, e.g. items[2].request.method.
+func (b *BatchRequest) Requests() ([]*Request, error) {
+	if len(b.Items) == 0 {
+		return nil, &InputError{Field: "items", Message: "must list at least one item"}
+	}
+	if len(b.Items) > MaxBatchItems {
+		return nil, &InputError{Field: "items", Message: fmt.Sprintf("lists %d items; at most %d are allowed", len(b.Items), MaxBatchItems)}
+	}
+	out := make([]*Request, len(b.Items))
+	for i, item := range b.Items {
+		req := &Request{
+			Tenant: b.Tenant, Key: b.Key, Member: b.Member, Application: b.Application,
+			Request: item.Request, Action: item.Action, Resource: item.Resource, Context: item.Context,
+		}
+		if err := req.Validate(); err != nil {
+			var inErr *InputError
+			if errors.As(err, &inErr) && inErr.Field != "tenant" {
+				return nil, &InputError{Field: fmt.Sprintf("items[%d].%s", i, inErr.Field), Message: inErr.Message}
+			}
+			return nil, err
+		}
+		out[i] = req
+	}
+	return out, nil
 }

@@ -1,8 +1,10 @@
 package loader
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -73,18 +75,43 @@ type Bundle struct {
 }
 
 // recordingLoader remembers the path of every file OPA's reader takes, so
-// that problems can name the data file an entry came from.
+// that problems can name the data file an entry came from, and checks data
+// files for keys written twice.
 type recordingLoader struct {
 	bundle.DirectoryLoader
-	files []string
+	files    []string
+	problems []acl.Problem
 }
 
 func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	d, err := l.DirectoryLoader.NextFile()
-	if err == nil && d != nil {
-		l.files = append(l.files, strings.TrimPrefix(filepath.ToSlash(d.Path()), "/"))
+	if err != nil || d == nil {
+		return d, err
 	}
-	return d, err
+	name := strings.TrimPrefix(filepath.ToSlash(d.Path()), "/")
+	l.files = append(l.files, name)
+	if !isDataFile(name) {
+		return d, nil
+	}
+	var buf bytes.Buffer
+	if _, err := d.Read(&buf, maxDataFileBytes); err != nil && !errors.Is(err, io.EOF) {
+		d.Close()
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	d.Close()
+	l.problems = append(l.problems, duplicateKeys(name, buf.Bytes())...)
+	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(buf.Bytes())), nil
+}
+
+// maxDataFileBytes bounds one data file.
+const maxDataFileBytes = 256 << 20
+
+func isDataFile(name string) bool {
+	switch path.Base(name) {
+	case "data.json", "data.yaml", "data.yml":
+		return true
+	}
+	return false
 }
 
 // Read reads and validates one bundle. A *acl.ValidationError lists every
@@ -115,6 +142,9 @@ func Read(src Source) (*Bundle, error) {
 		b.Modules[moduleName(src, m)] = m.Parsed
 	}
 	var ps acl.Problems
+	for _, p := range rec.problems {
+		ps.AddProblem(p)
+	}
 	b.checkRoots(&ps)
 	files := dataFileResolver(rec.files)
 	if v, ok := b.Data["verdict"]; ok {
@@ -179,8 +209,7 @@ func dataFileResolver(files []string) acl.FileResolver {
 	}
 	var data []dataFile
 	for _, f := range files {
-		base := path.Base(f)
-		if base != "data.json" && base != "data.yaml" && base != "data.yml" {
+		if !isDataFile(f) {
 			continue
 		}
 		dir := path.Dir(f)
@@ -191,13 +220,13 @@ func dataFileResolver(files []string) acl.FileResolver {
 		data = append(data, dataFile{dir: segs, path: f})
 	}
 	sort.Slice(data, func(i, j int) bool { return len(data[i].dir) > len(data[j].dir) })
-	return func(dataPath []string) string {
+	return func(dataPath []string) (string, int) {
 		for _, d := range data {
 			if len(d.dir) <= len(dataPath) && equalPrefix(d.dir, dataPath) {
-				return d.path
+				return d.path, len(d.dir)
 			}
 		}
-		return ""
+		return "", 0
 	}
 }
 

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/acl"
 )
 
 func newCheckCommand() *cobra.Command {
@@ -53,14 +55,32 @@ func newCheckCommand() *cobra.Command {
 	}
 }
 
-// printProblems prints each joined error on its own lines.
+// printProblems prints every problem on its own "error:" line.
 func printProblems(cmd *cobra.Command, err error) {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		for _, e := range joined.Unwrap() {
-			fmt.Fprintln(cmd.ErrOrStderr(), "error:", e)
-		}
-		return
+	for _, line := range problemLines(err) {
+		fmt.Fprintln(cmd.ErrOrStderr(), "error:", line)
 	}
-	fmt.Fprintln(cmd.ErrOrStderr(), "error:", err)
+}
+
+// problemLines flattens joined errors and validation errors into one line
+// per problem, each prefixed with the bundle it belongs to.
+func problemLines(err error) []string {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) && errors.Unwrap(err) == nil {
+		var out []string
+		for _, e := range joined.Unwrap() {
+			out = append(out, problemLines(e)...)
+		}
+		return out
+	}
+	var verr *acl.ValidationError
+	if errors.As(err, &verr) {
+		prefix, _, _ := strings.Cut(err.Error(), verr.Error())
+		out := make([]string, 0, len(verr.Problems))
+		for _, p := range verr.Problems {
+			out = append(out, prefix+p.String())
+		}
+		return out
+	}
+	return []string{err.Error()}
 }

@@ -46,6 +46,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux()}
 	s.bufPool.New = func() any { return new(bytes.Buffer) }
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
+	s.mux.HandleFunc("POST /v1/decide/batch", s.handleDecideBatch)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	return s
@@ -157,15 +158,34 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := s.engine.Decide(r.Context(), &req)
 	if err != nil {
-		var inErr *decision.InputError
-		if errors.As(err, &inErr) {
-			writeError(w, http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Error())
-			return
-		}
-		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
+		s.writeDecideError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
+	var req decision.BatchRequest
+	if !s.decodeJSON(w, r, &req) {
+		return
+	}
+	res, err := s.engine.DecideBatch(r.Context(), &req)
+	if err != nil {
+		s.writeDecideError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// writeDecideError answers a decision call that could not be made: 400 for
+// bad input, naming the field.
+func (s *Server) writeDecideError(w http.ResponseWriter, err error) {
+	var inErr *decision.InputError
+	if errors.As(err, &inErr) {
+		writeError(w, http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {

@@ -407,15 +407,16 @@ func TestNormalizePath(t *testing.T) {
 // --- Parse: validation messages --------------------------------------------------
 
 // files names the bundle file of a data path the way a bundle laid out as
-// verdict/catalog/data.yaml and verdict/tenants/<code>/data.yaml would.
-func files(path []string) string {
+// verdict/catalog/data.yaml and verdict/tenants/<code>/data.yaml would, with
+// the number of data-path keys its directory accounts for.
+func files(path []string) (string, int) {
 	switch {
 	case len(path) >= 3 && path[1] == "tenants":
-		return "verdict/tenants/" + path[2] + "/data.yaml"
+		return "verdict/tenants/" + path[2] + "/data.yaml", 3
 	case len(path) >= 2 && path[1] == "catalog":
-		return "verdict/catalog/data.yaml"
+		return "verdict/catalog/data.yaml", 2
 	}
-	return "verdict/data.yaml"
+	return "verdict/data.yaml", 1
 }
 
 // decode turns JSON into the generic tree OPA's bundle reader produces.
@@ -951,7 +952,7 @@ func TestParseReportsEveryProblemSortedByFile(t *testing.T) {
 		t.Fatalf("problems = %+v\nwant %+v", got, want)
 	}
 	for i := range want {
-		// The catalog entry's prefix is checked by TestParseServiceProblemEntryNamesTheService.
+		// The catalog entry's prefix is checked by TestParseProblemEntryNamesItsPlaceInTheFile.
 		if got[i].File != want[i].File || got[i].Message != want[i].Message || !strings.HasSuffix(got[i].Entry, want[i].Entry) {
 			t.Errorf("problem %d = %+v, want %+v", i, got[i], want[i])
 		}
@@ -1090,7 +1091,7 @@ func TestParseServiceProblems(t *testing.T) {
 			}
 			for i, w := range tt.want {
 				// Only the part of the entry below the service is compared
-				// here; TestParseServiceProblemEntryNamesTheService checks
+				// here; TestParseProblemEntryNamesItsPlaceInTheFile checks
 				// that the entry names the service.
 				if got[i].File != "verdict/catalog/data.yaml" || got[i].Message != w.message || !strings.HasSuffix(got[i].Entry, w.entry) {
 					t.Errorf("problem %d = %+v\nwant file verdict/catalog/data.yaml, entry ...%s, message %q", i, got[i], w.entry, w.message)
@@ -1109,7 +1110,7 @@ func TestParseServiceName(t *testing.T) {
 	if svc != nil {
 		t.Errorf("ParseService accepted the name %q", "bad name")
 	}
-	want := []string{`verdict/catalog/data.yaml: service name "bad name" must be non-empty and contain no "/", "*" or space`}
+	want := []string{`verdict/catalog/data.yaml: services.bad name: service name "bad name" must be non-empty and contain no "/", "*" or space`}
 	if got := problemStrings(&ps); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems = %q, want %q", got, want)
 	}
@@ -1133,20 +1134,39 @@ func TestProblemString(t *testing.T) {
 	}
 }
 
-// TestParseServiceProblemEntryNamesTheService checks that a problem in a
-// catalog service names the service, as a tenant's problem names its
-// member: verdict/catalog/data.yaml holds every service, so "routes[1]"
-// alone does not say which service's route is wrong (SPEC §1.3: the message
-// names the file and the entry).
-func TestParseServiceProblemEntryNamesTheService(t *testing.T) {
-	catalog := decode(t, validCatalog)
-	set(catalog, "services.instruments.routes", []any{
-		decodeAny(t, `{"path": "/api/v1/instruments/instrument/", "viewset": "Instrument"}`),
-		decodeAny(t, `{"method": "POST", "path": "/api/v1/instruments/instrument/{id}/recalculate/", "viewset": "Instrument"}`),
+// TestParseProblemEntryNamesItsPlaceInTheFile checks that a problem's entry is
+// the path to it inside the file the problem names, so that it says which
+// service or tenant is wrong: verdict/catalog/data.yaml holds every service,
+// and a bundle may keep all its data in one verdict/data.yaml, so
+// "routes[1]" or "members.bob.roles[0]" alone does not say where the
+// problem is (SPEC §1.3: the message names the file and the entry).
+func TestParseProblemEntryNamesItsPlaceInTheFile(t *testing.T) {
+	t.Run("catalog services in verdict/catalog/data.yaml", func(t *testing.T) {
+		catalog := decode(t, validCatalog)
+		set(catalog, "services.instruments.routes", []any{
+			decodeAny(t, `{"path": "/api/v1/instruments/instrument/", "viewset": "Instrument"}`),
+			decodeAny(t, `{"method": "POST", "path": "/api/v1/instruments/instrument/{id}/recalculate/", "viewset": "Instrument"}`),
+		})
+		_, ps := parse(t, map[string]any{"catalog": catalog})
+		want := []string{`verdict/catalog/data.yaml: services.instruments.routes[1]: a route with a method needs an action`}
+		if got := problemStrings(ps); !reflect.DeepEqual(got, want) {
+			t.Errorf("problems = %q\nwant        %q", got, want)
+		}
 	})
-	_, ps := parse(t, map[string]any{"catalog": catalog})
-	want := []string{`verdict/catalog/data.yaml: services.instruments.routes[1]: a route with a method needs an action`}
-	if got := problemStrings(ps); !reflect.DeepEqual(got, want) {
-		t.Errorf("problems = %q\nwant        %q", got, want)
-	}
+	t.Run("two tenants in verdict/data.yaml", func(t *testing.T) {
+		oneFile := func([]string) (string, int) { return "verdict/data.yaml", 1 }
+		acme := decode(t, validTenant)
+		set(acme, "members.bob.roles", []any{"viwer"})
+		beta := decode(t, validTenant)
+		set(beta, "members.bob.roles", []any{"viwer"})
+		var ps acl.Problems
+		acl.Parse(map[string]any{"tenants": map[string]any{"acme": acme, "beta": beta}}, oneFile, &ps)
+		want := []string{
+			`verdict/data.yaml: tenants.acme.members.bob.roles[0]: unknown role "viwer"`,
+			`verdict/data.yaml: tenants.beta.members.bob.roles[0]: unknown role "viwer"`,
+		}
+		if got := problemStrings(&ps); !reflect.DeepEqual(got, want) {
+			t.Errorf("problems = %q\nwant        %q", got, want)
+		}
+	})
 }

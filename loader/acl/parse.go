@@ -59,8 +59,7 @@ func parseCatalog(raw any, loc Loc, doc *Document, ps *Problems) {
 				continue
 			}
 			for _, name := range sortedKeys(services) {
-				base := append(append([]string(nil), loc.base...), "services", name)
-				if s := ParseService(name, services[name], NewLoc(loc.files, base...), ps); s != nil {
+				if s := ParseService(name, services[name], sloc.Key(name), ps); s != nil {
 					doc.Catalog.Services[name] = s
 				}
 			}
@@ -288,6 +287,9 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		seen := map[string]bool{}
 		t.Checks = t.Checks[:0]
 		for i, c := range checks {
+			if c == "" {
+				continue
+			}
 			if !knownChecks[c] {
 				ps.Add(cloc.Index(i), "unknown check %q; known checks are package and iam", c)
 				continue
@@ -339,6 +341,7 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 			al := l.Key("assignments").Index(i)
 			frn, err := ParseFRN(a)
 			switch {
+			case a == "":
 			case err != nil:
 				ps.Add(al, "%v", err)
 			case frn.IsResourceGroup():
@@ -382,7 +385,7 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 	checkRefs := func(l Loc, kind string, refs []string, exists func(string) bool) {
 		for i, r := range refs {
-			if !exists(r) {
+			if r != "" && !exists(r) {
 				ps.Add(l.Index(i), "unknown %s %q", kind, r)
 			}
 		}
@@ -412,11 +415,11 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 			for i, p := range s.Principals {
 				switch {
 				case p == "*":
-				case strings.HasPrefix(p, "member:"):
+				case strings.HasPrefix(p, "member:") && len(p) > len("member:"):
 					if t.Members[p[len("member:"):]] == nil {
 						ps.Add(sl.Key("Principal").Index(i), "unknown member %q", p[len("member:"):])
 					}
-				case strings.HasPrefix(p, "group:"):
+				case strings.HasPrefix(p, "group:") && len(p) > len("group:"):
 					if t.Groups[p[len("group:"):]] == nil {
 						ps.Add(sl.Key("Principal").Index(i), "unknown group %q", p[len("group:"):])
 					}
@@ -454,11 +457,11 @@ func parsePolicy(code string, raw any, loc Loc, ps *Problems, doc *Document) *Po
 	raws, ok := obj["Statement"]
 	if !ok {
 		ps.Add(loc, "a policy needs a Statement list")
-		return nil
+		return p
 	}
 	list, ok := asList(raws, sloc, ps)
 	if !ok {
-		return nil
+		return p
 	}
 	for i, item := range list {
 		if s := parseStatement(code, i, item, sloc.Index(i), ps, doc); s != nil {
@@ -490,6 +493,9 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 	}
 	actions, aok := requiredStringOrList(obj, "Action", loc, ps)
 	for i, a := range actions {
+		if a == "" {
+			continue
+		}
 		pat, err := ParseActionPattern(a)
 		if err != nil {
 			ps.Add(loc.Key("Action").Index(i), "%v", err)
@@ -498,11 +504,16 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 		s.Actions = append(s.Actions, pat)
 	}
 	resources, rok := requiredStringOrList(obj, "Resource", loc, ps)
+	// Resources and principals keep their positions (a bad entry stays as a
+	// placeholder; the problem already rejects the bundle) so that reference
+	// checks name the index as written.
 	for i, r := range resources {
 		pat, err := ParseResourcePattern(r)
-		if err != nil {
+		if err != nil && r != "" {
 			ps.Add(loc.Key("Resource").Index(i), "%v", err)
-			continue
+		}
+		if err != nil {
+			pat = ResourcePattern{Raw: r}
 		}
 		s.Resources = append(s.Resources, pat)
 	}
@@ -511,12 +522,11 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 		list, _ := stringOrList(v, pl, ps)
 		for i, p := range list {
 			switch {
-			case p == "*":
+			case p == "", p == "*":
 			case strings.HasPrefix(p, "member:") && len(p) > len("member:"):
 			case strings.HasPrefix(p, "group:") && len(p) > len("group:"):
 			default:
 				ps.Add(pl.Index(i), "principal %q must be *, member:<name> or group:<code>", p)
-				continue
 			}
 			s.Principals = append(s.Principals, p)
 		}
@@ -528,6 +538,9 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 		cl := loc.Key("Condition")
 		list, _ := stringOrList(v, cl, ps)
 		for i, c := range list {
+			if c == "" {
+				continue
+			}
 			if !isRuleName(c) {
 				ps.Add(cl.Index(i), "condition %q is not a rule name (letters, digits and _)", c)
 				continue
@@ -586,16 +599,16 @@ func refList(obj map[string]any, key string, loc Loc, ps *Problems) []string {
 	l := loc.Key(key)
 	list, _ := asStringList(raw, l, ps)
 	seen := make(map[string]bool, len(list))
-	out := list[:0]
 	for i, r := range list {
-		if seen[r] {
-			ps.Add(l.Index(i), "%q is listed twice", r)
+		if r == "" {
 			continue
 		}
+		if seen[r] {
+			ps.Add(l.Index(i), "%q is listed twice", r)
+		}
 		seen[r] = true
-		out = append(out, r)
 	}
-	return out
+	return list
 }
 
 func warnUnknown(obj map[string]any, loc Loc, ps *Problems, known ...string) {
@@ -683,7 +696,9 @@ func asStringList(v any, loc Loc, ps *Problems) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	out := make([]string, 0, len(list))
+	// Positions are kept: a bad item is reported and left as "", so that
+	// later problems name the index as written.
+	out := make([]string, len(list))
 	good := true
 	for i, item := range list {
 		s, ok := item.(string)
@@ -692,7 +707,7 @@ func asStringList(v any, loc Loc, ps *Problems) ([]string, bool) {
 			good = false
 			continue
 		}
-		out = append(out, s)
+		out[i] = s
 	}
 	return out, good
 }

@@ -52,7 +52,15 @@ func ParseActionPattern(s string) (ActionPattern, error) {
 			literal = append(literal, strings.ToLower(p))
 		}
 	}
-	glob := strings.ToLower(s)
+	// A run of stars is one star: "*" matches within its part only, so the
+	// glob must never see "**" except for a last part of exactly "*".
+	for i, p := range parts {
+		for strings.Contains(p, "**") {
+			p = strings.ReplaceAll(p, "**", "*")
+		}
+		parts[i] = strings.ToLower(p)
+	}
+	glob := strings.Join(parts, ":")
 	if parts[len(parts)-1] == "*" {
 		glob += "*"
 	}

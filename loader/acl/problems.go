@@ -80,52 +80,90 @@ func (ps *Problems) Err() error {
 func (ps *Problems) Warnings() []Problem { return ps.warnings }
 
 // FileResolver names the bundle file that holds the data at a data path
-// (for example ["verdict","tenants","acme","members","bob"]).
-type FileResolver func(dataPath []string) string
+// (for example ["verdict","tenants","acme","members","bob"]) and how many
+// leading keys of that path the file's directory accounts for: an entry is
+// shown relative to its file, e.g. members.bob for
+// verdict/tenants/acme/data.yaml but tenants.acme.members.bob for
+// verdict/data.yaml.
+type FileResolver func(dataPath []string) (file string, depth int)
 
-// Loc is a position inside the verdict data tree: the data path of the
-// document that owns the entry (used to find its file) and the entry itself.
+// Loc is a position inside the verdict data tree.
 type Loc struct {
 	files FileResolver
-	base  []string // data path of the document root, e.g. verdict.tenants.acme
-	keys  []string // data path below base, without list indices
-	entry string   // display form below base: members.bob.roles[1]
+	segs  []locSeg
 }
 
-// NewLoc starts a location at the document found at base.
+type locSeg struct {
+	key   string
+	index int // -1 for an object key
+}
+
+// NewLoc starts a location at the data path base.
 func NewLoc(files FileResolver, base ...string) Loc {
-	return Loc{files: files, base: base}
+	l := Loc{files: files, segs: make([]locSeg, 0, len(base)+4)}
+	for _, k := range base {
+		l.segs = append(l.segs, locSeg{key: k, index: -1})
+	}
+	return l
+}
+
+func (l Loc) with(s locSeg) Loc {
+	n := l
+	n.segs = append(l.segs[:len(l.segs):len(l.segs)], s)
+	return n
 }
 
 // Key descends into an object member.
-func (l Loc) Key(k string) Loc {
-	n := l
-	n.keys = append(l.keys[:len(l.keys):len(l.keys)], k)
-	if n.entry == "" {
-		n.entry = k
-	} else {
-		n.entry = l.entry + "." + k
-	}
-	return n
-}
+func (l Loc) Key(k string) Loc { return l.with(locSeg{key: k, index: -1}) }
 
 // Index descends into a list element.
-func (l Loc) Index(i int) Loc {
-	n := l
-	n.entry = l.entry + "[" + strconv.Itoa(i) + "]"
-	return n
+func (l Loc) Index(i int) Loc { return l.with(locSeg{index: i}) }
+
+// dataPath is the object keys of the location (list indices left out).
+func (l Loc) dataPath() []string {
+	out := make([]string, 0, len(l.segs))
+	for _, s := range l.segs {
+		if s.index < 0 {
+			out = append(out, s.key)
+		}
+	}
+	return out
 }
 
-// Entry is the display path below the document root.
-func (l Loc) Entry() string { return l.entry }
+func (l Loc) resolve() (string, int) {
+	if l.files == nil {
+		return "", 0
+	}
+	return l.files(l.dataPath())
+}
 
 // File is the bundle file that holds this entry.
 func (l Loc) File() string {
-	if l.files == nil {
-		return ""
+	f, _ := l.resolve()
+	return f
+}
+
+// Entry is the display path of the entry inside its file, e.g.
+// members.bob.roles[1].
+func (l Loc) Entry() string {
+	_, depth := l.resolve()
+	var b strings.Builder
+	keys := 0
+	for _, s := range l.segs {
+		if s.index >= 0 {
+			if keys > depth || b.Len() > 0 {
+				b.WriteString("[" + strconv.Itoa(s.index) + "]")
+			}
+			continue
+		}
+		keys++
+		if keys <= depth {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
 	}
-	path := make([]string, 0, len(l.base)+len(l.keys))
-	path = append(path, l.base...)
-	path = append(path, l.keys...)
-	return l.files(path)
+	return b.String()
 }

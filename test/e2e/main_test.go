@@ -1,0 +1,342 @@
+// Package e2e tests the verdict binary from the outside: it builds
+// cmd/verdict once, runs `verdict run` on a free loopback port and talks to
+// it over HTTP, and runs `verdict check` and `verdict eval` as a user would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	// binary is the verdict binary TestMain built.
+	binary string
+	// demoBundle is the repository's demo bundle directory.
+	demoBundle string
+
+	sharedMu     sync.Mutex
+	sharedServer *server
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "verdict-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "verdict")
+	build := exec.Command("go", "build", "-o", binary, "github.com/verdict-authz/verdict/cmd/verdict")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: go build:", err)
+		return 1
+	}
+	if demoBundle, err = filepath.Abs(filepath.Join("..", "..", "bundles", "demo")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	code := m.Run()
+	sharedMu.Lock()
+	if sharedServer != nil {
+		sharedServer.stop()
+	}
+	sharedMu.Unlock()
+	return code
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a running `verdict run`.
+type server struct {
+	url    string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // the process's exit, once done is closed
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+// startServer runs `verdict run` on a free 127.0.0.1 port with args and
+// waits until /health/ready answers 200. It is stopped when the test ends.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	s, err := launch(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func launch(args ...string) (*server, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		s := &server{url: "http://" + addr, stderr: &syncBuffer{}, done: make(chan struct{})}
+		s.cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
+		s.cmd.Stdout = s.stderr
+		s.cmd.Stderr = s.stderr
+		if err := s.cmd.Start(); err != nil {
+			return nil, err
+		}
+		go func() {
+			s.err = s.cmd.Wait()
+			close(s.done)
+		}()
+		if lastErr = s.waitReady(15 * time.Second); lastErr == nil {
+			return s, nil
+		}
+		s.stop()
+		if !strings.Contains(s.stderr.String(), "address already in use") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (s *server) waitReady(timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("verdict run exited (%v) before it was ready:\n%s", s.err, s.stderr.String())
+		default:
+		}
+		resp, err := client.Get(s.url + "/health/ready")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("verdict run was not ready within %v:\n%s", timeout, s.stderr.String())
+}
+
+// stop asks the server to shut down (SIGTERM) and kills it if it lingers.
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// demo returns the server that serves the demo bundle from the repository,
+// shared by the tests and stopped by TestMain.
+func demo(t *testing.T) *server {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if sharedServer == nil {
+		s, err := launch("--bundle", demoBundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharedServer = s
+	}
+	return sharedServer
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// response is an HTTP answer with its body read.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (s *server) do(t *testing.T, method, path, contentType string, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, s.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v\nserver log:\n%s", method, path, err, s.stderr.String())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (s *server) post(t *testing.T, path, body string) response {
+	t.Helper()
+	return s.do(t, http.MethodPost, path, "application/json", strings.NewReader(body))
+}
+
+// Decision is the JSON answer of POST /v1/decide (SPEC §2.2).
+type Decision struct {
+	DecisionID string            `json:"decision_id"`
+	Allow      bool              `json:"allow"`
+	Status     int               `json:"status"`
+	Tenant     string            `json:"tenant"`
+	Action     string            `json:"action"`
+	Visibility string            `json:"visibility"`
+	Fields     []string          `json:"fields"`
+	Reasons    []Reason          `json:"reasons"`
+	Revision   map[string]string `json:"revision"`
+}
+
+// Reason is one ground of a decision.
+type Reason struct {
+	Layer         string `json:"layer"`
+	Code          string `json:"code"`
+	Effect        string `json:"effect"`
+	Message       string `json:"message"`
+	Policy        string `json:"policy"`
+	Statement     *int   `json:"statement"`
+	ResourceGroup string `json:"resource_group"`
+	SoajsCode     int    `json:"soajs_code"`
+}
+
+func (d *Decision) codes() []string {
+	out := make([]string, len(d.Reasons))
+	for i, r := range d.Reasons {
+		out[i] = r.Code
+	}
+	return out
+}
+
+func (d *Decision) reason(code string) *Reason {
+	for i := range d.Reasons {
+		if d.Reasons[i].Code == code {
+			return &d.Reasons[i]
+		}
+	}
+	return nil
+}
+
+// decide posts a decision request and decodes the decision; HTTP must
+// answer 200 for every decision made.
+func (s *server) decide(t *testing.T, body string) *Decision {
+	t.Helper()
+	resp := s.post(t, "/v1/decide", body)
+	if resp.status != http.StatusOK {
+		t.Fatalf("POST /v1/decide %s: HTTP %d: %s", body, resp.status, resp.body)
+	}
+	if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var d Decision
+	dec := json.NewDecoder(bytes.NewReader(resp.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("decode decision %s: %v", resp.body, err)
+	}
+	return &d
+}
+
+// result is a finished CLI run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// verdict runs the binary with args and stdin and waits at most 30 s.
+func verdict(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	default:
+		t.Fatalf("verdict %s: %v", strings.Join(args, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("verdict %s did not finish within 30 s", strings.Join(args, " "))
+	}
+	return res
+}
+
+// writeBundle writes files (slash-separated path → content) under a new
+// directory and returns it.
+func writeBundle(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
