@@ -19,9 +19,10 @@ import (
 // Policy is the compiled Rego of one generation: verdict's engine rules
 // plus every loaded bundle's modules, over the bundles' other data.
 type Policy struct {
-	compiler *ast.Compiler
-	store    storage.Store
-	query    rego.PreparedEvalQuery
+	compiler  *ast.Compiler
+	store     storage.Store
+	query     rego.PreparedEvalQuery
+	planQuery rego.PreparedEvalQuery
 }
 
 // CompilePolicy compiles the engine's rules with the bundles' modules and
@@ -48,22 +49,42 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
 	}
 	st := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	query, err := rego.New(
-		rego.Query(policy.DecisionQuery),
-		rego.Compiler(compiler),
-		rego.Store(st),
-		rego.StoreReadAST(true),
-		rego.GenerateJSON(keepAST),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("prepare decision query: %w", err)
+	prepare := func(q string) (rego.PreparedEvalQuery, error) {
+		pq, err := rego.New(
+			rego.Query(q),
+			rego.Compiler(compiler),
+			rego.Store(st),
+			rego.StoreReadAST(true),
+			rego.GenerateJSON(keepAST),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return pq, fmt.Errorf("prepare %s: %w", q, err)
+		}
+		return pq, nil
 	}
-	return &Policy{compiler: compiler, store: st, query: query}, nil
+	query, err := prepare(policy.DecisionQuery)
+	if err != nil {
+		return nil, err
+	}
+	planQuery, err := prepare(policy.PlanQuery)
+	if err != nil {
+		return nil, err
+	}
+	return &Policy{compiler: compiler, store: st, query: query, planQuery: planQuery}, nil
 }
 
 // eval evaluates the decision query on input and returns the decision term.
 func (p *Policy) eval(ctx context.Context, input ast.Value) (*ast.Term, error) {
-	rs, err := p.query.Eval(ctx,
+	return evalOne(ctx, p.query, input)
+}
+
+// evalPlan evaluates the list-plan query on input.
+func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, error) {
+	return evalOne(ctx, p.planQuery, input)
+}
+
+func evalOne(ctx context.Context, query rego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
+	rs, err := query.Eval(ctx,
 		rego.EvalParsedInput(input),
 		// The query is short; a per-evaluation cancel avoids the goroutine
 		// the rego package would otherwise start to watch ctx.

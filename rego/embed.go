@@ -20,8 +20,11 @@ var files embed.FS
 // declare it or anything below it.
 const Package = "verdict.engine"
 
-// DecisionQuery is the query the engine evaluates.
+// DecisionQuery is the query the engine evaluates for a decision.
 const DecisionQuery = "data.verdict.engine.decision"
+
+// PlanQuery is the query the engine evaluates for a list plan.
+const PlanQuery = "data.verdict.engine.plan"
 
 // Modules returns verdict's own modules, parsed, keyed by a file name under
 // "verdict-system/". Test files are left out unless withTests is set.

@@ -47,6 +47,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.bufPool.New = func() any { return new(bytes.Buffer) }
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
 	s.mux.HandleFunc("POST /v1/decide/batch", s.handleDecideBatch)
+	s.mux.HandleFunc("POST /v1/plan", s.handlePlan)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	return s

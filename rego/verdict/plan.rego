@@ -1,0 +1,136 @@
+# verdict list plans: for a list request (no object), what a service must
+# filter its query by so that it returns exactly the objects /v1/decide
+# would allow. Uses the same facts and rules as the decision (this file
+# extends package verdict.engine).
+package verdict.engine
+
+# plan: {kind: all | none | some, filter, exclude?, reasons}. An object
+# passes when it matches the filter (any of its criteria) and does not
+# match the exclusion (any of its criteria).
+plan := {"kind": "none", "reasons": verdict.denies} if {
+	count(verdict.denies) > 0
+	not object_plannable_deny
+} else := {"kind": "all", "reasons": verdict.grants} if {
+	count(plan_exclusions) == 0
+	unconditional_access
+} else := {
+	"kind": "some",
+	"filter": plan_filter,
+	"exclude": plan_exclusions,
+	"reasons": plan_reasons,
+}
+
+# object_plannable_deny: the request without an object is denied only
+# because no Allow applies; objects the member owns may still pass.
+object_plannable_deny if {
+	count(verdict.denies) == 1
+	verdict.denies[0].code == "iam.no_allow"
+}
+
+# unconditional_access: every object passes once the layers before IAM
+# allowed (IAM not checked, an admin, or an Allow on "*").
+unconditional_access if not facts.tenant.checks.iam
+
+unconditional_access if facts.member.is_admin
+
+unconditional_access if {
+	some s in applicable
+	s.effect == "allow"
+	some r in s.resources
+	r.kind == "any"
+}
+
+plan_allows := [s | some s in applicable; s.effect == "allow"]
+
+plan_denies := [s | some s in applicable; s.effect == "deny"]
+
+plan_filter := object.union(
+	{"owner": input.member},
+	object.union(
+		criteria(plan_allows),
+		{k: true | k := "all"; unconditional_access},
+	),
+)
+
+plan_exclusions := criteria(plan_denies) if {
+	not facts.member.is_admin
+	facts.tenant.checks.iam
+} else := {}
+
+# criteria turns statements' resources into filter criteria on the
+# objects' user codes (lower case) and resource groups. When the request
+# names the listed model (input.plan.model_prefix), FRNs of other models
+# are left out.
+criteria(statements) := {k: v |
+	some k, v in {
+		"user_codes": sort({lower(u) |
+			some s in statements
+			some r in s.resources
+			r.kind == "object"
+			r.literal
+			of_listed_model(r.pattern)
+			u := frn_user_code(r.pattern)
+		}),
+		"user_code_prefixes": sort({p |
+			some s in statements
+			some r in s.resources
+			r.kind == "object"
+			not r.literal
+			of_listed_model(r.pattern)
+			u := frn_user_code(r.pattern)
+			endswith(u, "*")
+			p := trim_suffix(u, "*")
+			not contains(p, "*")
+		}),
+		"user_code_patterns": sort({u |
+			some s in statements
+			some r in s.resources
+			r.kind == "object"
+			not r.literal
+			of_listed_model(r.pattern)
+			u := frn_user_code(r.pattern)
+			not prefix_pattern(u)
+		}),
+		"resource_groups": sort({r.pattern |
+			some s in statements
+			some r in s.resources
+			r.kind == "group"
+			r.literal
+		}),
+		"resource_group_patterns": sort({r.pattern |
+			some s in statements
+			some r in s.resources
+			r.kind == "group"
+			not r.literal
+		}),
+	}
+	count(v) > 0
+}
+
+of_listed_model(_) if not input.plan.model_prefix
+
+of_listed_model(pattern) if startswith(pattern, input.plan.model_prefix)
+
+prefix_pattern(u) if {
+	endswith(u, "*")
+	not contains(trim_suffix(u, "*"), "*")
+}
+
+# frn_user_code: the part after frn:finmars:<app>:<model>:.
+frn_user_code(frn) := concat(":", array.slice(parts, 4, count(parts))) if {
+	parts := split(frn, ":")
+}
+
+plan_reasons := array.concat(
+	verdict.grants,
+	[{
+		"layer": "iam",
+		"code": sprintf("iam.%s", [s.effect]),
+		"effect": s.effect,
+		"policy": s.policy,
+		"statement": s.statement,
+		"message": sprintf("Access policy %q, statement %d, shapes the filter.", [s.policy, s.statement]),
+	} |
+		some s in applicable
+	],
+)
