@@ -2,8 +2,11 @@ package loader
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -26,6 +29,20 @@ type Source struct {
 	Location string
 	// FS, when set, is read instead of Location (the embedded demo bundle).
 	FS fs.FS
+	// Tarball, when set, is a downloaded .tar.gz read instead of Location
+	// (a remote bundle: Location is its URL).
+	Tarball []byte
+	// ETag is the HTTP entity tag the Tarball was downloaded with.
+	ETag string
+	// Verification, when set, requires the bundle to carry a valid signature
+	// in OPA's format (.signatures.json) made with one of its keys.
+	Verification *bundle.VerificationConfig
+}
+
+// IsRemote reports whether the source is an http(s) URL, polled rather than
+// read from disk.
+func (s Source) IsRemote() bool {
+	return s.FS == nil && (strings.HasPrefix(s.Location, "https://") || strings.HasPrefix(s.Location, "http://"))
 }
 
 // ParseSource reads a --bundle argument: PATH or NAME=PATH. Without a name
@@ -72,6 +89,12 @@ type Bundle struct {
 	Modules map[string]*ast.Module
 	// Warnings are problems that do not reject the bundle.
 	Warnings []acl.Problem
+	// Digest is a SHA-256 over every file's path and content, as read: two
+	// reads with the same digest hold the same bundle.
+	Digest string
+	// ACLData is the bundle's verdict.catalog and verdict.tenants as written
+	// (the input of the bundle's lint rules).
+	ACLData map[string]any
 }
 
 // recordingLoader remembers the path of every file OPA's reader takes, so
@@ -81,6 +104,7 @@ type recordingLoader struct {
 	bundle.DirectoryLoader
 	files    []string
 	problems []acl.Problem
+	digest   hash.Hash
 }
 
 func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
@@ -90,16 +114,17 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	}
 	name := strings.TrimPrefix(filepath.ToSlash(d.Path()), "/")
 	l.files = append(l.files, name)
-	if !isDataFile(name) {
-		return d, nil
-	}
 	var buf bytes.Buffer
 	if _, err := d.Read(&buf, maxDataFileBytes); err != nil && !errors.Is(err, io.EOF) {
 		d.Close()
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	d.Close()
-	l.problems = append(l.problems, duplicateKeys(name, buf.Bytes())...)
+	fmt.Fprintf(l.digest, "%s\x00%d\x00", name, buf.Len())
+	l.digest.Write(buf.Bytes())
+	if isDataFile(name) {
+		l.problems = append(l.problems, duplicateKeys(name, buf.Bytes())...)
+	}
 	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(buf.Bytes())), nil
 }
 
@@ -122,16 +147,21 @@ func Read(src Source) (*Bundle, error) {
 		return nil, err
 	}
 	defer closeFn()
-	rec := &recordingLoader{DirectoryLoader: dl}
-	raw, err := bundle.NewCustomReader(rec).
+	rec := &recordingLoader{DirectoryLoader: dl, digest: sha256.New()}
+	reader := bundle.NewCustomReader(rec).
 		WithRegoVersion(ast.RegoV1).
-		WithProcessAnnotations(true).
-		WithSkipBundleVerification(true).
-		Read()
+		WithProcessAnnotations(true)
+	if src.Verification != nil {
+		reader = reader.WithBundleVerificationConfig(src.Verification)
+	} else {
+		reader = reader.WithSkipBundleVerification(true)
+	}
+	raw, err := reader.Read()
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
-	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{}}
+	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{},
+		Digest: hex.EncodeToString(rec.digest.Sum(nil))}
 	if raw.Manifest.Roots != nil {
 		b.Roots = *raw.Manifest.Roots
 	}
@@ -149,6 +179,7 @@ func Read(src Source) (*Bundle, error) {
 	files := dataFileResolver(rec.files)
 	if v, ok := b.Data["verdict"]; ok {
 		if verdict, ok := v.(map[string]any); ok {
+			b.ACLData = map[string]any{"catalog": verdict["catalog"], "tenants": verdict["tenants"]}
 			b.Doc = acl.Parse(verdict, files, &ps)
 			rest := make(map[string]any, len(verdict))
 			for k, v := range verdict {
@@ -186,12 +217,22 @@ func openSource(src Source) (bundle.DirectoryLoader, func(), error) {
 		}
 		return dl, func() {}, nil
 	}
-	info, err := os.Stat(src.Location)
+	if src.Tarball != nil {
+		return bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(src.Tarball), src.Location), func() {}, nil
+	}
+	if src.IsRemote() {
+		return nil, nil, fmt.Errorf("bundle %s: %s has not been downloaded", src.Name, src.Location)
+	}
+	dir, err := resolveBundleDir(src.Location)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+	}
+	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
 	if info.IsDir() {
-		return bundle.NewDirectoryLoader(src.Location).WithFollowSymlinks(true), func() {}, nil
+		return bundle.NewDirectoryLoader(dir).WithFollowSymlinks(true), func() {}, nil
 	}
 	f, err := os.Open(src.Location)
 	if err != nil {

@@ -4,40 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
-	"sync"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
-	"github.com/verdict-authz/verdict/loader/store"
 )
-
-// Loader owns the store and installs generations into the engine.
-type Loader struct {
-	engine *decision.Engine
-	store  *store.Store
-	log    *slog.Logger
-
-	mu      sync.Mutex
-	bundles map[string]*Bundle // the bundles of the installed generation
-	number  uint64
-}
-
-// New returns a loader that installs into engine.
-func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
-	st, err := store.New()
-	if err != nil {
-		return nil, err
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Loader{engine: engine, store: st, log: log, bundles: map[string]*Bundle{}}, nil
-}
 
 // ReadAll reads every source; the error joins every bundle's problems.
 func ReadAll(sources []Source) ([]*Bundle, error) {
@@ -195,86 +168,6 @@ func mergeData(dst, src map[string]any) error {
 		dst[k] = merged
 	}
 	return nil
-}
-
-// Install writes the assembly into the store and installs the resulting
-// generation. Bundles that are gone or changed are replaced in one write
-// transaction.
-func (l *Loader) Install(ctx context.Context, asm *Assembly) (*decision.Generation, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	start := time.Now()
-	next := make(map[string]*Bundle, len(asm.Bundles))
-	for _, b := range asm.Bundles {
-		next[b.Source.Name] = b
-	}
-	snap, err := l.store.Update(func(w *store.WriteTxn) error {
-		for name, old := range l.bundles {
-			if next[name] != old {
-				if err := w.DeleteBundle(name); err != nil {
-					return err
-				}
-			}
-		}
-		for name, b := range next {
-			if l.bundles[name] == b {
-				continue
-			}
-			for _, code := range sortedKeys(b.Doc.Tenants) {
-				if err := w.PutTenant(name, b.Doc.Tenants[code]); err != nil {
-					return err
-				}
-			}
-			for _, code := range sortedKeys(b.Doc.Catalog.Packages) {
-				if err := w.PutPackage(name, b.Doc.Catalog.Packages[code]); err != nil {
-					return err
-				}
-			}
-			for _, svc := range sortedKeys(b.Doc.Catalog.Services) {
-				if err := w.PutService(name, b.Doc.Catalog.Services[svc]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update store: %w", err)
-	}
-	l.number++
-	revisions := make(map[string]string, len(next))
-	for name, b := range next {
-		revisions[name] = b.Revision
-	}
-	gen := &decision.Generation{
-		Number:    l.number,
-		Facts:     snap,
-		Policy:    asm.Policy,
-		LoadedAt:  time.Now(),
-		Revisions: revisions,
-	}
-	l.engine.Install(gen)
-	l.bundles = next
-	l.log.Info("generation installed", "generation", gen.Number, "bundles", len(next), "duration", time.Since(start))
-	return gen, nil
-}
-
-// LoadAll reads, assembles and installs the sources.
-func (l *Loader) LoadAll(ctx context.Context, sources []Source) (*decision.Generation, error) {
-	bundles, err := ReadAll(sources)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range bundles {
-		for _, w := range b.Warnings {
-			l.log.Warn("bundle warning", "bundle", b.Source.Name, "problem", w.String())
-		}
-	}
-	asm, err := Assemble(ctx, bundles)
-	if err != nil {
-		return nil, err
-	}
-	return l.Install(ctx, asm)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -26,6 +26,7 @@ type runOptions struct {
 	stateDir  string
 	logLevel  string
 	logFormat string
+	live      liveOptions
 }
 
 func newRunCommand() *cobra.Command {
@@ -44,6 +45,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for state that must survive a restart (created if missing)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	addLiveFlags(f, &o.live)
 	return cmd
 }
 
@@ -82,12 +84,13 @@ func run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	start := time.Now()
-	gen, err := ld.LoadAll(ctx, sources)
+	defer ld.Close()
+	revisions, err := loadBundles(ctx, ld, sources, o, log)
 	if err != nil {
 		return fmt.Errorf("load bundles:\n%w", err)
 	}
 	for _, src := range sources {
-		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", gen.Revisions[src.Name])
+		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", revisions[src.Name])
 	}
 	log.Info("bundles loaded", "count", len(sources), "duration", time.Since(start))
 
@@ -96,7 +99,7 @@ func run(ctx context.Context, o runOptions) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(engine, httpapi.Options{Log: log}),
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

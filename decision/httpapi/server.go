@@ -25,6 +25,9 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
 	Log          *slog.Logger
+	// Bundles, when set, serves GET /v1/status and GET /v1/processors and
+	// makes /health/ready answer 503 while a bundle's newest version fails.
+	Bundles BundleStatus
 }
 
 // Server is the HTTP API over one engine.
@@ -50,6 +53,8 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/plan", s.handlePlan)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
+	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
+	s.mux.HandleFunc("GET /v1/processors", s.handleProcessors)
 	return s
 }
 
@@ -197,6 +202,9 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	gen := s.engine.Current()
 	if gen == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "message": decision.ErrNotReady.Error()})
+		return
+	}
+	if s.bundlesFailing(w) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "generation": gen.Number, "revision": gen.Revisions})

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/keys"
+	"github.com/spf13/pflag"
+
+	"github.com/verdict-authz/verdict/loader"
+)
+
+// liveOptions are the flags of live bundles: watching files, polling
+// remote bundles, verifying signatures and the change pipeline.
+type liveOptions struct {
+	watch             bool
+	debounce          time.Duration
+	disabled          []string
+	pollInterval      time.Duration
+	verificationKey   string
+	verificationKeyID string
+	verificationAlg   string
+	verificationScope string
+}
+
+func addLiveFlags(f *pflag.FlagSet, o *liveOptions) {
+	f.BoolVar(&o.watch, "watch", false, "reload bundle directories and tarballs when their files change; a bundle that fails (even at start) leaves the last good one serving and /health/ready at 503")
+	f.DurationVar(&o.debounce, "debounce", loader.DefaultDebounce, "with --watch, collapse a bundle's file events within this window into one reload")
+	f.StringArrayVar(&o.disabled, "disable-processor", nil, "turn off a change-pipeline processor by name (repeatable; see GET /v1/processors)")
+	f.DurationVar(&o.pollInterval, "poll-interval", loader.DefaultPollInterval, "how often to poll remote (http/https) bundles for a new version; 0 polls only at start")
+	f.StringVar(&o.verificationKey, "bundle-verification-key", "", "PEM public key (or HMAC secret) file: bundles must carry a valid OPA signature (.signatures.json)")
+	f.StringVar(&o.verificationKeyID, "bundle-verification-key-id", "default", "the key ID that signatures name")
+	f.StringVar(&o.verificationAlg, "bundle-verification-alg", "RS256", "the signing algorithm of --bundle-verification-key")
+	f.StringVar(&o.verificationScope, "bundle-verification-scope", "", "the scope signatures must carry")
+}
+
+// loadBundles loads the sources and keeps them live: remote bundles are
+// restored from the state directory (or downloaded) and polled, local ones
+// are watched with --watch. Without --watch any failure at start is fatal;
+// with --watch the server starts anyway with what could be loaded and is
+// not ready until every bundle loads.
+func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source, o runOptions, log *slog.Logger) (map[string]string, error) {
+	if err := ld.Pipeline().Disable(o.live.disabled...); err != nil {
+		return nil, fmt.Errorf("--disable-processor: %w", err)
+	}
+	if o.live.verificationKey != "" {
+		vc, err := verificationConfig(o.live)
+		if err != nil {
+			return nil, err
+		}
+		for i := range sources {
+			if sources[i].FS == nil {
+				sources[i].Verification = vc
+			}
+		}
+	}
+	remotes := map[string]*loader.Remote{}
+	fresh := map[string]bool{}
+	for i, src := range sources {
+		if !src.IsRemote() {
+			continue
+		}
+		r := loader.NewRemote(ld, src, loader.RemoteOptions{Interval: o.live.pollInterval, StateDir: o.stateDir, Log: log})
+		remotes[src.Name] = r
+		if restored, ok := r.Restore(); ok {
+			log.Info("remote bundle restored from the state directory", "bundle", src.Name, "etag", restored.ETag)
+			sources[i] = restored
+			continue
+		}
+		fetchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		got, _, err := r.Fetch(fetchCtx)
+		cancel()
+		if err != nil {
+			if !o.live.watch {
+				return nil, fmt.Errorf("bundle %s: download: %w", src.Name, err)
+			}
+			log.Error("remote bundle could not be downloaded; polling goes on", "bundle", src.Name, "error", err)
+			ld.ReportDownloadError(src, err)
+			continue
+		}
+		sources[i] = got
+		fresh[src.Name] = true
+	}
+	var revisions map[string]string
+	if o.live.watch {
+		gen, err := ld.LoadAvailable(ctx, sources)
+		if err != nil {
+			log.Error("some bundles could not be loaded; serving the rest, not ready until they are fixed", "error", err)
+		}
+		if gen != nil {
+			revisions = gen.Revisions
+		}
+	} else {
+		gen, err := ld.LoadAll(ctx, sources)
+		if err != nil {
+			return nil, err
+		}
+		revisions = gen.Revisions
+	}
+	for _, src := range sources {
+		if fresh[src.Name] && ld.Bundle(src.Name) != nil {
+			if err := remotes[src.Name].Accepted(src); err != nil {
+				log.Warn("cannot persist the remote bundle", "bundle", src.Name, "error", err)
+			}
+		}
+	}
+	for _, r := range remotes {
+		if o.live.pollInterval > 0 {
+			go r.Run(ctx)
+		}
+	}
+	if o.live.watch {
+		w, err := loader.NewWatcher(ld, sources, loader.WatchOptions{Debounce: o.live.debounce, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("bundle watcher stopped", "error", err)
+			}
+		}()
+		log.Info("watching bundles", "debounce", o.live.debounce)
+	}
+	return revisions, nil
+}
+
+func verificationConfig(o liveOptions) (*bundle.VerificationConfig, error) {
+	key, err := os.ReadFile(o.verificationKey)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle-verification-key: %w", err)
+	}
+	kc, err := keys.NewKeyConfig(string(key), o.verificationAlg, o.verificationScope)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle-verification-key: %w", err)
+	}
+	return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{o.verificationKeyID: kc}, o.verificationKeyID, o.verificationScope, nil), nil
+}

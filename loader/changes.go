@@ -1,0 +1,388 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/store"
+)
+
+// Loader owns the store, runs bundle changes through the pipeline and
+// installs the resulting generations into the engine.
+type Loader struct {
+	engine   *decision.Engine
+	store    *store.Store
+	log      *slog.Logger
+	pipeline *Pipeline
+	status   *StatusBoard
+	stop     context.CancelFunc
+
+	mu      sync.Mutex // serializes changes
+	sources map[string]Source
+	bundles map[string]*Bundle // the bundles of the installed generation
+	failed  map[string]bool    // bundles whose newest version was rejected
+	number  uint64
+}
+
+// New returns a loader that installs into engine, with the default
+// processors registered and its NOTIFY queue running until Close.
+func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
+	st, err := store.New()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &Loader{
+		engine:   engine,
+		store:    st,
+		log:      log,
+		pipeline: NewPipeline(st, log),
+		status:   NewStatusBoard(),
+		sources:  map[string]Source{},
+		bundles:  map[string]*Bundle{},
+		failed:   map[string]bool{},
+	}
+	l.pipeline.Register(unchangedProcessor{}, assembleProcessor{}, lintProcessor{}, storeProcessor{})
+	l.pipeline.RegisterAsync(statusProcessor{board: l.status}, logProcessor{log: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	go l.pipeline.Run(ctx)
+	return l, nil
+}
+
+// Close stops the NOTIFY queue after delivering what is queued (for at most
+// a second).
+func (l *Loader) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.pipeline.Flush(ctx)
+	l.stop()
+}
+
+// Pipeline is the change pipeline, for registering or disabling processors.
+func (l *Loader) Pipeline() *Pipeline { return l.pipeline }
+
+// Status reports every bundle's status (GET /v1/status).
+func (l *Loader) Status() Status { return l.status.Snapshot() }
+
+// Processors lists the pipeline's processors (GET /v1/processors).
+func (l *Loader) Processors() []ProcessorInfo { return l.pipeline.Processors() }
+
+// Flush waits until the status reflects every change made so far.
+func (l *Loader) Flush(ctx context.Context) error { return l.pipeline.Flush(ctx) }
+
+// Sources lists the known sources, by name.
+func (l *Loader) Sources() []Source {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Source, 0, len(l.sources))
+	for _, s := range l.sources {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Bundle returns the served version of the named bundle, or nil.
+func (l *Loader) Bundle(name string) *Bundle {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bundles[name]
+}
+
+// LoadAll reads every source and installs them together as one change. Any
+// source that cannot be read, or a set that does not fit together, fails the
+// whole load: nothing is installed and the error names every problem. The
+// status lists each source either way.
+func (l *Loader) LoadAll(ctx context.Context, sources []Source) (*decision.Generation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.loadSetLocked(ctx, sources, false)
+}
+
+// LoadAvailable is LoadAll for a server that watches its bundles: the
+// sources that can be read are installed together even when others cannot;
+// those are reported failed (the server is not ready) until they are fixed.
+// The error names every problem.
+func (l *Loader) LoadAvailable(ctx context.Context, sources []Source) (*decision.Generation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.loadSetLocked(ctx, sources, true)
+}
+
+func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bool) (*decision.Generation, error) {
+	started := time.Now()
+	for _, src := range sources {
+		l.sources[src.Name] = src
+		l.status.Track(src)
+	}
+	bundles, readErr := ReadAll(sources)
+	for _, b := range bundles {
+		for _, w := range b.Warnings {
+			l.log.Warn("bundle warning", "bundle", b.Source.Name, "problem", w.String())
+		}
+	}
+	if readErr != nil {
+		read := map[string]bool{}
+		for _, b := range bundles {
+			read[b.Source.Name] = true
+		}
+		for _, src := range sources {
+			if !read[src.Name] {
+				l.failed[src.Name] = true
+				l.notify(&Event{Subject: bundleSubject(src.Name), Change: KindCreate, Started: started,
+					Err: errorFor(src.Name, readErr), Bundle: &BundleChange{Sources: []Source{src}}})
+			}
+		}
+		if !partial || len(bundles) == 0 {
+			return nil, readErr
+		}
+	}
+	readable := make([]Source, len(bundles))
+	for i, b := range bundles {
+		readable[i] = b.Source
+	}
+	gen, err := l.applyLocked(ctx, KindCreate, readable, bundles, started)
+	return gen, errors.Join(readErr, err)
+}
+
+// errorFor picks the part of a joined error that is about one bundle.
+func errorFor(name string, err error) error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var mine []error
+	for _, e := range joined.Unwrap() {
+		if strings.HasPrefix(e.Error(), "bundle "+name+":") {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) == 0 {
+		return err
+	}
+	return errors.Join(mine...)
+}
+
+// Reload reads one source again and installs it if it changed: a new or
+// changed bundle is validated, assembled with the other served bundles,
+// linted and stored; a source that is gone is removed. A version that is
+// rejected leaves the last good one serving. While nothing has been served
+// yet, every known source is loaded together instead.
+func (l *Loader) Reload(ctx context.Context, src Source) error {
+	return l.reload(ctx, src, true)
+}
+
+func (l *Loader) reload(ctx context.Context, src Source, retry bool) error {
+	started := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sources[src.Name] = src
+	l.status.Track(src)
+	if l.number == 0 && len(l.sources) > 1 {
+		return l.loadEveryLocked(ctx)
+	}
+	b, err := Read(src)
+	if err != nil && !src.IsRemote() && src.FS == nil && isNotExist(src.Location) {
+		err = l.removeLocked(ctx, src, started)
+	} else {
+		err = l.applyOneLocked(ctx, src, b, err, started)
+	}
+	if err == nil && retry {
+		l.retryFailedLocked(ctx, src.Name)
+	}
+	return err
+}
+
+// Apply installs a bundle that was read elsewhere (a download), or records
+// why it could not be read.
+func (l *Loader) Apply(ctx context.Context, src Source, b *Bundle, readErr error) error {
+	started := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sources[src.Name] = src
+	l.status.Track(src)
+	if l.number == 0 && len(l.sources) > 1 {
+		return l.loadEveryLocked(ctx)
+	}
+	err := l.applyOneLocked(ctx, src, b, readErr, started)
+	if err == nil {
+		l.retryFailedLocked(ctx, src.Name)
+	}
+	return err
+}
+
+// loadEveryLocked loads every known source together: while nothing is
+// served, one bundle alone may not fit (its references live in another).
+func (l *Loader) loadEveryLocked(ctx context.Context) error {
+	all := make([]Source, 0, len(l.sources))
+	for _, s := range l.sources {
+		all = append(all, s)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	_, err := l.loadSetLocked(ctx, all, true)
+	return err
+}
+
+// ReportDownloadError records that a remote source could not be fetched;
+// the last good copy keeps serving.
+func (l *Loader) ReportDownloadError(src Source, err error) {
+	l.notify(&Event{Subject: bundleSubject(src.Name), Change: KindUpdate, Started: time.Now(),
+		Err: &DownloadError{Err: err}, Bundle: &BundleChange{Sources: []Source{src}}})
+}
+
+// DownloadError is a failure to fetch a remote bundle.
+type DownloadError struct{ Err error }
+
+func (e *DownloadError) Error() string { return "download: " + e.Err.Error() }
+func (e *DownloadError) Unwrap() error { return e.Err }
+
+// retryFailedLocked reloads, once each, the local bundles whose newest
+// version was rejected: a change to one bundle (a package added to the
+// catalog) can make another bundle's rejected version fit.
+func (l *Loader) retryFailedLocked(ctx context.Context, except string) {
+	var names []string
+	for name := range l.failed {
+		if name != except && !l.sources[name].IsRemote() {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		src := l.sources[name]
+		b, err := Read(src)
+		if err != nil {
+			continue // still unreadable: its status already says why
+		}
+		if err := l.applyOneLocked(ctx, src, b, nil, time.Now()); err == nil {
+			l.log.Info("rejected bundle accepted after another change", "bundle", name)
+		}
+	}
+}
+
+func isNotExist(loc string) bool {
+	_, err := os.Lstat(loc)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+func bundleSubject(name string) Subject { return Subject{Type: SubjectBundle, Name: name} }
+
+func (l *Loader) applyOneLocked(ctx context.Context, src Source, b *Bundle, readErr error, started time.Time) error {
+	kind := KindUpdate
+	if l.bundles[src.Name] == nil {
+		kind = KindCreate
+	}
+	if readErr != nil {
+		l.failed[src.Name] = true
+		l.notify(&Event{Subject: bundleSubject(src.Name), Change: kind, Started: started, Err: readErr,
+			Bundle: &BundleChange{Sources: []Source{src}}})
+		return readErr
+	}
+	for _, w := range b.Warnings {
+		l.log.Warn("bundle warning", "bundle", src.Name, "problem", w.String())
+	}
+	_, err := l.applyLocked(ctx, kind, []Source{src}, []*Bundle{b}, started)
+	return err
+}
+
+func (l *Loader) removeLocked(ctx context.Context, src Source, started time.Time) error {
+	if l.bundles[src.Name] == nil {
+		// Never served (or already removed): nothing to take out.
+		delete(l.failed, src.Name)
+		l.notify(&Event{Subject: bundleSubject(src.Name), Change: KindDelete, Started: started,
+			Bundle: &BundleChange{Sources: []Source{src}, Installed: l.installedCopy()}})
+		return nil
+	}
+	_, err := l.applyLocked(ctx, KindDelete, []Source{src}, nil, started)
+	return err
+}
+
+func (l *Loader) installedCopy() map[string]*Bundle {
+	out := make(map[string]*Bundle, len(l.bundles))
+	for k, v := range l.bundles {
+		out[k] = v
+	}
+	return out
+}
+
+// applyLocked runs one change through the pipeline and, when it stored
+// something, installs the next generation.
+func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, next []*Bundle, started time.Time) (*decision.Generation, error) {
+	names := make([]string, len(sources))
+	for i, s := range sources {
+		names[i] = s.Name
+	}
+	change := &BundleChange{Sources: sources, Next: map[string]*Bundle{}, Installed: l.installedCopy()}
+	for _, b := range next {
+		change.Next[b.Source.Name] = b
+	}
+	ev := &Event{Kind: kind, Subject: bundleSubject(strings.Join(names, ",")), Bundle: change, Started: started}
+	snap, err := l.pipeline.Process(ctx, ev)
+	ev.Change = kind
+	if err != nil {
+		for _, n := range names {
+			l.failed[n] = true
+		}
+		ev.Err = err
+		ev.Duration = time.Since(started)
+		l.notify(ev)
+		return nil, err
+	}
+	for _, n := range names {
+		delete(l.failed, n)
+	}
+	var gen *decision.Generation
+	if change.Stored {
+		l.number++
+		installed := change.Assembly.Bundles
+		bundles := make(map[string]*Bundle, len(installed))
+		revisions := make(map[string]string, len(installed))
+		for _, b := range installed {
+			bundles[b.Source.Name] = b
+			revisions[b.Source.Name] = b.Revision
+		}
+		gen = &decision.Generation{
+			Number:    l.number,
+			Facts:     snap,
+			Policy:    change.Assembly.Policy,
+			LoadedAt:  time.Now(),
+			Revisions: revisions,
+		}
+		l.engine.Install(gen)
+		l.bundles = bundles
+		ev.Generation = gen.Number
+		l.status.setGeneration(gen.Number)
+	} else {
+		gen = l.engine.Current()
+	}
+	ev.Duration = time.Since(started)
+	l.notify(ev)
+	return gen, nil
+}
+
+func (l *Loader) notify(ev *Event) {
+	if ev.Duration == 0 {
+		ev.Duration = time.Since(ev.Started)
+	}
+	l.pipeline.Notify(ev)
+}
+
+// String describes a change for logs.
+func (c *BundleChange) String() string {
+	names := make([]string, len(c.Sources))
+	for i, s := range c.Sources {
+		names[i] = s.Name
+	}
+	return fmt.Sprintf("bundles %s", strings.Join(names, ","))
+}

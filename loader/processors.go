@@ -1,0 +1,289 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/store"
+)
+
+// The default processors of bundle changes, by order:
+//
+//	100 bundle-unchanged  closes a change whose bundles are byte-for-byte the served ones
+//	200 bundle-assemble   fits the new versions with the other served bundles and compiles the Rego
+//	300 bundle-lint       runs the bundles' data.verdict.lint.deny rules on the new versions
+//	400 bundle-store      replaces the changed bundles' rows (and only theirs) in the store
+//	NOTIFY 100 status     records the outcome for GET /v1/status and /health/ready
+//	NOTIFY 200 log        logs every change with its outcome and duration
+const (
+	orderUnchanged = 100
+	orderAssemble  = 200
+	orderLint      = 300
+	orderStore     = 400
+	orderStatus    = 100
+	orderLog       = 200
+)
+
+// unchangedProcessor closes a change that would install exactly what is
+// served: an editor that saves without changes, a touch, a re-download.
+type unchangedProcessor struct{}
+
+func (unchangedProcessor) Name() string { return "bundle-unchanged" }
+func (unchangedProcessor) Order() int   { return orderUnchanged }
+func (unchangedProcessor) Description() string {
+	return "closes a bundle change whose files are byte-for-byte those being served"
+}
+
+func (unchangedProcessor) Process(_ context.Context, ev *Event, _ *store.WriteTxn) error {
+	c := ev.Bundle
+	if c == nil || ev.Kind == KindDelete || len(c.Next) == 0 {
+		return nil
+	}
+	for name, b := range c.Next {
+		old := c.Installed[name]
+		if old == nil || old.Digest == "" || old.Digest != b.Digest {
+			return nil
+		}
+	}
+	ev.Close()
+	return nil
+}
+
+// assembleProcessor builds the next generation's assembly: the served
+// bundles with the change applied, checked to fit together, their Rego
+// compiled (policy spans bundles) and every reference resolved.
+type assembleProcessor struct{}
+
+func (assembleProcessor) Name() string   { return "bundle-assemble" }
+func (assembleProcessor) Order() int     { return orderAssemble }
+func (assembleProcessor) Required() bool { return true }
+func (assembleProcessor) Description() string {
+	return "fits the new bundle versions with the other served bundles, compiles every bundle's Rego and resolves references"
+}
+
+func (assembleProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) error {
+	c := ev.Bundle
+	if c == nil {
+		return nil
+	}
+	changed := map[string]bool{}
+	for _, s := range c.Sources {
+		changed[s.Name] = true
+	}
+	var bundles []*Bundle
+	for name, b := range c.Installed {
+		if !changed[name] {
+			bundles = append(bundles, b)
+		}
+	}
+	for _, b := range c.Next {
+		bundles = append(bundles, b)
+	}
+	asm, err := Assemble(ctx, bundles)
+	if err != nil {
+		return err
+	}
+	c.Assembly = asm
+	return nil
+}
+
+// lintProcessor runs data.verdict.lint.deny — policy-as-code checks that
+// bundle authors write in Rego, such as "no statement may grant finmars:*
+// outside the admin role" — on every new bundle version. Each element of the
+// set rejects the change with its message. The rules see
+//
+//	input = {bundle, revision, operation, catalog, tenants,
+//	         previous: {revision, catalog, tenants} | null}
+//
+// where catalog and tenants are the bundle's verdict.catalog and
+// verdict.tenants as written. An element is a string or an object with
+// message and optionally file and entry.
+type lintProcessor struct{}
+
+func (lintProcessor) Name() string { return "bundle-lint" }
+func (lintProcessor) Order() int   { return orderLint }
+func (lintProcessor) Description() string {
+	return "rejects a bundle version that the loaded data.verdict.lint.deny rules find fault with, with their messages"
+}
+
+// LintQuery is the rule set the lint processor evaluates.
+const LintQuery = "data.verdict.lint.deny"
+
+func (lintProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) error {
+	c := ev.Bundle
+	if c == nil || c.Assembly == nil || len(c.Next) == 0 {
+		return nil
+	}
+	if !c.Assembly.Policy.HasRule("verdict.lint.deny") {
+		return nil
+	}
+	names := make([]string, 0, len(c.Next))
+	for name := range c.Next {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var ps acl.Problems
+	for _, name := range names {
+		if err := lintBundle(ctx, c.Assembly, c.Next[name], c.Installed[name], ev.Kind, &ps); err != nil {
+			return fmt.Errorf("bundle %s: %w", name, err)
+		}
+	}
+	return ps.Err()
+}
+
+func lintBundle(ctx context.Context, asm *Assembly, b, prev *Bundle, kind Kind, ps *acl.Problems) error {
+	input := map[string]any{
+		"bundle":    b.Source.Name,
+		"revision":  b.Revision,
+		"operation": string(kind),
+		"catalog":   b.ACLData["catalog"],
+		"tenants":   b.ACLData["tenants"],
+		"previous":  nil,
+	}
+	if prev != nil {
+		input["previous"] = map[string]any{"revision": prev.Revision, "catalog": prev.ACLData["catalog"], "tenants": prev.ACLData["tenants"]}
+	}
+	value, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return fmt.Errorf("lint input: %w", err)
+	}
+	rs, err := rego.New(
+		rego.Query(LintQuery),
+		rego.Compiler(asm.Policy.Compiler()),
+		rego.Store(asm.Policy.Store()),
+		rego.ParsedInput(value),
+	).Eval(ctx)
+	if err != nil {
+		return fmt.Errorf("evaluate %s: %w", LintQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil
+	}
+	set, ok := rs[0].Expressions[0].Value.([]any)
+	if !ok {
+		return fmt.Errorf("%s is %T, not a set", LintQuery, rs[0].Expressions[0].Value)
+	}
+	var found []acl.Problem
+	for _, v := range set {
+		p := acl.Problem{}
+		switch v := v.(type) {
+		case string:
+			p.Message = v
+		case map[string]any:
+			p.Message, _ = v["message"].(string)
+			p.File, _ = v["file"].(string)
+			p.Entry, _ = v["entry"].(string)
+			if p.Message == "" {
+				p.Message = fmt.Sprint(v)
+			}
+		default:
+			p.Message = fmt.Sprint(v)
+		}
+		p.Message = "lint: " + p.Message
+		found = append(found, p)
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Message < found[j].Message })
+	for _, p := range found {
+		ps.AddProblem(p)
+	}
+	return nil
+}
+
+// storeProcessor writes the change into the store: each changed bundle's
+// rows are deleted and its new ones put, inside the change's transaction.
+// Rows of other bundles are not touched.
+type storeProcessor struct{}
+
+func (storeProcessor) Name() string   { return "bundle-store" }
+func (storeProcessor) Order() int     { return orderStore }
+func (storeProcessor) Required() bool { return true }
+func (storeProcessor) Description() string {
+	return "replaces the changed bundles' tenants, packages and services in the store, leaving other bundles' rows untouched"
+}
+
+func (storeProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+	c := ev.Bundle
+	if c == nil {
+		return nil
+	}
+	if c.Assembly == nil {
+		return errors.New("no assembly to store: the bundle-assemble processor did not run")
+	}
+	for _, src := range c.Sources {
+		name := src.Name
+		if c.Installed[name] != nil {
+			if err := txn.DeleteBundle(name); err != nil {
+				return err
+			}
+		}
+		b := c.Next[name]
+		if b == nil {
+			continue
+		}
+		for _, code := range sortedKeys(b.Doc.Tenants) {
+			if err := txn.PutTenant(name, b.Doc.Tenants[code]); err != nil {
+				return err
+			}
+		}
+		for _, code := range sortedKeys(b.Doc.Catalog.Packages) {
+			if err := txn.PutPackage(name, b.Doc.Catalog.Packages[code]); err != nil {
+				return err
+			}
+		}
+		for _, svc := range sortedKeys(b.Doc.Catalog.Services) {
+			if err := txn.PutService(name, b.Doc.Catalog.Services[svc]); err != nil {
+				return err
+			}
+		}
+	}
+	c.Stored = true
+	return nil
+}
+
+// statusProcessor records each change's outcome on the status board.
+type statusProcessor struct{ board *StatusBoard }
+
+func (statusProcessor) Name() string   { return "status" }
+func (statusProcessor) Order() int     { return orderStatus }
+func (statusProcessor) Required() bool { return true }
+func (statusProcessor) Description() string {
+	return "records each bundle change's outcome for GET /v1/status and GET /health/ready"
+}
+
+func (p statusProcessor) Notify(_ context.Context, ev *Event) { p.board.record(ev) }
+
+// logProcessor logs every change with its outcome and duration.
+type logProcessor struct{ log *slog.Logger }
+
+func (logProcessor) Name() string        { return "log" }
+func (logProcessor) Order() int          { return orderLog }
+func (logProcessor) Description() string { return "logs every change with its outcome and duration" }
+
+func (p logProcessor) Notify(ctx context.Context, ev *Event) {
+	attrs := []any{"subject", ev.Subject.String(), "change", string(ev.Change), "duration", ev.Duration}
+	if ev.Bundle != nil {
+		for name, b := range ev.Bundle.Next {
+			attrs = append(attrs, "revision."+name, b.Revision)
+		}
+	}
+	switch {
+	case ev.Err != nil:
+		var dl *DownloadError
+		level := slog.LevelError
+		if errors.As(ev.Err, &dl) {
+			level = slog.LevelWarn
+		}
+		p.log.Log(ctx, level, "change rejected; the last good version keeps serving", append(attrs, "outcome", "rejected", "error", ev.Err.Error())...)
+	case ev.ClosedBy != "":
+		p.log.Info("change closed without a new generation", append(attrs, "outcome", "unchanged", "closed_by", ev.ClosedBy)...)
+	default:
+		p.log.Info("change applied", append(attrs, "outcome", "applied", "generation", ev.Generation)...)
+	}
+}
