@@ -1,0 +1,262 @@
+// Package e2ereload tests live bundles from the outside: it builds
+// cmd/verdict, runs `verdict run --watch` on a temporary bundle directory on
+// a loopback port, edits the bundle's files the ways editors, deploy scripts
+// and Kubernetes do, and polls /v1/decide, /v1/status and /health/ready
+// until they follow (every wait is bounded).
+package e2ereload
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "verdict-e2e-reload-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "verdict")
+	build := exec.Command("go", "build", "-o", binary, "github.com/verdict-authz/verdict/cmd/verdict")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "go build:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a running `verdict run`.
+type server struct {
+	url  string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// start runs `verdict run` with args on a free loopback port and waits until
+// /health answers (not /health/ready: a watched server may start unready).
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	for attempt := 0; attempt < 3; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		s := &server{url: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
+		s.cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
+		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { s.cmd.Wait(); close(s.done) }()
+		t.Cleanup(s.stop)
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-s.done:
+				deadline = time.Time{}
+				continue
+			default:
+			}
+			if resp, err := client.Get(s.url + "/health"); err == nil {
+				resp.Body.Close()
+				return s
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.stop()
+		if !strings.Contains(s.out.String(), "address already in use") {
+			t.Fatalf("verdict run did not come up:\n%s", s.out.String())
+		}
+	}
+	t.Fatal("no free port")
+	return nil
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func (s *server) get(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := client.Get(s.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v\n%s", path, err, s.out.String())
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Decision is the part of a decision the tests look at.
+type Decision struct {
+	Allow    bool                    `json:"allow"`
+	Reasons  []struct{ Code string } `json:"reasons"`
+	Revision map[string]string       `json:"revision"`
+}
+
+func (d Decision) codes() string {
+	var cs []string
+	for _, r := range d.Reasons {
+		cs = append(cs, r.Code)
+	}
+	return strings.Join(cs, ",")
+}
+
+func decide(s *server, body string) (Decision, error) {
+	resp, err := client.Post(s.url+"/v1/decide", "application/json", strings.NewReader(body))
+	if err != nil {
+		return Decision{}, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return Decision{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
+	}
+	var d Decision
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return Decision{}, fmt.Errorf("%v: %s", err, raw)
+	}
+	return d, nil
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Ready      bool     `json:"ready"`
+	Generation uint64   `json:"generation"`
+	Failing    []string `json:"failing"`
+	Bundles    []struct {
+		Name      string `json:"name"`
+		State     string `json:"state"`
+		Revision  string `json:"revision"`
+		Failures  int    `json:"failures"`
+		LastError *struct {
+			Stage    string `json:"stage"`
+			File     string `json:"file"`
+			Line     int    `json:"line"`
+			Message  string `json:"message"`
+			Problems []struct {
+				File, Entry, Message string
+				Line                 int
+			} `json:"problems"`
+		} `json:"last_error"`
+	} `json:"bundles"`
+}
+
+func (s *server) status(t *testing.T) Status {
+	t.Helper()
+	var st Status
+	if code := s.get(t, "/v1/status", &st); code != http.StatusOK {
+		t.Fatalf("GET /v1/status: HTTP %d", code)
+	}
+	return st
+}
+
+func (s *server) ready(t *testing.T) int {
+	t.Helper()
+	return s.get(t, "/health/ready", nil)
+}
+
+// eventually polls cond every 20 ms for at most 10 s.
+func eventually(t *testing.T, s *server, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 10 s; last seen: %s\nserver log:\n%s", what, last, s.out.String())
+}
+
+// expectDecision waits until the decision for body has allow and the codes.
+func expectDecision(t *testing.T, s *server, what, body string, allow bool, code string) {
+	t.Helper()
+	eventually(t, s, what, func() (bool, string) {
+		d, err := decide(s, body)
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Allow == allow && strings.Contains(d.codes(), code), fmt.Sprintf("allow=%v codes=%s revision=%v", d.Allow, d.codes(), d.Revision)
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceByRename writes content the way editors save: into a temporary
+// file beside path, then renamed over it.
+func replaceByRename(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".swp~"
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
