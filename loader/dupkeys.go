@@ -64,7 +64,16 @@ func duplicateJSONKeys(file string, content []byte) []acl.Problem {
 	dec := json.NewDecoder(bytes.NewReader(content))
 	dec.UseNumber()
 	var out []acl.Problem
-	line := func(offset int64) int { return 1 + bytes.Count(content[:offset], []byte{'\n'}) }
+	// line counts newlines incrementally: the decoder's offsets only grow,
+	// and counting from the start for every key is quadratic in the file.
+	lastOffset, lastLine := int64(0), 1
+	line := func(offset int64) int {
+		if offset > lastOffset {
+			lastLine += bytes.Count(content[lastOffset:offset], []byte{'\n'})
+			lastOffset = offset
+		}
+		return lastLine
+	}
 	var walk func(path string) error
 	walk = func(path string) error {
 		tok, err := dec.Token()
