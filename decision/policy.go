@@ -23,6 +23,8 @@ type Policy struct {
 	store     storage.Store
 	query     rego.PreparedEvalQuery
 	planQuery rego.PreparedEvalQuery
+	// dataQueries caches the Data API's prepared queries.
+	dataQueries queryCache
 }
 
 // CompilePolicy compiles the engine's rules with the bundles' modules and

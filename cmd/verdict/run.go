@@ -27,6 +27,7 @@ type runOptions struct {
 	logLevel  string
 	logFormat string
 	live      liveOptions
+	authz     authzFlags
 }
 
 func newRunCommand() *cobra.Command {
@@ -45,6 +46,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for state that must survive a restart (created if missing)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.authz.register(f)
 	addLiveFlags(f, &o.live)
 	return cmd
 }
@@ -94,12 +96,16 @@ func run(ctx context.Context, o runOptions) error {
 	}
 	log.Info("bundles loaded", "count", len(sources), "duration", time.Since(start))
 
+	authzOpts, err := o.authz.options()
+	if err != nil {
+		return fmt.Errorf("--authz-jwks-file: %w", err)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld}),
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -28,6 +28,8 @@ type Options struct {
 	// Bundles, when set, serves GET /v1/status and GET /v1/processors and
 	// makes /health/ready answer 503 while a bundle's newest version fails.
 	Bundles BundleStatus
+	// Authz configures GET /v1/authz (nginx auth_request).
+	Authz AuthzOptions
 }
 
 // Server is the HTTP API over one engine.
@@ -36,6 +38,7 @@ type Server struct {
 	opts    Options
 	mux     *http.ServeMux
 	bufPool sync.Pool
+	authz   *AuthzOptions
 }
 
 // New returns the API handler.
@@ -46,11 +49,14 @@ func New(engine *decision.Engine, opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux()}
+	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux(), authz: opts.Authz.withDefaults()}
 	s.bufPool.New = func() any { return new(bytes.Buffer) }
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
 	s.mux.HandleFunc("POST /v1/decide/batch", s.handleDecideBatch)
 	s.mux.HandleFunc("POST /v1/plan", s.handlePlan)
+	s.mux.HandleFunc("POST /v1/data/{path...}", s.handleData)
+	s.mux.HandleFunc("GET /v1/data/{path...}", s.handleData)
+	s.mux.HandleFunc("GET /v1/authz", s.handleAuthz)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
@@ -106,19 +112,32 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 		writeError(w, http.StatusBadRequest, "invalid_request", "", "could not read the request body: "+err.Error())
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeStrict(buf.Bytes(), v, true); err != nil {
 		field, msg := describeJSONError(err)
 		writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
 		return false
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", "the body holds more than one JSON value")
-		return false
-	}
 	return true
+}
+
+// errTrailingData is a body with more than one JSON value.
+var errTrailingData = errors.New("the body holds more than one JSON value")
+
+// decodeStrict decodes exactly one JSON value, numbers as json.Number,
+// rejecting unknown fields when strict.
+func decodeStrict(body []byte, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errTrailingData
+	}
+	return nil
 }
 
 // describeJSONError names the field a JSON decoding error is about.
@@ -135,6 +154,8 @@ func describeJSONError(err error) (field, msg string) {
 		return "", "the request body is empty"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "", "the request body is truncated JSON"
+	case errors.Is(err, errTrailingData):
+		return "", err.Error()
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field = strings.Trim(name, `"`)

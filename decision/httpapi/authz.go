@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/verdict-authz/verdict/decision"
+)
+
+// AuthzOptions configures GET /v1/authz, the endpoint for nginx's
+// auth_request (and other proxies' forward-auth).
+type AuthzOptions struct {
+	// Tenant is used when the request carries neither TenantHeader nor
+	// KeyHeader.
+	Tenant string
+	// TenantHeader names the tenant (default X-Verdict-Tenant).
+	TenantHeader string
+	// KeyHeader carries the tenant key (default "key", as in SOAJS).
+	KeyHeader string
+	// ServiceHeader optionally names the service whose routes apply
+	// (default X-Verdict-Service).
+	ServiceHeader string
+	// MemberHeader, when set, is a header the proxy sets and verdict trusts
+	// to name the member (e.g. X-User). Never set it unless the proxy
+	// strips that header from client requests.
+	MemberHeader string
+	// JWKS, when set, verifies "Authorization: Bearer <JWT>"; the member is
+	// the token's MemberClaim (default "sub"). A bad token is a 401.
+	JWKS        jwk.Set
+	MemberClaim string
+}
+
+func (o *AuthzOptions) withDefaults() *AuthzOptions {
+	out := *o
+	if out.TenantHeader == "" {
+		out.TenantHeader = "X-Verdict-Tenant"
+	}
+	if out.KeyHeader == "" {
+		out.KeyHeader = "key"
+	}
+	if out.ServiceHeader == "" {
+		out.ServiceHeader = "X-Verdict-Service"
+	}
+	if out.MemberClaim == "" {
+		out.MemberClaim = "sub"
+	}
+	return &out
+}
+
+// Headers of an authz answer.
+const (
+	HeaderDecisionID = "X-Verdict-Decision-Id"
+	HeaderReason     = "X-Verdict-Reason"
+	HeaderStatus     = "X-Verdict-Status"
+)
+
+// handleAuthz answers an auth_request subrequest: 200 to let the original
+// request through, 401 or 403 to stop it, with the decision id and the
+// deciding reason in headers. Other statuses (404 for an unknown route or
+// tenant) become 403, since auth_request understands only these three.
+func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
+	o := s.authz
+	method := r.Header.Get("X-Original-Method")
+	uri := r.Header.Get("X-Original-URI")
+	if method == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "X-Original-Method", "the proxy must set X-Original-Method (nginx: proxy_set_header X-Original-Method $request_method)")
+		return
+	}
+	if uri == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "X-Original-URI", "the proxy must set X-Original-URI (nginx: proxy_set_header X-Original-URI $request_uri)")
+		return
+	}
+	req := &decision.Request{
+		Tenant:  r.Header.Get(o.TenantHeader),
+		Key:     r.Header.Get(o.KeyHeader),
+		Request: &decision.HTTPRequest{Method: method, Path: uri, Service: r.Header.Get(o.ServiceHeader)},
+	}
+	if req.Tenant == "" && req.Key == "" {
+		req.Tenant = o.Tenant
+	}
+	member, err := s.authzMember(r)
+	if err != nil {
+		w.Header().Set(HeaderReason, "token.invalid")
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "token_invalid", "Authorization", err.Error())
+		return
+	}
+	req.Member = member
+	d, err := s.engine.Decide(r.Context(), req)
+	if err != nil {
+		var inErr *decision.InputError
+		if errors.As(err, &inErr) {
+			field := inErr.Field
+			switch field {
+			case "tenant":
+				field = o.TenantHeader + " or " + o.KeyHeader
+			case "request.method":
+				field = "X-Original-Method"
+			case "request.path":
+				field = "X-Original-URI"
+			}
+			writeError(w, http.StatusBadRequest, "invalid_request", field, inErr.Message)
+			return
+		}
+		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
+		return
+	}
+	status := http.StatusForbidden
+	switch {
+	case d.Allow:
+		status = http.StatusOK
+	case d.Status == http.StatusUnauthorized:
+		status = http.StatusUnauthorized
+	}
+	w.Header().Set(HeaderDecisionID, d.DecisionID)
+	w.Header().Set(HeaderStatus, strconv.Itoa(d.Status))
+	if reason := decidingReason(d); reason != "" {
+		w.Header().Set(HeaderReason, reason)
+	}
+	writeJSON(w, status, d)
+}
+
+// decidingReason is the code of the first deny, or of the first grant.
+func decidingReason(d *decision.Decision) string {
+	for _, r := range d.Reasons {
+		if r.Effect == "deny" {
+			return r.Code
+		}
+	}
+	if len(d.Reasons) > 0 {
+		return d.Reasons[0].Code
+	}
+	return ""
+}
+
+// authzMember finds the member: from a verified bearer JWT when a JWKS is
+// configured and a token is present, else from the trusted header.
+func (s *Server) authzMember(r *http.Request) (string, error) {
+	o := s.authz
+	if o.JWKS != nil {
+		if token, ok := bearerToken(r); ok {
+			tok, err := jwt.Parse([]byte(token), jwt.WithKeySet(o.JWKS), jwt.WithValidate(true))
+			if err != nil {
+				return "", fmt.Errorf("the bearer token is not valid: %w", err)
+			}
+			var member string
+			if o.MemberClaim == "sub" {
+				member, _ = tok.Subject()
+			} else if err := tok.Get(o.MemberClaim, &member); err != nil {
+				return "", fmt.Errorf("the bearer token has no string claim %q", o.MemberClaim)
+			}
+			if member == "" {
+				return "", fmt.Errorf("the bearer token's claim %q is empty", o.MemberClaim)
+			}
+			return member, nil
+		}
+	}
+	if o.MemberHeader != "" {
+		return r.Header.Get(o.MemberHeader), nil
+	}
+	return "", nil
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// LoadJWKS reads a JSON Web Key Set file.
+func LoadJWKS(path string) (jwk.Set, error) {
+	set, err := jwk.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read JWKS %s: %w", path, err)
+	}
+	return set, nil
+}
