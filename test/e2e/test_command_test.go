@@ -10,7 +10,7 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	if !strings.Contains(res.stdout, "14 passed, 0 failed") {
+	if !strings.Contains(res.stdout, "17 passed, 0 failed") {
 		t.Errorf("summary missing or changed:\n%s", res.stdout)
 	}
 }
