@@ -414,7 +414,21 @@ resource_reason(r) := {"code": "resource.any", "message": "The request names no 
 
 # --- layer 6: extensions -----------------------------------------------------------
 
-ext_denies := [ext_reason(d) | some d in data.verdict.ext.deny]
+ext_denies := [ext_reason(d) | some d in data.verdict.ext.deny] if {
+	not ext_deny_scalar
+} else := [ext_reason(data.verdict.ext.deny)]
+
+# ext_deny_scalar: data.verdict.ext.deny is one value rather than a set of
+# denies - bundle data such as `deny: true` or `deny: "closed"` (the type
+# checker rejects such rules, but not data). It denies, like any element
+# would; only false (or no deny at all) lets the request through.
+ext_deny_scalar if {
+	d := data.verdict.ext.deny
+	not is_set(d)
+	not is_array(d)
+	not is_object(d)
+	d != false
+}
 
 # Every element denies, whatever its shape: a malformed element must not
 # let a request through.

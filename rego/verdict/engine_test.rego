@@ -1099,6 +1099,43 @@ test_ext_deny_number_element_still_denies if {
 	r.code == "ext.deny"
 }
 
+test_ext_deny_scalar_true_denies if {
+	# Bundle data `verdict: {ext: {deny: true}}` is not a set, but it must
+	# not be read as "no element, no deny" (fail closed).
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as true
+	d.allow == false
+	d.status == 403
+	[r] := [r | some r in d.reasons; r.layer == "ext"]
+	r.code == "ext.deny"
+}
+
+test_ext_deny_scalar_string_denies_with_its_message if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as "The books are closed."
+	d.allow == false
+	[r] := [r | some r in d.reasons; r.layer == "ext"]
+	r.message == "The books are closed."
+}
+
+test_ext_deny_scalar_number_denies if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as 0
+	d.allow == false
+}
+
+test_ext_deny_scalar_null_denies if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as null
+	d.allow == false
+}
+
+test_ext_deny_false_allows if {
+	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
+		with data.verdict.ext.deny as false
+	granted(d, ["iam.allow", "resource.any"])
+}
+
 test_ext_empty_set_allows if {
 	d := engine.decision with input as ask(a_retrieve, [allow(["**"], [res_any])])
 		with data.verdict.ext.deny as set()
