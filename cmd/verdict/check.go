@@ -35,7 +35,12 @@ func newCheckCommand() *cobra.Command {
 				printProblems(cmd, readErr)
 				return &exitError{code: 1}
 			}
-			if _, err := loader.Assemble(cmd.Context(), bundles); err != nil {
+			asm, err := loader.Assemble(cmd.Context(), bundles)
+			if err != nil {
+				printProblems(cmd, err)
+				return &exitError{code: 1}
+			}
+			if err := loader.Lint(cmd.Context(), asm); err != nil {
 				printProblems(cmd, err)
 				return &exitError{code: 1}
 			}

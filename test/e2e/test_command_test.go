@@ -57,3 +57,28 @@ cases:
 		}
 	}
 }
+
+func TestCheckRunsLintRules(t *testing.T) {
+	dir := writeBundle(t, map[string]string{
+		"verdict/tenants/acme/data.yaml": `
+members:
+  ann: {policies: [all]}
+access_policies:
+  all:
+    Statement:
+      - {Effect: Allow, Action: "finmars:*", Resource: "*"}
+`,
+		"verdict/lint/lint.rego": `package verdict.lint
+
+deny contains sprintf("policy %s allows everything", [name]) if {
+	some name, p in input.tenants.acme.access_policies
+	some s in p.Statement
+	s.Action == "finmars:*"
+}
+`,
+	})
+	res := verdict(t, "", "check", dir)
+	if res.code != 1 || !strings.Contains(res.stderr, "lint: policy all allows everything") {
+		t.Fatalf("exit %d, want 1 with the lint message\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+}
