@@ -159,3 +159,56 @@ func TestPlanEndpoint(t *testing.T) {
 		t.Errorf("bad model: %d %s", bad.status, bad.body)
 	}
 }
+
+func TestBatchDecisions(t *testing.T) {
+	s := demo(t)
+	r := s.post(t, "/v1/decide/batch", `{"tenant":"bank","member":"user_a","items":[
+		{"action":"finmars:Portfolio:list"},
+		{"request":{"method":"DELETE","path":"/api/v1/portfolios/portfolio/3/"},"resource":{"frn":"frn:finmars:portfolios:portfolio:equity-portfolio"}},
+		{"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/3/"},"resource":{"frn":"frn:finmars:portfolios:portfolio:secret-portfolio"}},
+		{"request":{"method":"GET","path":"/nowhere"}}]}`)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	var out struct {
+		Results []Decision `json:"results"`
+	}
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		allow  bool
+		status int
+		code   string
+	}{{true, 200, "iam.allow"}, {false, 403, "iam.no_allow"}, {false, 403, "iam.explicit_deny"}, {false, 404, "route.unknown"}}
+	if len(out.Results) != len(want) {
+		t.Fatalf("%d results, want %d", len(out.Results), len(want))
+	}
+	ids := map[string]bool{}
+	for i, w := range want {
+		d := out.Results[i]
+		if d.Allow != w.allow || d.Status != w.status || d.reason(w.code) == nil {
+			t.Errorf("item %d: allow=%v status=%d reasons=%v, want %v %d %s", i, d.Allow, d.Status, d.codes(), w.allow, w.status, w.code)
+		}
+		if d.Tenant != "bank" || d.DecisionID == "" || ids[d.DecisionID] {
+			t.Errorf("item %d: tenant %q, decision_id %q (each item needs its own)", i, d.Tenant, d.DecisionID)
+		}
+		ids[d.DecisionID] = true
+	}
+
+	for _, tc := range []struct{ body, field string }{
+		{`{"tenant":"bank","member":"user_a","items":[]}`, "items"},
+		{`{"tenant":"bank","items":[{"action":"finmars:Portfolio:list"},{"request":{"method":"BREW","path":"/"}}]}`, "items[1].request.method"},
+		{`{"member":"user_a","items":[{"action":"finmars:Portfolio:list"}]}`, "tenant"},
+		{`{"tenant":"bank","items":[{"action":"a:b:c:d"}]}`, "items[0].action"},
+	} {
+		bad := s.post(t, "/v1/decide/batch", tc.body)
+		if bad.status != 400 || !strings.Contains(string(bad.body), `"field":"`+tc.field+`"`) {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.body, bad.status, bad.body, tc.field)
+		}
+	}
+	many := `{"tenant":"bank","items":[` + strings.Repeat(`{"action":"finmars:Portfolio:list"},`, 1000) + `{"action":"finmars:Portfolio:list"}]}`
+	if bad := s.post(t, "/v1/decide/batch", many); bad.status != 400 || !strings.Contains(string(bad.body), "at most 1000") {
+		t.Errorf("1001 items: %d %s", bad.status, bad.body)
+	}
+}
