@@ -56,6 +56,16 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The engine's rules trust input.facts as what verdict gathered from
+	// the store: taken from a caller, they would let data.verdict.engine
+	// (or any document above it) allow a member that does not exist.
+	if in, ok := input.(map[string]any); ok {
+		if _, forged := in["facts"]; forged {
+			writeError(w, http.StatusBadRequest, "invalid_request", "input.facts",
+				"input.facts is reserved for the facts verdict gathers itself; ask data.verdict.decision for a decision")
+			return
+		}
+	}
 	var segments []string
 	if path != "" {
 		segments = strings.Split(path, "/")
