@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/verdict-authz/verdict/decision/route"
 	"github.com/verdict-authz/verdict/loader/acl"
@@ -35,18 +36,23 @@ var ErrNotReady = errors.New("no bundle is loaded yet")
 
 // Engine makes decisions against the current generation.
 type Engine struct {
-	current atomic.Pointer[Generation]
-	log     *slog.Logger
-	newID   func() string
+	current  atomic.Pointer[Generation]
+	log      *slog.Logger
+	newID    func() string
+	observer Observer // nil: no instrumentation at all
 }
 
 // NewEngine returns an engine with no generation installed.
-func NewEngine(log *slog.Logger) *Engine {
+func NewEngine(log *slog.Logger, opts ...EngineOption) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
 	uuid.EnableRandPool()
-	return &Engine{log: log, newID: uuid.NewString}
+	e := &Engine{log: log, newID: uuid.NewString}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 // Install makes g the generation every new decision uses.
@@ -63,10 +69,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		return nil, err
 	}
 	gen := e.current.Load()
-	if gen == nil {
-		return e.failClosed(req, nil, ErrNotReady), nil
+	var r *store.Reader
+	if gen != nil {
+		r = gen.Facts.Read()
 	}
-	return e.decideOrFail(ctx, gen, gen.Facts.Read(), req), nil
+	return e.decideOrFail(ctx, gen, r, req, nil), nil
 }
 
 // DecideBatch answers every item of a batch against one generation and one
@@ -78,23 +85,34 @@ func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchRespon
 	}
 	out := &BatchResponse{Results: make([]*Decision, len(reqs))}
 	gen := e.current.Load()
-	if gen == nil {
-		for i, req := range reqs {
-			out.Results[i] = e.failClosed(req, nil, ErrNotReady)
-		}
-		return out, nil
+	var reader *store.Reader
+	if gen != nil {
+		reader = gen.Facts.Read()
 	}
-	reader := gen.Facts.Read()
 	for i, req := range reqs {
-		out.Results[i] = e.decideOrFail(ctx, gen, reader, req)
+		out.Results[i] = e.decideOrFail(ctx, gen, reader, req, nil)
 	}
 	return out, nil
 }
 
-func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, r *store.Reader, req *Request) *Decision {
-	d, err := e.decide(ctx, gen, r, req)
+// decideOrFail makes one decision on gen (ErrNotReady when nil), turns an
+// error into a deny and reports the decision to the observer. tracer, when
+// not nil, records the Rego evaluation (explain=full).
+func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, r *store.Reader, req *Request, tracer topdown.QueryTracer) *Decision {
+	var start time.Time
+	if e.observer != nil {
+		start = time.Now()
+	}
+	var d *Decision
+	err := ErrNotReady
+	if gen != nil {
+		d, err = e.decide(ctx, gen, r, req, tracer)
+	}
 	if err != nil {
-		return e.failClosed(req, gen, err)
+		d = e.failClosed(req, gen, err)
+	}
+	if e.observer != nil {
+		e.observer.ObserveDecision(ctx, req, d, DecisionInfo{Start: start, Duration: time.Since(start), Err: err, Explained: tracer != nil})
 	}
 	return d
 }
@@ -107,7 +125,7 @@ type facts struct {
 	statements *store.StatementList
 }
 
-func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, req *Request) (d *Decision, err error) {
+func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, req *Request, tracer topdown.QueryTracer) (d *Decision, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic during decision: %v", v)
@@ -117,7 +135,12 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, r
 	if err != nil {
 		return nil, err
 	}
-	term, err := gen.Policy.eval(ctx, f.input)
+	var term *ast.Term
+	if tracer == nil {
+		term, err = gen.Policy.eval(ctx, f.input)
+	} else {
+		term, err = gen.Policy.evalTraced(ctx, f.input, tracer)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ type runOptions struct {
 	logFormat string
 	live      liveOptions
 	authz     authzFlags
+	telemetry telemetryOptions
 }
 
 func newRunCommand() *cobra.Command {
@@ -48,6 +49,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.authz.register(f)
 	addLiveFlags(f, &o.live)
+	addTelemetryFlags(f, &o.telemetry)
 	return cmd
 }
 
@@ -80,11 +82,18 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("--bundle: %w", err)
 	}
-	engine := decision.NewEngine(log)
+	tel, closeTelemetry, err := setupTelemetry(ctx, o.telemetry, log)
+	if err != nil {
+		return err
+	}
+	defer closeTelemetry()
+	engine := decision.NewEngine(log, decision.WithObserver(tel))
+	tel.TrackEngine(engine)
 	ld, err := loader.New(engine, log)
 	if err != nil {
 		return err
 	}
+	ld.Pipeline().RegisterAsync(telemetryProcessor{tel})
 	start := time.Now()
 	defer ld.Close()
 	revisions, err := loadBundles(ctx, ld, sources, o, log)
@@ -105,7 +114,7 @@ func run(ctx context.Context, o runOptions) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts}),
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -1,6 +1,8 @@
-// Package httpapi serves verdict's HTTP API: decisions (POST /v1/decide) and
-// health. Decoding is strict: a malformed request gets a 400 whose message
-// names the field; bodies over the limit get a 413.
+// Package httpapi serves verdict's HTTP API: decisions (POST /v1/decide,
+// with ?explain=full for the evaluation trace), health and, with
+// telemetry, GET /metrics and the caller's W3C trace context. Decoding is
+// strict: a malformed request gets a 400 whose message names the field;
+// bodies over the limit get a 413.
 package httpapi
 
 import (
@@ -15,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/telemetry"
 )
 
 // DefaultMaxBodyBytes bounds request bodies.
@@ -30,6 +33,9 @@ type Options struct {
 	Bundles BundleStatus
 	// Authz configures GET /v1/authz (nginx auth_request).
 	Authz AuthzOptions
+	// Telemetry, when set, serves GET /metrics and puts requests inside
+	// the caller's trace (see middleware.go).
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is the HTTP API over one engine.
@@ -37,6 +43,7 @@ type Server struct {
 	engine  *decision.Engine
 	opts    Options
 	mux     *http.ServeMux
+	handler http.Handler // mux behind the telemetry middleware
 	bufPool sync.Pool
 	authz   *AuthzOptions
 }
@@ -52,6 +59,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux(), authz: opts.Authz.withDefaults()}
 	s.bufPool.New = func() any { return new(bytes.Buffer) }
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
+	s.mux.HandleFunc("GET /v1/decide", s.handleDecideQuery)
 	s.mux.HandleFunc("POST /v1/decide/batch", s.handleDecideBatch)
 	s.mux.HandleFunc("POST /v1/plan", s.handlePlan)
 	s.mux.HandleFunc("POST /v1/data/{path...}", s.handleData)
@@ -61,6 +69,10 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
 	s.mux.HandleFunc("GET /v1/processors", s.handleProcessors)
+	if opts.Telemetry != nil {
+		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
+	}
+	s.handler = withTelemetry(opts.Telemetry, s.mux)
 	return s
 }
 
@@ -71,7 +83,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "", "internal error")
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // ErrorBody is the JSON body of every non-decision error answer.
@@ -179,6 +191,10 @@ func jsonTypeName(goType string) string {
 }
 
 func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		s.handleDecideQuery(w, r) // explain=full (explain.go)
+		return
+	}
 	var req decision.Request
 	if !s.decodeJSON(w, r, &req) {
 		return

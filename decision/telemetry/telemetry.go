@@ -1,0 +1,547 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/verdict-authz/verdict/decision"
+)
+
+// Options configures New.
+type Options struct {
+	// Log is for telemetry's own problems (slog.Default when nil).
+	Log *slog.Logger
+	// ServiceVersion goes into the service.version resource attribute.
+	ServiceVersion string
+	// Getenv reads the OTEL_* variables (os.Getenv when nil).
+	Getenv func(string) string
+	// TracerProvider, when set, is used instead of one built from the
+	// environment, and tracing counts as on (tests and benchmarks). The
+	// caller shuts it down.
+	TracerProvider trace.TracerProvider
+
+	// DecisionLog is where decision log lines go; nil turns them off.
+	DecisionLog io.Writer
+	// DecisionLogBuffer and DecisionLogMask: see DecisionLogOptions.
+	DecisionLogBuffer int
+	DecisionLogMask   []string
+}
+
+// Telemetry is verdict's tracing, metrics and decision logging. Its
+// ObserveDecision makes it the engine's decision.Observer. A nil
+// *Telemetry is valid and does nothing.
+type Telemetry struct {
+	log        *slog.Logger
+	tracer     trace.Tracer
+	tracing    bool
+	config     TracingConfig
+	propagator propagation.TextMapPropagator
+	metrics    *Metrics
+	dlog       *DecisionLog
+	shutdownTP func(context.Context) error
+}
+
+// New sets up tracing from the environment (or opts.TracerProvider), the
+// metrics registry and, when opts.DecisionLog is set, the decision log. It
+// also installs the tracer provider and the W3C trace-context propagator as
+// OpenTelemetry's globals. Shutdown releases what New started.
+func New(ctx context.Context, opts Options) (*Telemetry, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	t := &Telemetry{
+		log:        opts.Log,
+		metrics:    NewMetrics(),
+		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		shutdownTP: func(context.Context) error { return nil },
+	}
+	tp := opts.TracerProvider
+	if tp != nil {
+		t.tracing = true
+		t.config = TracingConfig{Enabled: true, Protocol: "(provided)"}
+	} else {
+		cfg, err := TracingConfigFromEnv(opts.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		if tp, t.shutdownTP, err = newTracerProvider(ctx, cfg, opts.ServiceVersion); err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		t.tracing, t.config = cfg.Enabled, cfg
+		if cfg.Enabled {
+			otel.SetTracerProvider(tp)
+		}
+	}
+	otel.SetTextMapPropagator(t.propagator)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		t.log.Warn("opentelemetry", "error", err)
+	}))
+	t.tracer = tp.Tracer(instrumentationScope, trace.WithInstrumentationVersion(opts.ServiceVersion),
+		trace.WithSchemaURL(semconv.SchemaURL))
+	if opts.DecisionLog != nil {
+		dl, err := NewDecisionLog(opts.DecisionLog, DecisionLogOptions{
+			Buffer: opts.DecisionLogBuffer, Mask: opts.DecisionLogMask, Metrics: t.metrics, Log: opts.Log,
+		})
+		if err != nil {
+			_ = t.shutdownTP(ctx)
+			return nil, err
+		}
+		t.dlog = dl
+	}
+	return t, nil
+}
+
+// Shutdown writes the queued decision log lines and exports the pending
+// spans, within ctx's deadline.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	var errs []error
+	if t.dlog != nil {
+		errs = append(errs, t.dlog.Close(ctx))
+	}
+	if err := t.shutdownTP(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("tracing: shutdown: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// TracingEnabled reports whether spans are recorded and exported.
+func (t *Telemetry) TracingEnabled() bool { return t != nil && t.tracing }
+
+// TracingConfig is the tracing configuration in force.
+func (t *Telemetry) TracingConfig() TracingConfig {
+	if t == nil {
+		return TracingConfig{}
+	}
+	return t.config
+}
+
+// Tracer is verdict's tracer (a no-op one when tracing is off).
+func (t *Telemetry) Tracer() trace.Tracer {
+	if t == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return t.tracer
+}
+
+// Propagator extracts and injects W3C traceparent, tracestate and baggage.
+func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
+
+// Metrics is the metrics registry.
+func (t *Telemetry) Metrics() *Metrics { return t.metrics }
+
+// MetricsHandler serves GET /metrics.
+func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics.Handler() }
+
+// DecisionLog is the decision log, nil when off.
+func (t *Telemetry) DecisionLog() *DecisionLog { return t.dlog }
+
+// TrackEngine makes the revision and generation gauges follow e.
+func (t *Telemetry) TrackEngine(e *decision.Engine) {
+	if t != nil {
+		t.metrics.TrackEngine(e)
+	}
+}
+
+// SpanNameDecision is the name of the span of one decision.
+const SpanNameDecision = "verdict.decide"
+
+// Attribute keys of decision spans. The member is the semantic
+// conventions' enduser.id; the rest have no convention and live under
+// verdict.*.
+const (
+	AttrDecisionID      = attribute.Key("verdict.decision_id")
+	AttrTenant          = attribute.Key("verdict.tenant")
+	AttrApplication     = attribute.Key("verdict.application")
+	AttrAction          = attribute.Key("verdict.action")
+	AttrAllow           = attribute.Key("verdict.allow")
+	AttrStatus          = attribute.Key("verdict.status")
+	AttrVisibility      = attribute.Key("verdict.visibility")
+	AttrReasonCodes     = attribute.Key("verdict.reason.codes")
+	AttrBundleRevisions = attribute.Key("verdict.bundle.revisions")
+	AttrRequestService  = attribute.Key("verdict.request.service")
+	AttrRequestMethod   = attribute.Key("verdict.request.method")
+	AttrRequestPath     = attribute.Key("verdict.request.path")
+	AttrResourceFRN     = attribute.Key("verdict.resource.frn")
+	AttrExplained       = attribute.Key("verdict.explained")
+	// Attributes of the per-layer events.
+	AttrLayer             = attribute.Key("verdict.layer")
+	AttrReasonCode        = attribute.Key("verdict.reason.code")
+	AttrReasonEffect      = attribute.Key("verdict.reason.effect")
+	AttrReasonMessage     = attribute.Key("verdict.reason.message")
+	AttrReasonPolicy      = attribute.Key("verdict.reason.policy")
+	AttrReasonStatement   = attribute.Key("verdict.reason.statement")
+	AttrReasonGroup       = attribute.Key("verdict.reason.resource_group")
+	AttrReasonSoajsCode   = attribute.Key("verdict.reason.soajs_code")
+	AttrBundleName        = attribute.Key("verdict.bundle.name")
+	AttrBundleSource      = attribute.Key("verdict.bundle.source")
+	AttrBundleRevision    = attribute.Key("verdict.bundle.revision")
+	AttrRegistrationKind  = attribute.Key("verdict.registration.kind")
+	AttrRegistrationName  = attribute.Key("verdict.registration.name")
+	AttrOperationOutcome  = attribute.Key("verdict.outcome")
+	attrErrorTypeInternal = "internal"
+)
+
+// EventNameLayer prefixes the name of the event that carries one reason
+// of a layer: "verdict.layer.iam", "verdict.layer.tenant", ...
+const EventNameLayer = "verdict.layer."
+
+var layerEventNames = map[string]string{}
+
+func init() {
+	for _, l := range []string{"engine", "tenant", "key", "route", "package", "iam", "resource", "delegation", "ext"} {
+		layerEventNames[l] = EventNameLayer + l
+	}
+}
+
+func layerEventName(layer string) string {
+	if n, ok := layerEventNames[layer]; ok {
+		return n
+	}
+	return EventNameLayer + layer
+}
+
+// ObserveDecision records one decision: metrics always, a span when
+// tracing is on, a decision log line when logging is on. It implements
+// decision.Observer.
+func (t *Telemetry) ObserveDecision(ctx context.Context, req *decision.Request, d *decision.Decision, info decision.DecisionInfo) {
+	if t == nil {
+		return
+	}
+	t.metrics.observeDecision(d, &info)
+	if !t.tracing && t.dlog == nil {
+		return
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	var spanID trace.SpanID // the decision's own span; none when tracing is off
+	if t.tracing {
+		sc = t.decisionSpan(ctx, sc, req, d, info)
+		spanID = sc.SpanID()
+	}
+	if t.dlog != nil {
+		// Without tracing, the trace id is still the caller's (traceparent).
+		t.dlog.enqueue(logEntry{req: *req, d: d, at: info.Start, dur: info.Duration, traceID: sc.TraceID(), spanID: spanID})
+	}
+}
+
+// decisionSpan records the span of a decision after the fact, with the
+// decision's start and end times, as a child of the span in ctx (the
+// caller's, from traceparent, or the HTTP batch span). It returns the new
+// span's context.
+func (t *Telemetry) decisionSpan(ctx context.Context, parent trace.SpanContext, req *decision.Request, d *decision.Decision, info decision.DecisionInfo) trace.SpanContext {
+	kind := trace.SpanKindInternal
+	if !parent.IsValid() || parent.IsRemote() {
+		// The decision is where this process enters the trace.
+		kind = trace.SpanKindServer
+	}
+	_, span := t.tracer.Start(ctx, SpanNameDecision, trace.WithTimestamp(info.Start), trace.WithSpanKind(kind))
+	end := info.Start.Add(info.Duration)
+	if span.IsRecording() {
+		// The SDK copies attributes, so one pooled buffer serves them all.
+		buf := attrPool.Get().(*[]attribute.KeyValue)
+		attrs := decisionAttributes((*buf)[:0], req, d)
+		if info.Explained {
+			attrs = append(attrs, AttrExplained.Bool(true))
+		}
+		if info.Err != nil {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(attrErrorTypeInternal))
+			span.SetStatus(codes.Error, info.Err.Error())
+		}
+		span.SetAttributes(attrs...)
+		for i := range d.Reasons {
+			r := &d.Reasons[i]
+			attrs = reasonAttributes(attrs[:0], r)
+			span.AddEvent(layerEventName(r.Layer), trace.WithTimestamp(end), trace.WithAttributes(attrs...))
+		}
+		clear(attrs[:cap(attrs)])
+		*buf = attrs[:0]
+		attrPool.Put(buf)
+	}
+	span.End(trace.WithTimestamp(end))
+	return span.SpanContext()
+}
+
+// attrPool holds attribute buffers for decision spans.
+var attrPool = sync.Pool{New: func() any {
+	b := make([]attribute.KeyValue, 0, 24)
+	return &b
+}}
+
+// decisionAttributes appends the decision span's attributes to attrs.
+func decisionAttributes(attrs []attribute.KeyValue, req *decision.Request, d *decision.Decision) []attribute.KeyValue {
+	codes := make([]string, len(d.Reasons))
+	for i := range d.Reasons {
+		codes[i] = d.Reasons[i].Code
+	}
+	attrs = append(attrs,
+		AttrDecisionID.String(d.DecisionID),
+		AttrTenant.String(d.Tenant),
+		AttrAllow.Bool(d.Allow),
+		AttrStatus.Int(d.Status),
+		AttrVisibility.String(d.Visibility),
+		AttrReasonCodes.StringSlice(codes),
+		AttrBundleRevisions.StringSlice(revisionList(d.Revision)),
+	)
+	if d.Action != "" {
+		attrs = append(attrs, AttrAction.String(d.Action))
+	}
+	if req.Member != "" {
+		attrs = append(attrs, semconv.EnduserID(req.Member))
+	}
+	if req.Application != "" {
+		attrs = append(attrs, AttrApplication.String(req.Application))
+	}
+	if hr := req.Request; hr != nil {
+		attrs = append(attrs, AttrRequestMethod.String(hr.Method), AttrRequestPath.String(hr.Path))
+		if hr.Service != "" {
+			attrs = append(attrs, AttrRequestService.String(hr.Service))
+		}
+	}
+	if res := req.Resource; res != nil && res.FRN != "" {
+		attrs = append(attrs, AttrResourceFRN.String(res.FRN))
+	}
+	return attrs
+}
+
+// reasonAttributes appends the attributes of a reason's event to attrs.
+func reasonAttributes(attrs []attribute.KeyValue, r *decision.Reason) []attribute.KeyValue {
+	attrs = append(attrs,
+		AttrLayer.String(r.Layer),
+		AttrReasonCode.String(r.Code),
+		AttrReasonEffect.String(r.Effect),
+		AttrReasonMessage.String(r.Message),
+	)
+	if r.Policy != "" {
+		attrs = append(attrs, AttrReasonPolicy.String(r.Policy))
+	}
+	if r.Statement != nil {
+		attrs = append(attrs, AttrReasonStatement.Int(*r.Statement))
+	}
+	if r.ResourceGroup != "" {
+		attrs = append(attrs, AttrReasonGroup.String(r.ResourceGroup))
+	}
+	if r.SoajsCode != 0 {
+		attrs = append(attrs, AttrReasonSoajsCode.Int(r.SoajsCode))
+	}
+	return attrs
+}
+
+// revisionList renders bundle revisions as sorted "name=revision" strings.
+func revisionList(revs map[string]string) []string {
+	out := make([]string, 0, len(revs))
+	for name, rev := range revs {
+		out = append(out, name+"="+rev)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// --- reloads and registrations
+
+// Span names of reloads and registrations.
+const (
+	SpanNameReload   = "verdict.reload"
+	SpanNameRegister = "verdict.register"
+)
+
+// Operation is a reload or registration in progress: a span (when tracing
+// is on) and, at End, its metrics. A nil *Operation is valid and does
+// nothing.
+type Operation struct {
+	t      *Telemetry
+	reload bool
+	name   string // bundle name, or registration kind
+	span   trace.Span
+	start  time.Time
+}
+
+// StartReload begins the span of loading or reloading one bundle (source
+// is its location). End it with the outcome.
+func (t *Telemetry) StartReload(ctx context.Context, bundle, source string) (context.Context, *Operation) {
+	if t == nil {
+		return ctx, nil
+	}
+	op := &Operation{t: t, reload: true, name: bundle, start: time.Now()}
+	ctx, op.span = t.tracer.Start(ctx, SpanNameReload, trace.WithTimestamp(op.start),
+		trace.WithAttributes(AttrBundleName.String(bundle), AttrBundleSource.String(source)))
+	return ctx, op
+}
+
+// StartRegistration begins the span of a run-time change: kind is what
+// changes ("service", "delegation_request", "delegation_consent"), name
+// identifies it (the service's name, "tenant/application/group", ...).
+func (t *Telemetry) StartRegistration(ctx context.Context, kind, name string) (context.Context, *Operation) {
+	if t == nil {
+		return ctx, nil
+	}
+	op := &Operation{t: t, name: kind, start: time.Now()}
+	ctx, op.span = t.tracer.Start(ctx, SpanNameRegister, trace.WithTimestamp(op.start),
+		trace.WithAttributes(AttrRegistrationKind.String(kind), AttrRegistrationName.String(name)))
+	return ctx, op
+}
+
+// SetRevision records the revision a reload installed.
+func (op *Operation) SetRevision(revision string) {
+	if op != nil && revision != "" {
+		op.span.SetAttributes(AttrBundleRevision.String(revision))
+	}
+}
+
+// End finishes the operation: success when err is nil, else failure with
+// err on the span. Reloads count in verdict_bundle_reloads_total and
+// verdict_bundle_reload_duration_seconds, registrations in
+// verdict_registrations_total.
+func (op *Operation) End(err error) {
+	if op == nil {
+		return
+	}
+	end := time.Now()
+	op.t.finish(op.span, op.reload, op.name, op.start, end.Sub(op.start), err)
+}
+
+func (t *Telemetry) finish(span trace.Span, reload bool, name string, start time.Time, dur time.Duration, err error) {
+	outcome := OutcomeSuccess
+	if err != nil {
+		outcome = OutcomeFailure
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.SetAttributes(AttrOperationOutcome.String(outcome))
+	span.End(trace.WithTimestamp(start.Add(dur)))
+	if reload {
+		t.metrics.observeReload(name, outcome, start.Add(dur), dur)
+	} else {
+		t.metrics.registrations.WithLabelValues(name, outcome).Inc()
+	}
+}
+
+// Reload is a finished load, reload or removal of one bundle, as a loader
+// reports it after the fact (from an asynchronous NOTIFY processor).
+type Reload struct {
+	Bundle string
+	// Source is where the bundle comes from (a path or URL).
+	Source string
+	// Revision is the installed revision ("" when none was installed).
+	Revision string
+	Start    time.Time
+	Duration time.Duration
+	// Err is why the change was rejected (the last good version serves).
+	Err error
+	// Unchanged is set when the change installed nothing new (the same
+	// content was read again).
+	Unchanged bool
+	// Removed is set when the bundle was taken out.
+	Removed bool
+}
+
+// Outcome is the reload's verdict_bundle_reloads_total outcome label:
+// failure, unchanged, removed or success.
+func (r Reload) Outcome() string {
+	switch {
+	case r.Err != nil:
+		return OutcomeFailure
+	case r.Unchanged:
+		return OutcomeUnchanged
+	case r.Removed:
+		return OutcomeRemoved
+	}
+	return OutcomeSuccess
+}
+
+// ReloadObserved records a finished reload: a verdict.reload span from
+// r.Start to r.Start+r.Duration (a child of ctx's span, if any), the
+// reload counter, duration histogram and last-reload gauges; a removed
+// bundle's gauges are dropped.
+func (t *Telemetry) ReloadObserved(ctx context.Context, r Reload) {
+	if t == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{AttrBundleName.String(r.Bundle)}
+	if r.Source != "" {
+		attrs = append(attrs, AttrBundleSource.String(r.Source))
+	}
+	if r.Revision != "" {
+		attrs = append(attrs, AttrBundleRevision.String(r.Revision))
+	}
+	_, span := t.tracer.Start(ctx, SpanNameReload, trace.WithTimestamp(r.Start), trace.WithAttributes(attrs...))
+	outcome := r.Outcome()
+	if r.Err != nil {
+		span.RecordError(r.Err)
+		span.SetStatus(codes.Error, r.Err.Error())
+	}
+	span.SetAttributes(AttrOperationOutcome.String(outcome))
+	span.End(trace.WithTimestamp(r.Start.Add(r.Duration)))
+	if r.Removed && r.Err == nil {
+		t.metrics.reloads.WithLabelValues(r.Bundle, outcome).Inc()
+		t.metrics.forgetBundle(r.Bundle)
+		return
+	}
+	t.metrics.observeReload(r.Bundle, outcome, r.Start.Add(r.Duration), r.Duration)
+}
+
+// RegistrationObserved records a finished run-time change after the fact
+// (kind and name as for StartRegistration).
+func (t *Telemetry) RegistrationObserved(ctx context.Context, kind, name string, start time.Time, dur time.Duration, err error) {
+	if t == nil {
+		return
+	}
+	_, span := t.tracer.Start(ctx, SpanNameRegister, trace.WithTimestamp(start),
+		trace.WithAttributes(AttrRegistrationKind.String(kind), AttrRegistrationName.String(name)))
+	t.finish(span, false, kind, start, dur, err)
+}
+
+// BundleRemoved forgets a removed bundle's per-bundle gauges.
+func (t *Telemetry) BundleRemoved(bundle string) {
+	if t != nil {
+		t.metrics.forgetBundle(bundle)
+	}
+}
+
+// --- the process-wide instance, for the loader
+
+var defaultTelemetry atomic.Pointer[Telemetry]
+
+// SetDefault makes t the instance the package functions report to.
+func SetDefault(t *Telemetry) { defaultTelemetry.Store(t) }
+
+// Default is the instance set by SetDefault, or nil.
+func Default() *Telemetry { return defaultTelemetry.Load() }
+
+// StartReload is Default().StartReload: a no-op before SetDefault.
+func StartReload(ctx context.Context, bundle, source string) (context.Context, *Operation) {
+	return Default().StartReload(ctx, bundle, source)
+}
+
+// StartRegistration is Default().StartRegistration.
+func StartRegistration(ctx context.Context, kind, name string) (context.Context, *Operation) {
+	return Default().StartRegistration(ctx, kind, name)
+}
+
+// ReloadObserved is Default().ReloadObserved.
+func ReloadObserved(ctx context.Context, r Reload) { Default().ReloadObserved(ctx, r) }
+
+// RegistrationObserved is Default().RegistrationObserved.
+func RegistrationObserved(ctx context.Context, kind, name string, start time.Time, dur time.Duration, err error) {
+	Default().RegistrationObserved(ctx, kind, name, start, dur, err)
+}
+
+// BundleRemoved is Default().BundleRemoved.
+func BundleRemoved(bundle string) { Default().BundleRemoved(bundle) }
