@@ -238,3 +238,42 @@ func (w *World) Requests(seed uint64, n int) []Request {
 	}
 	return out
 }
+
+// ZipfRequests draws n questions like Requests, but members and objects
+// follow a Zipf distribution with exponent s (> 1): a few members and
+// objects receive most of the questions, as in real traffic. Ranks are
+// shuffled with the seed, so the hottest member is not simply m00000 (an
+// admin) and the hottest objects are spread over the view sets.
+func (w *World) ZipfRequests(seed uint64, n int, s float64) []Request {
+	rng := rand.New(rand.NewPCG(seed, 101))
+	spec := w.Spec
+	objects := spec.ResourceGroups * spec.ObjectsPerRG
+	memberRank := rng.Perm(spec.Members)
+	objectRank := rng.Perm(max(objects, 1))
+	members := rand.NewZipf(rng, s, 1, uint64(spec.Members-1))
+	var objs *rand.Zipf
+	if objects > 1 {
+		objs = rand.NewZipf(rng, s, 1, uint64(objects-1))
+	}
+	out := make([]Request, n)
+	for i := range out {
+		vs := rng.IntN(spec.ViewSets)
+		r := Request{
+			Tenant: TenantCode(rng.IntN(spec.Tenants)),
+			Member: MemberName(memberRank[members.Uint64()]),
+			Action: fmt.Sprintf("finmars:%s:%s", ViewSet(vs), actionNames[rng.IntN(len(actionNames))]),
+		}
+		if rng.IntN(4) != 0 {
+			j := 0
+			if objs != nil {
+				j = objectRank[objs.Uint64()]
+			}
+			// The object's view set is that of its resource group, so that
+			// hot objects are the ones the groups assign.
+			r.Action = fmt.Sprintf("finmars:%s:%s", ViewSet((j/spec.ObjectsPerRG)%spec.ViewSets), actionNames[rng.IntN(len(actionNames))])
+			r.FRN = ObjectFRN((j/spec.ObjectsPerRG)%spec.ViewSets, j)
+		}
+		out[i] = r
+	}
+	return out
+}
