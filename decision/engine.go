@@ -29,6 +29,9 @@ type Generation struct {
 	LoadedAt time.Time
 	// Revisions maps each loaded bundle's name to its manifest revision.
 	Revisions map[string]string
+	// cache holds this generation's recent decisions (nil: off). It is set
+	// by Engine.Install, so a new generation always starts empty.
+	cache *decisionCache
 }
 
 // ErrNotReady is returned while no generation is installed.
@@ -40,6 +43,7 @@ type Engine struct {
 	log      *slog.Logger
 	newID    func() string
 	observer Observer // nil: no instrumentation at all
+	cacheOpt CacheOptions
 }
 
 // NewEngine returns an engine with no generation installed.
@@ -55,8 +59,12 @@ func NewEngine(log *slog.Logger, opts ...EngineOption) *Engine {
 	return e
 }
 
-// Install makes g the generation every new decision uses.
-func (e *Engine) Install(g *Generation) { e.current.Store(g) }
+// Install makes g the generation every new decision uses, with an empty
+// decision cache when the cache is on.
+func (e *Engine) Install(g *Generation) {
+	g.cache = newDecisionCache(e.cacheOpt)
+	e.current.Store(g)
+}
 
 // Current returns the installed generation, or nil.
 func (e *Engine) Current() *Generation { return e.current.Load() }
@@ -131,6 +139,15 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, r
 			err = fmt.Errorf("panic during decision: %v", v)
 		}
 	}()
+	var key string
+	if gen.cache != nil && tracer == nil {
+		var ok bool
+		if key, ok = cacheKey(req); ok {
+			if cached := gen.cache.get(key); cached != nil {
+				return reuse(cached, e.newID()), nil
+			}
+		}
+	}
 	f, err := gather(r, req)
 	if err != nil {
 		return nil, err
@@ -152,6 +169,9 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, r
 	d.Tenant = f.tenantCode
 	d.Action = f.action
 	d.Revision = gen.Revisions
+	if key != "" {
+		gen.cache.put(key, d)
+	}
 	return d, nil
 }
 

@@ -21,6 +21,7 @@ import (
 )
 
 type runOptions struct {
+	cache     decision.CacheOptions
 	addr      string
 	bundles   []string
 	stateDir  string
@@ -48,6 +49,8 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.authz.register(f)
+	f.IntVar(&o.cache.Size, "decision-cache-size", 0, "remember up to this many recent decisions per bundle generation (0: off); any change empties it")
+	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules)")
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
 	return cmd
@@ -87,7 +90,7 @@ func run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer closeTelemetry()
-	engine := decision.NewEngine(log, decision.WithObserver(tel))
+	engine := decision.NewEngine(log, decision.WithObserver(tel), decision.WithDecisionCache(o.cache))
 	tel.TrackEngine(engine)
 	ld, err := loader.New(engine, log)
 	if err != nil {

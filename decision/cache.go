@@ -1,0 +1,146 @@
+package decision
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// WithDecisionCache turns the decision cache on: a generation answers a
+// request it answered in the last TTL from memory (with a new decision_id).
+func WithDecisionCache(o CacheOptions) EngineOption {
+	return func(e *Engine) { e.cacheOpt = o }
+}
+
+// CacheOptions configures the decision cache.
+type CacheOptions struct {
+	// Size bounds the cached decisions; 0 turns the cache off.
+	Size int
+	// TTL bounds how long a decision is reused, for rules that read the
+	// clock (key expiry, time-based conditions). 0 means one second.
+	TTL time.Duration
+}
+
+const cacheShards = 32
+
+// decisionCache remembers recent decisions of one generation, keyed by the
+// normalised request. A new generation starts with an empty cache, so any
+// change (a reload, a registration) invalidates every entry at once.
+type decisionCache struct {
+	ttl    time.Duration
+	perCap int
+	shards [cacheShards]cacheShard
+	now    func() time.Time
+}
+
+type cacheShard struct {
+	mu      sync.Mutex
+	entries map[uint64]cacheEntry
+}
+
+type cacheEntry struct {
+	key      string // the full key: a hash collision must never match
+	decision *Decision
+	expires  int64 // unix nanoseconds
+}
+
+func newDecisionCache(o CacheOptions) *decisionCache {
+	if o.Size <= 0 {
+		return nil
+	}
+	if o.TTL <= 0 {
+		o.TTL = time.Second
+	}
+	c := &decisionCache{ttl: o.TTL, perCap: max(1, o.Size/cacheShards), now: time.Now}
+	for i := range c.shards {
+		c.shards[i].entries = make(map[uint64]cacheEntry, min(c.perCap, 1024))
+	}
+	return c
+}
+
+// get returns the cached decision for key, or nil.
+func (c *decisionCache) get(key string) *Decision {
+	h := xxhash.Sum64String(key)
+	s := &c.shards[h%cacheShards]
+	s.mu.Lock()
+	e, ok := s.entries[h]
+	s.mu.Unlock()
+	if !ok || e.key != key || c.now().UnixNano() >= e.expires {
+		return nil
+	}
+	return e.decision
+}
+
+// put remembers d under key, evicting an arbitrary entry when the shard is
+// full (map iteration order is random enough for a cache of hot keys).
+func (c *decisionCache) put(key string, d *Decision) {
+	h := xxhash.Sum64String(key)
+	s := &c.shards[h%cacheShards]
+	e := cacheEntry{key: key, decision: d, expires: c.now().Add(c.ttl).UnixNano()}
+	s.mu.Lock()
+	if _, exists := s.entries[h]; !exists && len(s.entries) >= c.perCap {
+		for victim := range s.entries {
+			delete(s.entries, victim)
+			break
+		}
+	}
+	s.entries[h] = e
+	s.mu.Unlock()
+}
+
+// cacheKey normalises a validated request into a key; ok is false when
+// the request cannot be keyed (its context does not encode).
+func cacheKey(r *Request) (key string, ok bool) {
+	var b strings.Builder
+	b.Grow(128)
+	field := func(s string) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	field(r.Tenant)
+	field(r.Key)
+	field(r.Member)
+	field(r.Application)
+	field(r.Action)
+	if hr := r.Request; hr != nil {
+		b.WriteByte('R')
+		field(hr.Service)
+		field(hr.Method)
+		field(hr.Path)
+	}
+	if res := r.Resource; res != nil {
+		b.WriteByte('O')
+		field(res.FRN)
+		field(res.Owner)
+		b.WriteString(strconv.Itoa(len(res.ResourceGroups)))
+		for _, g := range res.ResourceGroups {
+			field(g)
+		}
+		if res.Reference {
+			b.WriteByte('r')
+		}
+	}
+	if r.Context != nil {
+		// encoding/json writes map keys sorted: equal contexts encode alike.
+		ctx, err := json.Marshal(r.Context)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte('C')
+		field(string(ctx))
+	}
+	return b.String(), true
+}
+
+// reuse returns a cached decision as a new one: the same answer with its
+// own decision_id.
+func reuse(d *Decision, id string) *Decision {
+	c := *d
+	c.DecisionID = id
+	return &c
+}

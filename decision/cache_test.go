@@ -1,0 +1,142 @@
+package decision
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/verdict-authz/verdict/loader/store"
+)
+
+func TestCacheKeyDistinguishesEveryField(t *testing.T) {
+	base := Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list",
+		Request:  &HTTPRequest{Service: "s", Method: "GET", Path: "/p/"},
+		Resource: &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g"}, Reference: true},
+		Context:  map[string]any{"hour": 9}}
+	variants := map[string]func(r *Request){
+		"tenant":      func(r *Request) { r.Tenant = "bank2" },
+		"key":         func(r *Request) { r.Key = "k" },
+		"member":      func(r *Request) { r.Member = "user_b" },
+		"application": func(r *Request) { r.Application = "app" },
+		"action":      func(r *Request) { r.Action = "finmars:Portfolio:retrieve" },
+		"service":     func(r *Request) { r.Request = &HTTPRequest{Service: "t", Method: "GET", Path: "/p/"} },
+		"method":      func(r *Request) { r.Request = &HTTPRequest{Service: "s", Method: "POST", Path: "/p/"} },
+		"path":        func(r *Request) { r.Request = &HTTPRequest{Service: "s", Method: "GET", Path: "/q/"} },
+		"no request":  func(r *Request) { r.Request = nil },
+		"frn":         func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:d", Owner: "o", ResourceGroups: []string{"g"}, Reference: true} },
+		"owner":       func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "p", ResourceGroups: []string{"g"}, Reference: true} },
+		"groups":      func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g", "h"}, Reference: true} },
+		"reference":   func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g"}} },
+		"no resource": func(r *Request) { r.Resource = nil },
+		"context":     func(r *Request) { r.Context = map[string]any{"hour": 10} },
+		"no context":  func(r *Request) { r.Context = nil },
+		// Field boundaries: "ab"+"c" must not equal "a"+"bc".
+		"boundary": func(r *Request) { r.Tenant, r.Member = "bankuser_a", "" },
+	}
+	k0, ok := cacheKey(&base)
+	if !ok {
+		t.Fatal("base request not keyable")
+	}
+	seen := map[string]string{k0: "base"}
+	for name, mutate := range variants {
+		r := base
+		mutate(&r)
+		k, ok := cacheKey(&r)
+		if !ok {
+			t.Fatalf("%s: not keyable", name)
+		}
+		if other, dup := seen[k]; dup {
+			t.Errorf("%s has the same key as %s", name, other)
+		}
+		seen[k] = name
+	}
+	same := base
+	same.Context = map[string]any{"hour": 9}
+	if k, _ := cacheKey(&same); k != k0 {
+		t.Error("equal requests have different keys")
+	}
+}
+
+func TestCacheTTLBoundAndCollisions(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newDecisionCache(CacheOptions{Size: cacheShards * 2, TTL: time.Second})
+	c.now = func() time.Time { return now }
+	d := &Decision{Allow: true}
+	c.put("a", d)
+	if c.get("a") != d {
+		t.Fatal("miss right after put")
+	}
+	now = now.Add(time.Second)
+	if c.get("a") != nil {
+		t.Error("an entry outlived its TTL")
+	}
+	for i := 0; i < 10*cacheShards; i++ {
+		c.put(fmt.Sprint(i), d)
+	}
+	total := 0
+	for i := range c.shards {
+		total += len(c.shards[i].entries)
+	}
+	if total > 2*cacheShards {
+		t.Errorf("%d entries, bound is %d", total, 2*cacheShards)
+	}
+	// An entry stored under the same hash for another key (a collision)
+	// must not answer: the full key is compared.
+	now = now.Add(-time.Second)
+	c.put("x", d)
+	for i := range c.shards {
+		for h, e := range c.shards[i].entries {
+			if e.key == "x" {
+				e.key = "y"
+				c.shards[i].entries[h] = e
+			}
+		}
+	}
+	if c.get("x") != nil {
+		t.Error("a hash collision answered with another request's decision")
+	}
+	if newDecisionCache(CacheOptions{}) != nil {
+		t.Error("size 0 must turn the cache off")
+	}
+}
+
+func TestEngineCacheAnswersAgainWithNewIDsAndEmptiesOnInstall(t *testing.T) {
+	engine := NewEngine(nil, WithDecisionCache(CacheOptions{Size: 100, TTL: time.Minute}))
+	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := func() *Generation {
+		g := &Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}}
+		engine.Install(g)
+		return g
+	}
+	g := install()
+	req := func() *Request { return &Request{Tenant: "nope", Action: "finmars:Portfolio:list"} }
+	first, _ := engine.Decide(t.Context(), req())
+	second, _ := engine.Decide(t.Context(), req())
+	if first.DecisionID == second.DecisionID {
+		t.Error("a cached decision reused the decision_id")
+	}
+	if first.Allow != second.Allow || first.Status != second.Status || len(second.Reasons) != 1 {
+		t.Errorf("cached answer differs: %+v vs %+v", first, second)
+	}
+	k, _ := cacheKey(req())
+	if g.cache.get(k) == nil {
+		t.Fatal("the decision was not cached")
+	}
+	g2 := install()
+	if g2.cache == nil || g2.cache.get(k) != nil {
+		t.Error("a new generation must start with an empty cache")
+	}
+}
+
+// emptySnapshot is a store with nothing in it.
+func emptySnapshot(t *testing.T) *store.Snapshot {
+	t.Helper()
+	st, err := store.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Snapshot()
+}
