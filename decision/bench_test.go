@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
@@ -18,7 +19,7 @@ import (
 )
 
 // loadWorld writes a generated world as a bundle and loads it.
-func loadWorld(tb testing.TB, spec worldgen.Spec) (*decision.Engine, *worldgen.World) {
+func loadWorld(tb testing.TB, spec worldgen.Spec, opts ...decision.EngineOption) (*decision.Engine, *worldgen.World) {
 	tb.Helper()
 	w := worldgen.Generate(spec)
 	dir := filepath.Join(tb.TempDir(), "world")
@@ -26,7 +27,7 @@ func loadWorld(tb testing.TB, spec worldgen.Spec) (*decision.Engine, *worldgen.W
 		tb.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
+	engine := decision.NewEngine(quiet, opts...)
 	ld, err := loader.New(engine, quiet)
 	if err != nil {
 		tb.Fatal(err)
@@ -70,6 +71,26 @@ func BenchmarkEngineDecide(b *testing.B) {
 	b.StopTimer()
 	if b.N >= len(reqs) && allowed == 0 {
 		b.Fatal("no request was allowed: the benchmark world is not exercising allow paths")
+	}
+}
+
+// BenchmarkEngineDecideCached is BenchmarkEngineDecide with the decision
+// cache on: after the first pass over the 4,096 requests every one is a hit.
+func BenchmarkEngineDecideCached(b *testing.B) {
+	engine, w := loadWorld(b, worldgen.Bench, decision.WithDecisionCache(decision.CacheOptions{Size: 10000, TTL: time.Hour}))
+	reqs := toDecisionRequests(w.Requests(1, 4096))
+	ctx := context.Background()
+	for _, r := range reqs {
+		if _, err := engine.Decide(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := engine.Decide(ctx, reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
