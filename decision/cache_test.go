@@ -23,10 +23,18 @@ func TestCacheKeyDistinguishesEveryField(t *testing.T) {
 		"method":      func(r *Request) { r.Request = &HTTPRequest{Service: "s", Method: "POST", Path: "/p/"} },
 		"path":        func(r *Request) { r.Request = &HTTPRequest{Service: "s", Method: "GET", Path: "/q/"} },
 		"no request":  func(r *Request) { r.Request = nil },
-		"frn":         func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:d", Owner: "o", ResourceGroups: []string{"g"}, Reference: true} },
-		"owner":       func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "p", ResourceGroups: []string{"g"}, Reference: true} },
-		"groups":      func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g", "h"}, Reference: true} },
-		"reference":   func(r *Request) { r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g"}} },
+		"frn": func(r *Request) {
+			r.Resource = &Resource{FRN: "frn:finmars:a:b:d", Owner: "o", ResourceGroups: []string{"g"}, Reference: true}
+		},
+		"owner": func(r *Request) {
+			r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "p", ResourceGroups: []string{"g"}, Reference: true}
+		},
+		"groups": func(r *Request) {
+			r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g", "h"}, Reference: true}
+		},
+		"reference": func(r *Request) {
+			r.Resource = &Resource{FRN: "frn:finmars:a:b:c", Owner: "o", ResourceGroups: []string{"g"}}
+		},
 		"no resource": func(r *Request) { r.Resource = nil },
 		"context":     func(r *Request) { r.Context = map[string]any{"hour": 10} },
 		"no context":  func(r *Request) { r.Context = nil },
