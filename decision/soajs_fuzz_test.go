@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,67 +46,98 @@ func FuzzSOAJSPackageLayer(f *testing.F) {
 	}
 	engine, pol := soajsEngine(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g := &soajsGen{data: data, valid: true}
-		w := g.world()
-
-		var ps acl.Problems
-		doc := acl.Parse(w.tree, nil, &ps)
-		err := ps.Err()
-		if err == nil {
-			err = unresolvedRefs(doc)
-		}
-		if (err == nil) != g.valid {
-			tree, _ := json.MarshalIndent(w.tree, "", " ")
-			t.Fatalf("well-formed = %v, but Parse says: %v\n%s", g.valid, err, tree)
-		}
-		if err != nil {
-			return
-		}
-		st, err := store.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap, err := st.Update(func(txn *store.WriteTxn) error {
-			for _, s := range doc.Catalog.Services {
-				if err := txn.PutService("fuzz", s); err != nil {
-					return err
-				}
-			}
-			for _, p := range doc.Catalog.Packages {
-				if err := txn.PutPackage("fuzz", p); err != nil {
-					return err
-				}
-			}
-			for _, tn := range doc.Tenants {
-				if err := txn.PutTenant("fuzz", tn); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		engine.Install(&decision.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{"fuzz": "1"}})
-
-		for _, q := range w.soajsQuestions() {
-			d, err := engine.Decide(context.Background(), q.req)
-			if err != nil {
-				t.Fatalf("%s: %v", q.name, err)
-			}
-			for _, r := range d.Reasons {
-				if r.Code == "error.internal" {
-					t.Fatalf("%s: %s", q.name, r.Message)
-				}
-			}
-			if d.Allow != q.want.allow || (!q.want.allow && lastDeny(d).Code != q.want.code) ||
-				(!q.want.allow && lastDeny(d).SoajsCode != q.want.soajs) || d.Status != q.want.status {
-				tree, _ := json.MarshalIndent(w.tree, "", " ")
-				got, _ := json.MarshalIndent(d, "", " ")
-				t.Fatalf("%s: want %+v, got\n%s\nworld:\n%s", q.name, q.want, got, tree)
-			}
-		}
+		checkSOAJSWorld(t, engine, pol, data)
 	})
+}
+
+// TestSOAJSPackageLayerRandom runs the fuzz target's check on random inputs,
+// so that plain go test covers more than the seeds: 60 worlds (20 with
+// -short), or VERDICT_SOAJS_WORLDS.
+func TestSOAJSPackageLayerRandom(t *testing.T) {
+	n := 60
+	if testing.Short() {
+		n = 20
+	}
+	if s := os.Getenv("VERDICT_SOAJS_WORLDS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("VERDICT_SOAJS_WORLDS: %v", err)
+		}
+	}
+	engine, pol := soajsEngine(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range n {
+		data := make([]byte, 40+rng.IntN(120))
+		for i := range data {
+			data[i] = byte(rng.IntN(256))
+		}
+		checkSOAJSWorld(t, engine, pol, data)
+	}
+}
+
+// checkSOAJSWorld generates the world the bytes describe and checks it.
+func checkSOAJSWorld(t *testing.T, engine *decision.Engine, pol *decision.Policy, data []byte) {
+	t.Helper()
+	g := &soajsGen{data: data, valid: true}
+	w := g.world()
+
+	var ps acl.Problems
+	doc := acl.Parse(w.tree, nil, &ps)
+	err := ps.Err()
+	if err == nil {
+		err = unresolvedRefs(doc)
+	}
+	if (err == nil) != g.valid {
+		tree, _ := json.MarshalIndent(w.tree, "", " ")
+		t.Fatalf("well-formed = %v, but Parse says: %v\n%s", g.valid, err, tree)
+	}
+	if err != nil {
+		return
+	}
+	st, err := store.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Update(func(txn *store.WriteTxn) error {
+		for _, s := range doc.Catalog.Services {
+			if err := txn.PutService("fuzz", s); err != nil {
+				return err
+			}
+		}
+		for _, p := range doc.Catalog.Packages {
+			if err := txn.PutPackage("fuzz", p); err != nil {
+				return err
+			}
+		}
+		for _, tn := range doc.Tenants {
+			if err := txn.PutTenant("fuzz", tn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine.Install(&decision.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{"fuzz": "1"}})
+
+	for _, q := range w.soajsQuestions() {
+		d, err := engine.Decide(context.Background(), q.req)
+		if err != nil {
+			t.Fatalf("%s: %v", q.name, err)
+		}
+		for _, r := range d.Reasons {
+			if r.Code == "error.internal" {
+				t.Fatalf("%s: %s", q.name, r.Message)
+			}
+		}
+		if d.Allow != q.want.allow || (!q.want.allow && lastDeny(d).Code != q.want.code) ||
+			(!q.want.allow && lastDeny(d).SoajsCode != q.want.soajs) || d.Status != q.want.status {
+			tree, _ := json.MarshalIndent(w.tree, "", " ")
+			got, _ := json.MarshalIndent(d, "", " ")
+			t.Fatalf("%s: want %+v, got\n%s\nworld:\n%s", q.name, q.want, got, tree)
+		}
+	}
 }
 
 var (
