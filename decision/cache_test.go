@@ -148,3 +148,27 @@ func emptySnapshot(t *testing.T) *store.Snapshot {
 	}
 	return st.Snapshot()
 }
+
+// A generation whose snapshot is missing must deny, not crash the caller:
+// the store is read under the engine's recover (single, batch and explain).
+func TestBrokenGenerationDeniesInsteadOfPanicking(t *testing.T) {
+	engine := NewEngine(nil)
+	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine.Install(&Generation{Number: 1, Policy: pol})
+	req := func() *Request { return &Request{Tenant: "bank", Member: "m", Action: "finmars:Portfolio:list"} }
+	d, err := engine.Decide(t.Context(), req())
+	if err != nil || d.Allow || d.Reasons[0].Code != "error.internal" {
+		t.Fatalf("Decide = %+v, %v; want a deny with error.internal", d, err)
+	}
+	b, err := engine.DecideBatch(t.Context(), &BatchRequest{Tenant: "bank", Items: []BatchItem{{Action: "finmars:Portfolio:list"}}})
+	if err != nil || b.Results[0].Allow || b.Results[0].Reasons[0].Code != "error.internal" {
+		t.Fatalf("DecideBatch = %+v, %v", b, err)
+	}
+	d, _, err = engine.DecideExplained(t.Context(), req())
+	if err != nil || d.Allow {
+		t.Fatalf("DecideExplained = %+v, %v", d, err)
+	}
+}

@@ -76,16 +76,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	gen := e.current.Load()
-	var r *store.Reader
-	if gen != nil {
-		r = gen.Facts.Read()
-	}
-	return e.decideOrFail(ctx, gen, r, req, nil), nil
+	return e.decideOrFail(ctx, e.current.Load(), req, nil), nil
 }
 
-// DecideBatch answers every item of a batch against one generation and one
-// store snapshot, in order.
+// DecideBatch answers every item of a batch against one generation, and so
+// one frozen store snapshot, in order.
 func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchResponse, error) {
 	reqs, err := b.Requests()
 	if err != nil {
@@ -93,12 +88,8 @@ func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchRespon
 	}
 	out := &BatchResponse{Results: make([]*Decision, len(reqs))}
 	gen := e.current.Load()
-	var reader *store.Reader
-	if gen != nil {
-		reader = gen.Facts.Read()
-	}
 	for i, req := range reqs {
-		out.Results[i] = e.decideOrFail(ctx, gen, reader, req, nil)
+		out.Results[i] = e.decideOrFail(ctx, gen, req, nil)
 	}
 	return out, nil
 }
@@ -106,7 +97,7 @@ func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchRespon
 // decideOrFail makes one decision on gen (ErrNotReady when nil), turns an
 // error into a deny and reports the decision to the observer. tracer, when
 // not nil, records the Rego evaluation (explain=full).
-func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, r *store.Reader, req *Request, tracer topdown.QueryTracer) *Decision {
+func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) *Decision {
 	var start time.Time
 	if e.observer != nil {
 		start = time.Now()
@@ -114,7 +105,7 @@ func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, r *store.Rea
 	var d *Decision
 	err := ErrNotReady
 	if gen != nil {
-		d, err = e.decide(ctx, gen, r, req, tracer)
+		d, err = e.decide(ctx, gen, req, tracer)
 	}
 	if err != nil {
 		d = e.failClosed(req, gen, err)
@@ -133,7 +124,9 @@ type facts struct {
 	statements *store.StatementList
 }
 
-func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, req *Request, tracer topdown.QueryTracer) (d *Decision, err error) {
+// decide makes one decision on gen. The store is read inside it, under the
+// recover: a broken generation is a deny, never a crash.
+func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) (d *Decision, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic during decision: %v", v)
@@ -148,7 +141,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, r *store.Reader, r
 			}
 		}
 	}
-	f, err := gather(r, req)
+	f, err := gather(gen.Facts.Read(), req)
 	if err != nil {
 		return nil, err
 	}

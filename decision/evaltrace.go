@@ -10,8 +10,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
-
-	"github.com/verdict-authz/verdict/loader/store"
 )
 
 // MaxExplanationLines bounds the evaluation trace of one explanation.
@@ -40,12 +38,8 @@ func (e *Engine) DecideExplained(ctx context.Context, req *Request) (*Decision, 
 		return nil, nil, err
 	}
 	gen := e.current.Load()
-	var r *store.Reader
-	if gen != nil {
-		r = gen.Facts.Read()
-	}
 	tracer := topdown.NewBufferTracer()
-	d := e.decideOrFail(ctx, gen, r, req, tracer)
+	d := e.decideOrFail(ctx, gen, req, tracer)
 	ex := &Explanation{Summary: gen.Explain(d)}
 	var buf bytes.Buffer
 	topdown.PrettyTraceWithOpts(&buf, *tracer, topdown.PrettyTraceOptions{Locations: true})

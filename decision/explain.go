@@ -34,7 +34,7 @@ func (g *Generation) Explain(d *Decision) string {
 	}
 	fmt.Fprintf(&b, "decided by: %s\n", decidedBy)
 	var tenant *acl.Tenant
-	if g != nil {
+	if g != nil && g.Facts != nil {
 		if rec, err := g.Facts.Read().Tenant(d.Tenant); err == nil && rec != nil {
 			tenant = rec.Tenant
 		}
