@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -205,72 +207,164 @@ func (ix *statementIndex) lookup(key string) *StatementList {
 	return nil
 }
 
-// indexBuilder builds members' statement indexes for one tenant, sharing
-// identical lists and identical indexes between members: with thousands of
-// members the same few statements make up most lists.
+// indexBuilder builds members' statement indexes for one tenant. Work that
+// does not depend on the member is done once: every policy's statements
+// paired with their action index keys, and each role's and group's policy
+// set. Identical lists and identical indexes are shared between members:
+// with thousands of members the same few statements make up most lists.
+//
+// A (key, statement) pair is packed into a uint64: the key's ID in the
+// upper half (IDs follow the keys' lexical order) and the statement's
+// ordinal in the lower, so that a member's pairs sort as plain integers.
 type indexBuilder struct {
-	tenant   *acl.Tenant
-	byPolicy map[string][]*StatementFact
-	lists    map[string]*StatementList
-	indexes  map[string]*statementIndex
+	policyID      map[string]int // policy code → position in code order
+	policyPairs   [][]uint64     // by policy ID, sorted
+	keys          []string       // by key ID, in lexical order
+	facts         []*StatementFact
+	rolePolicies  map[string][]int
+	groupPolicies map[string][]int
+	lists         map[string]*StatementList  // by binary ordinal signature
+	indexes       map[string]*statementIndex // by binary policy-set signature
+	scratchIDs    []int
+	scratchPairs  []uint64
+	scratchSig    []byte
 }
+
+func pack(keyID, ordinal int) uint64 { return uint64(keyID)<<32 | uint64(ordinal) }
+
+func unpack(p uint64) (keyID, ordinal int) { return int(p >> 32), int(p & 0xffffffff) }
 
 func newIndexBuilder(t *acl.Tenant) *indexBuilder {
-	return &indexBuilder{
-		tenant:   t,
-		byPolicy: tenantStatements(t),
-		lists:    map[string]*StatementList{},
-		indexes:  map[string]*statementIndex{},
+	byPolicy := tenantStatements(t)
+	codes := make([]string, 0, len(t.Policies))
+	for c := range t.Policies {
+		codes = append(codes, c)
 	}
-}
-
-// memberIndex indexes the member's statements (each policy counted once).
-func (b *indexBuilder) memberIndex(m *acl.Member) *statementIndex {
-	policies := b.tenant.MemberPolicies(m)
-	sig := strings.Join(policies, "\x00")
-	if ix, ok := b.indexes[sig]; ok {
-		return ix
+	sort.Strings(codes)
+	b := &indexBuilder{
+		policyID:      make(map[string]int, len(codes)),
+		policyPairs:   make([][]uint64, len(codes)),
+		rolePolicies:  make(map[string][]int, len(t.Roles)),
+		groupPolicies: make(map[string][]int, len(t.Groups)),
+		lists:         map[string]*StatementList{},
+		indexes:       map[string]*statementIndex{},
 	}
-	var facts []*StatementFact
-	for _, code := range policies {
-		facts = append(facts, b.byPolicy[code]...)
-	}
-	sort.Slice(facts, func(i, j int) bool { return facts[i].Ordinal < facts[j].Ordinal })
-	buckets := map[string][]*StatementFact{}
-	for _, f := range facts {
-		for _, a := range f.Statement.Actions {
-			list := buckets[a.IndexKey]
-			if n := len(list); n > 0 && list[n-1] == f {
-				continue
+	keySet := map[string]struct{}{}
+	for _, code := range codes {
+		for _, f := range byPolicy[code] {
+			b.facts = append(b.facts, f) // ordinals follow code order
+			for _, a := range f.Statement.Actions {
+				keySet[a.IndexKey] = struct{}{}
 			}
-			buckets[a.IndexKey] = append(list, f)
 		}
 	}
-	ix := &statementIndex{keys: make([]string, 0, len(buckets))}
-	for k := range buckets {
-		ix.keys = append(ix.keys, k)
+	for k := range keySet {
+		b.keys = append(b.keys, k)
 	}
-	sort.Strings(ix.keys)
-	ix.lists = make([]*StatementList, len(ix.keys))
-	for i, k := range ix.keys {
-		ix.lists[i] = b.sharedList(buckets[k])
+	sort.Strings(b.keys)
+	keyID := make(map[string]int, len(b.keys))
+	for i, k := range b.keys {
+		keyID[k] = i
 	}
-	b.indexes[sig] = ix
+	for id, code := range codes {
+		b.policyID[code] = id
+		var pairs []uint64
+		for _, f := range byPolicy[code] {
+			for _, a := range f.Statement.Actions {
+				pairs = append(pairs, pack(keyID[a.IndexKey], f.Ordinal))
+			}
+		}
+		slices.Sort(pairs)
+		b.policyPairs[id] = slices.Compact(pairs)
+	}
+	ids := func(codes []string) []int {
+		out := make([]int, 0, len(codes))
+		for _, c := range codes {
+			if id, ok := b.policyID[c]; ok {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	for code, r := range t.Roles {
+		b.rolePolicies[code] = ids(r.Policies)
+	}
+	for code, g := range t.Groups {
+		set := ids(g.Policies)
+		for _, r := range g.Roles {
+			set = append(set, b.rolePolicies[r]...)
+		}
+		b.groupPolicies[code] = set
+	}
+	return b
+}
+
+// memberIndex indexes the member's statements: those of its direct
+// policies, its roles', its groups' and its groups' roles', each policy
+// counted once.
+func (b *indexBuilder) memberIndex(m *acl.Member) *statementIndex {
+	ids := b.scratchIDs[:0]
+	for _, c := range m.Policies {
+		if id, ok := b.policyID[c]; ok {
+			ids = append(ids, id)
+		}
+	}
+	for _, r := range m.Roles {
+		ids = append(ids, b.rolePolicies[r]...)
+	}
+	for _, g := range m.Groups {
+		ids = append(ids, b.groupPolicies[g]...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	b.scratchIDs = ids
+	sig := b.scratchSig[:0]
+	for _, id := range ids {
+		sig = binary.AppendUvarint(sig, uint64(id))
+	}
+	b.scratchSig = sig
+	if ix, ok := b.indexes[string(sig)]; ok {
+		return ix
+	}
+	pairs := b.scratchPairs[:0]
+	for _, id := range ids {
+		pairs = append(pairs, b.policyPairs[id]...)
+	}
+	slices.Sort(pairs)
+	pairs = slices.Compact(pairs)
+	b.scratchPairs = pairs
+	ix := &statementIndex{}
+	for i := 0; i < len(pairs); {
+		key, _ := unpack(pairs[i])
+		j := i
+		for j < len(pairs) && pairs[j]>>32 == pairs[i]>>32 {
+			j++
+		}
+		ix.keys = append(ix.keys, b.keys[key])
+		ix.lists = append(ix.lists, b.sharedList(pairs[i:j]))
+		i = j
+	}
+	b.indexes[string(sig)] = ix
 	return ix
 }
 
-// sharedList returns the one StatementList with exactly these statements.
-func (b *indexBuilder) sharedList(facts []*StatementFact) *StatementList {
-	var sig strings.Builder
-	for _, f := range facts {
-		sig.WriteString(strconv.Itoa(f.Ordinal))
-		sig.WriteByte(',')
+// sharedList returns the one StatementList with exactly these statements
+// (pairs of one key, in statement order).
+func (b *indexBuilder) sharedList(pairs []uint64) *StatementList {
+	sig := b.scratchSig[len(b.scratchSig):]
+	for _, p := range pairs {
+		sig = binary.AppendUvarint(sig, p&0xffffffff)
 	}
-	if l, ok := b.lists[sig.String()]; ok {
+	if l, ok := b.lists[string(sig)]; ok {
 		return l
 	}
+	facts := make([]*StatementFact, len(pairs))
+	for i, p := range pairs {
+		_, ordinal := unpack(p)
+		facts[i] = b.facts[ordinal]
+	}
 	l := newStatementList(facts)
-	b.lists[sig.String()] = l
+	b.lists[string(sig)] = l
 	return l
 }
 
