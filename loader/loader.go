@@ -44,6 +44,13 @@ type Assembly struct {
 // tenant or service declared twice, every condition defined by some rule)
 // and compiles their Rego with the engine's.
 func Assemble(ctx context.Context, bundles []*Bundle) (*Assembly, error) {
+	return AssembleWith(ctx, bundles, nil)
+}
+
+// AssembleWith is Assemble with the services registered at run time: they
+// override the bundles' services of the same name when references to
+// services and permittable groups are resolved.
+func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Service) (*Assembly, error) {
 	sorted := append([]*Bundle(nil), bundles...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Source.Name < sorted[j].Source.Name })
 	var errs []error
@@ -88,12 +95,24 @@ func Assemble(ctx context.Context, bundles []*Bundle) (*Assembly, error) {
 	}
 	services := map[string]bool{}
 	packages := map[string]bool{}
+	effective := map[string]*acl.Service{}
 	for _, b := range sorted {
-		for name := range b.Doc.Catalog.Services {
+		for name, svc := range b.Doc.Catalog.Services {
 			services[name] = true
+			effective[name] = svc
 		}
 		for code := range b.Doc.Catalog.Packages {
 			packages[code] = true
+		}
+	}
+	for _, svc := range registered {
+		services[svc.Name] = true
+		effective[svc.Name] = svc
+	}
+	groups := map[string]bool{}
+	for _, svc := range effective {
+		for g := range svc.PermittableGroups {
+			groups[g] = true
 		}
 	}
 	keyOwner := map[string]string{}
@@ -112,6 +131,10 @@ func Assemble(ctx context.Context, bundles []*Bundle) (*Assembly, error) {
 			case acl.RefService:
 				if !services[ref.Name] {
 					ps.Add(ref.Loc, "unknown service %q", ref.Name)
+				}
+			case acl.RefPermittableGroup:
+				if !groups[ref.Name] {
+					ps.Add(ref.Loc, "unknown permittable group %q: no catalog service declares it", ref.Name)
 				}
 			}
 		}

@@ -119,6 +119,9 @@ type Tenant struct {
 	Policies       map[string]*Policy
 	ResourceGroups map[string]*ResourceGroup
 	Applications   map[string]*Application
+	// Delegations are the delegation grants the bundle declares (Fineract
+	// CN), by application and permittable group.
+	Delegations map[string]map[string]*Delegation
 	// File is the bundle file holding the tenant's root document.
 	File string
 }
@@ -268,6 +271,9 @@ const (
 	RefCondition RefKind = "condition"
 	RefPackage   RefKind = "package"
 	RefService   RefKind = "service"
+	// RefPermittableGroup is a delegation naming a permittable group of
+	// some catalog service.
+	RefPermittableGroup RefKind = "permittable group"
 )
 
 // Ref is a reference that only the full set of loaded bundles can resolve

@@ -271,6 +271,7 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		Policies:       map[string]*Policy{},
 		ResourceGroups: map[string]*ResourceGroup{},
 		Applications:   map[string]*Application{},
+		Delegations:    map[string]map[string]*Delegation{},
 		File:           loc.File(),
 	}
 	warnUnknown(obj, loc, ps, "name", "checks", "applications", "members", "roles", "groups",
@@ -372,7 +373,13 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		}
 		t.Members[k] = m
 	})
+	eachEntry(obj, "delegations", loc, ps, func(k string, v any, l Loc) {
+		if groups := parseDelegations(k, v, l, ps, doc); groups != nil {
+			t.Delegations[k] = groups
+		}
+	})
 	t.checkReferences(loc, ps)
+	t.checkDelegations(loc, ps)
 	t.checkApplications(loc, ps)
 	if len(ps.list) > before {
 		return nil
