@@ -19,10 +19,16 @@ const (
 	tableRouteTables  = "route_tables"
 	tableKeys         = "keys"
 	tablePackages     = "packages"
+	// Run-time changes (see runtime.go).
+	tableRegistrations      = "registrations"
+	tableDelegationRequests = "delegation_requests"
+	tableConsents           = "delegation_consents"
+	tableDelegations        = "delegations"
 
-	indexID     = "id"
-	indexTenant = "tenant"
-	indexBundle = "bundle"
+	indexID       = "id"
+	indexIDPrefix = "id_prefix"
+	indexTenant   = "tenant"
+	indexBundle   = "bundle"
 )
 
 func schema() *memdb.DBSchema {
@@ -34,6 +40,11 @@ func schema() *memdb.DBSchema {
 		tableRouteTables:  routeTablesTable(),
 		tableKeys:         keysTable(),
 		tablePackages:     packagesTable(),
+
+		tableRegistrations:      registrationsTable(),
+		tableDelegationRequests: delegationRequestsTable(),
+		tableConsents:           consentsTable(),
+		tableDelegations:        delegationsTable(),
 	}}
 }
 
@@ -132,6 +143,80 @@ func packagesTable() *memdb.TableSchema {
 			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Code"}},
 			// bundle finds the packages a bundle supplied.
 			indexBundle: {Name: indexBundle, Indexer: &memdb.StringFieldIndex{Field: "Bundle"}},
+		},
+	}
+}
+
+// registrationsTable holds one RegistrationRecord per service registered at
+// run time (PUT /v1/services/{name}). A registration overrides the bundles'
+// service of the same name; bundle reloads do not touch this table.
+func registrationsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableRegistrations,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a registration up by service name.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+		},
+	}
+}
+
+// delegationIndexer indexes tenant, application and group.
+func delegationIndexer() memdb.Indexer {
+	return &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+		&memdb.StringFieldIndex{Field: "Tenant"},
+		&memdb.StringFieldIndex{Field: "Application"},
+		&memdb.StringFieldIndex{Field: "Group"},
+	}}
+}
+
+// delegationRequestsTable holds the requests applications made at run time
+// (POST /v1/tenants/{t}/applications/{app}/permissions). Bundle reloads do
+// not touch this table.
+func delegationRequestsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableDelegationRequests,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a request up by tenant, application and group; a
+			// prefix of it lists an application's requests.
+			indexID: {Name: indexID, Unique: true, Indexer: delegationIndexer()},
+			// tenant finds every request made in a tenant.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+		},
+	}
+}
+
+// consentsTable holds the members' run-time consents and withdrawals
+// (PUT …/permissions/{group}/users/{member}/enabled). Bundle reloads do not
+// touch this table.
+func consentsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableConsents,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks a consent up by tenant, application, group and member.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Tenant"},
+				&memdb.StringFieldIndex{Field: "Application"},
+				&memdb.StringFieldIndex{Field: "Group"},
+				&memdb.StringFieldIndex{Field: "Member"},
+			}}},
+			// tenant finds every consent given in a tenant.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+		},
+	}
+}
+
+// delegationsTable holds the effective delegation entries: the tenant
+// bundle's delegations with the run-time requests and consents layered on
+// top, rebuilt for a tenant whenever either changes. Decisions read it.
+func delegationsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableDelegations,
+		Indexes: map[string]*memdb.IndexSchema{
+			// id looks an entry up by tenant, application and group; a prefix
+			// of it lists an application's entries.
+			indexID: {Name: indexID, Unique: true, Indexer: delegationIndexer()},
+			// tenant finds every entry of a tenant, to rebuild them.
+			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
 		},
 	}
 }

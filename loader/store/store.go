@@ -44,6 +44,9 @@ func (s *Store) Update(fn func(*WriteTxn) error) (*Snapshot, error) {
 			return nil, err
 		}
 	}
+	if err := w.rebuildDirtyDelegations(); err != nil {
+		return nil, err
+	}
 	txn.Commit()
 	return s.Snapshot(), nil
 }
@@ -52,6 +55,9 @@ func (s *Store) Update(fn func(*WriteTxn) error) (*Snapshot, error) {
 type WriteTxn struct {
 	txn             *memdb.Txn
 	servicesChanged bool
+	// dirtyTenants are the tenants whose effective delegations must be
+	// rebuilt before the commit.
+	dirtyTenants map[string]bool
 }
 
 // PutTenant replaces everything stored for the tenant with t, supplied by
@@ -94,8 +100,10 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	return nil
 }
 
-// DeleteTenant removes a tenant and everything stored for it.
+// DeleteTenant removes a tenant and everything stored for it (its
+// run-time delegation requests and consents stay, in their own tables).
 func (w *WriteTxn) DeleteTenant(code string) error {
+	w.markTenant(code)
 	if _, err := w.txn.DeleteAll(tableTenants, indexID, code); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", code, err)
 	}
@@ -171,13 +179,25 @@ func (w *WriteTxn) rebuildRouteTables() error {
 	if _, err := w.txn.DeleteAll(tableRouteTables, indexID); err != nil {
 		return fmt.Errorf("clear route tables: %w", err)
 	}
+	registered, err := w.Reader().Registrations()
+	if err != nil {
+		return err
+	}
 	it, err := w.txn.Get(tableServices, indexID)
 	if err != nil {
 		return fmt.Errorf("list services: %w", err)
 	}
-	var all []*acl.Service
+	byName := map[string]*acl.Service{}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		svc := obj.(*ServiceRecord).Service
+		byName[svc.Name] = svc
+	}
+	// A registration overrides the bundles' service of the same name.
+	for _, reg := range registered {
+		byName[reg.Name] = reg.Service
+	}
+	all := make([]*acl.Service, 0, len(byName))
+	for _, svc := range byName {
 		all = append(all, svc)
 		if err := w.txn.Insert(tableRouteTables, &RouteTableRecord{Scope: svc.Name, Table: route.NewTable(svc)}); err != nil {
 			return fmt.Errorf("insert route table %s: %w", svc.Name, err)
