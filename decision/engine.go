@@ -231,7 +231,10 @@ var (
 //
 //	input = {tenant, member, application, action, request, resource, context,
 //	         facts: {key, tenant, route, get_route_action, member, statements,
-//	                 acl, resource}}
+//	                 acl, resource, delegation}}
+//
+// facts.delegation is present when the request names an application; see
+// delegationFacts.
 func gather(r *store.Reader, req *Request) (*facts, error) {
 	f := &facts{tenantCode: req.Tenant, action: req.Action}
 	factItems := make([][2]*ast.Term, 0, 8)
@@ -296,6 +299,16 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 	}
 	if f.action != "" && routes != nil && routes.IsGetAction(actionLower) {
 		factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, trueTerm})
+	}
+
+	// Layer 5: the route's permittable groups and the application's
+	// delegation entries for them (see delegationFacts).
+	if req.Application != "" && tenant != nil {
+		d, err := delegationFacts(r, tenant.Code, req.Application, routes.Groups(match))
+		if err != nil {
+			return nil, err
+		}
+		factItems = append(factItems, [2]*ast.Term{keyDelegation, d})
 	}
 
 	// Layers 3 and 4: the member, its statements and its ACL overrides.

@@ -7,6 +7,7 @@
 package route
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,6 +31,8 @@ type Table struct {
 	root       *node
 	getActions map[string]struct{}
 	byAction   map[string]*Match
+	// groups holds the permittable groups of each route that has some.
+	groups map[*Match][]string
 }
 
 type node struct {
@@ -54,31 +57,69 @@ var (
 func NewTable(services ...*acl.Service) *Table {
 	sorted := append([]*acl.Service(nil), services...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}}
+	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}, groups: map[*Match][]string{}}
 	for _, svc := range sorted {
+		groups := groupIndex(svc)
 		for _, r := range svc.Routes {
 			if r.Kind == acl.RouteCustom {
-				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: r.Method, ViewSet: r.ViewSet, Action: r.Action})
+				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: r.Method, ViewSet: r.ViewSet, Action: r.Action},
+					groups[endpointKey(r.Method, r.Path)])
 			}
 		}
 	}
 	for _, svc := range sorted {
+		groups := groupIndex(svc)
 		for _, r := range svc.Routes {
 			if r.Kind != acl.RouteCollection {
 				continue
 			}
 			for _, a := range collectionActions {
 				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: a.method, ViewSet: r.ViewSet,
-					Action: "finmars:" + r.ViewSet + ":" + a.name})
+					Action: "finmars:" + r.ViewSet + ":" + a.name}, groups[endpointKey(a.method, r.Path)])
 			}
 			detail := DetailTemplate(r.Path)
 			for _, a := range detailActions {
 				t.add(detail, &Match{Service: svc.Name, Template: detail, Method: a.method, ViewSet: r.ViewSet,
-					Action: "finmars:" + r.ViewSet + ":" + a.name})
+					Action: "finmars:" + r.ViewSet + ":" + a.name}, groups[endpointKey(a.method, detail)])
 			}
 		}
 	}
 	return t
+}
+
+// groupIndex maps each endpoint (method and normalized template) of the
+// service's permittable groups to the sorted names of the groups that list
+// it.
+func groupIndex(svc *acl.Service) map[string][]string {
+	if len(svc.PermittableGroups) == 0 {
+		return nil
+	}
+	out := map[string][]string{}
+	for g, endpoints := range svc.PermittableGroups {
+		for _, e := range endpoints {
+			k := endpointKey(e.Method, e.Path)
+			if !slices.Contains(out[k], g) {
+				out[k] = append(out[k], g)
+			}
+		}
+	}
+	for _, gs := range out {
+		sort.Strings(gs)
+	}
+	return out
+}
+
+// endpointKey identifies a method and path template: the trailing slash is
+// dropped and every parameter segment ({id} or :id) counts as the same, so
+// a permittable group may write a route's template either way.
+func endpointKey(method, template string) string {
+	segs := segments(template)
+	for i, seg := range segs {
+		if isParam(seg) {
+			segs[i] = "{}"
+		}
+	}
+	return strings.ToUpper(method) + " /" + strings.Join(segs, "/")
 }
 
 // DetailTemplate is the {id} route below a collection path, keeping the
@@ -90,7 +131,17 @@ func DetailTemplate(collection string) string {
 	return collection + "/{id}"
 }
 
-func (t *Table) add(template string, m *Match) {
+// Groups returns the permittable groups of the matched route's service
+// (Fineract CN) that list the route's method and path template, sorted;
+// they are computed when the table is built.
+func (t *Table) Groups(m *Match) []string {
+	if t == nil {
+		return nil
+	}
+	return t.groups[m]
+}
+
+func (t *Table) add(template string, m *Match, groups []string) {
 	n := t.root
 	for _, seg := range segments(template) {
 		if isParam(seg) {
@@ -117,6 +168,9 @@ func (t *Table) add(template string, m *Match) {
 		return
 	}
 	n.endpoints[m.Method] = m
+	if len(groups) > 0 {
+		t.groups[m] = groups
+	}
 	action := strings.ToLower(m.Action)
 	if m.Method == "GET" {
 		t.getActions[action] = struct{}{}

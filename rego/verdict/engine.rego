@@ -25,9 +25,11 @@ verdict := {"denies": tenant_denies, "grants": []} if {
 	count(pkg.denies) > 0
 } else := {"denies": iam.denies, "grants": pkg.grants} if {
 	count(iam.denies) > 0
-} else := {"denies": ext_denies, "grants": array.concat(pkg.grants, iam.grants)} if {
+} else := {"denies": delegation.denies, "grants": array.concat(pkg.grants, iam.grants)} if {
+	count(delegation.denies) > 0
+} else := {"denies": ext_denies, "grants": array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)} if {
 	count(ext_denies) > 0
-} else := {"denies": [], "grants": array.concat(pkg.grants, iam.grants)}
+} else := {"denies": [], "grants": array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)}
 
 decision := {
 	"allow": true,
@@ -411,6 +413,85 @@ resource_reason(r) := {"code": "resource.any", "message": "The request names no 
 } else := {"code": "resource.group", "resource_group": g, "message": sprintf("The object is in resource group %q.", [g])} if {
 	g := sort([g | some g in facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
+
+# --- layer 5: delegation (Fineract CN) ----------------------------------------------
+# A request that names an application is the application acting for the
+# member. facts.delegation = {groups, entries}: groups are the permittable
+# groups that list the route; entries are the tenant's delegation entries of
+# the application for those groups, {group: {operations, enabled_by}}
+# (bundle and run-time entries combined by the Go side). The route must
+# belong to a group the application requested with an operation covering the
+# method, and the member must have enabled it.
+
+delegation := {"denies": [], "grants": []} if {
+	not input.application
+} else := {"denies": [delegation_deny("delegation.not_requested", delegation_not_requested_message)], "grants": []} if {
+	count(delegation_requested) == 0
+} else := {"denies": [], "grants": [{
+	"layer": "delegation",
+	"code": "delegation.allow",
+	"effect": "allow",
+	"message": sprintf("Member %q enabled application %q to act for them: %s on permittable group %s.", [input.member, input.application, delegation_operation, g]),
+}]} if {
+	g := delegation_enabled[0]
+} else := {"denies": [delegation_deny("delegation.not_enabled", delegation_not_enabled_message)], "grants": []}
+
+delegation_deny(code, message) := {"layer": "delegation", "code": code, "effect": "deny", "message": message}
+
+# delegation_method: the request's method, or the method of the route an
+# action-only request resolved to.
+delegation_method := input.request.method if {
+	input.request.method
+} else := facts.route.method
+
+# delegation_operation: GET/HEAD/OPTIONS read, POST/PUT/PATCH change,
+# DELETE deletes.
+delegation_operation := "READ" if {
+	delegation_method in {"GET", "HEAD", "OPTIONS"}
+} else := "CHANGE" if {
+	delegation_method in {"POST", "PUT", "PATCH"}
+} else := "DELETE" if {
+	delegation_method == "DELETE"
+}
+
+# delegation_requested: the route's groups the application requested with
+# an operation covering the method, sorted.
+delegation_requested := sort([g |
+	some g in facts.delegation.groups
+	facts.delegation.entries[g].operations[delegation_operation]
+])
+
+# delegation_enabled: those the member enabled.
+delegation_enabled := [g |
+	some g in delegation_requested
+	facts.delegation.entries[g].enabled_by[input.member]
+]
+
+delegation_route := sprintf("%s %s", [delegation_method, facts.route.template]) if {
+	facts.route.template
+} else := sprintf("action %s", [input.action]) if {
+	input.action
+} else := "this request"
+
+delegation_not_requested_message := sprintf("Application %q may not act for members on %s: the route belongs to no permittable group.", [input.application, delegation_route]) if {
+	count(object.get(facts, ["delegation", "groups"], set())) == 0
+} else := sprintf("Application %q has not requested %s on permittable group %s of tenant %q.", [
+	input.application,
+	delegation_operation_name,
+	concat(", ", sort(facts.delegation.groups)),
+	input.tenant,
+])
+
+delegation_operation_name := delegation_operation if delegation_operation
+else := sprintf("an operation for method %s", [delegation_method])
+
+delegation_not_enabled_message := sprintf("The request names no member for application %q to act for.", [input.application]) if {
+	not input.member
+} else := sprintf("Member %q has not enabled application %q to act for them on permittable group %s.", [
+	input.member,
+	input.application,
+	concat(", ", delegation_requested),
+])
 
 # --- layer 6: extensions -----------------------------------------------------------
 

@@ -1159,3 +1159,191 @@ test_iam_explicit_deny_wins_over_ext if {
 		with data.verdict.ext.deny as {{"code": "ext.x", "message": "x"}}
 	denied(d, 403, ["iam.explicit_deny"])
 }
+
+# --- layer 5: delegation (Fineract CN) -------------------------------------------
+# A request naming an application is the application acting for the member.
+# facts.delegation = {groups: the permittable groups that list the route,
+# entries: {group: {operations, enabled_by}}} for that application (see
+# decision/delegation.go delegationFacts).
+
+khepri := "portfolio__v1__khepri"
+
+a_create := "finmars:Portfolio:create"
+
+# delegated: app acts for user_a with an Allow on everything, through a
+# route in the groups, with the application's entries.
+delegated(method, groups, entries) := object.union(
+	via_route(ask(a_create, [allow(["**"], [res_any])]), method, "/api/v1/portfolios/khepri/", "Portfolio", a_create),
+	{"application": "rhythm", "facts": {"delegation": {"groups": groups, "entries": entries}}},
+)
+
+entry(ops, enabled_by) := {"operations": ops, "enabled_by": enabled_by}
+
+khepri_change_by(members) := {khepri: entry({"CHANGE"}, members)}
+
+test_delegation_not_applied_without_application if {
+	inp := json.remove(delegated("POST", {khepri}, {}), ["application"])
+	d := engine.decision with input as inp
+	granted(d, ["iam.allow", "resource.any"])
+}
+
+test_delegation_allow_after_iam if {
+	d := engine.decision with input as delegated("POST", {khepri}, khepri_change_by({"user_a"}))
+	granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+	r := reason(d, "delegation.allow")
+	r.layer == "delegation"
+	r.effect == "allow"
+	contains(r.message, khepri)
+	contains(r.message, "CHANGE")
+}
+
+test_delegation_not_requested_without_entry if {
+	d := engine.decision with input as delegated("POST", {khepri}, {})
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+	r := reason(d, "delegation.not_requested")
+	r.layer == "delegation"
+	r.message == sprintf("Application \"rhythm\" has not requested CHANGE on permittable group %s of tenant \"bank\".", [khepri])
+}
+
+test_delegation_not_requested_when_operation_missing if {
+	d := engine.decision with input as delegated("POST", {khepri}, {khepri: entry({"READ", "DELETE"}, {"user_a"})})
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+}
+
+test_delegation_not_requested_when_route_has_no_group if {
+	d := engine.decision with input as delegated("POST", set(), khepri_change_by({"user_a"}))
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+	contains(reason(d, "delegation.not_requested").message, "the route belongs to no permittable group")
+}
+
+test_delegation_not_requested_when_facts_missing if {
+	# An action-only request that no route maps to: no groups at all.
+	inp := object.union(json.remove(ask(a_create, [allow(["**"], [res_any])]), ["facts/route"]), {"application": "rhythm"})
+	d := engine.decision with input as inp
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+	contains(reason(d, "delegation.not_requested").message, "action finmars:Portfolio:create")
+}
+
+test_delegation_not_enabled_by_this_member if {
+	d := engine.decision with input as delegated("POST", {khepri}, khepri_change_by({"imhotep"}))
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_enabled"])
+	r := reason(d, "delegation.not_enabled")
+	r.message == sprintf("Member \"user_a\" has not enabled application \"rhythm\" to act for them on permittable group %s.", [khepri])
+}
+
+test_delegation_not_enabled_by_anyone if {
+	d := engine.decision with input as delegated("POST", {khepri}, khepri_change_by(set()))
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_enabled"])
+}
+
+test_delegation_not_enabled_for_anonymous_without_iam if {
+	# A tenant without the iam layer: an anonymous request reaches layer 5.
+	inp := with_checks(anonymous(delegated("POST", {khepri}, khepri_change_by({"user_a"}))), {"package"})
+	inp2 := json.remove(inp, ["facts/tenant/checks"])
+	d := engine.decision with input as object.union(inp2, {"facts": {"tenant": {"checks": set()}}})
+	denied(d, 403, ["delegation.not_enabled"])
+	reason(d, "delegation.not_enabled").message == "The request names no member for application \"rhythm\" to act for."
+}
+
+test_delegation_read_methods if {
+	every m in ["GET", "HEAD", "OPTIONS"] {
+		d := engine.decision with input as delegated(m, {khepri}, {khepri: entry({"READ"}, {"user_a"})})
+		granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+	}
+}
+
+test_delegation_change_methods if {
+	every m in ["POST", "PUT", "PATCH"] {
+		d := engine.decision with input as delegated(m, {khepri}, khepri_change_by({"user_a"}))
+		granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+	}
+}
+
+test_delegation_delete_method if {
+	d := engine.decision with input as delegated("DELETE", {khepri}, {khepri: entry({"DELETE"}, {"user_a"})})
+	granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+}
+
+test_delegation_operations_do_not_cover_each_other if {
+	every m in ["GET", "POST", "DELETE"] {
+		d := engine.decision with input as delegated(m, {khepri}, {khepri: entry({"READ", "CHANGE", "DELETE"} - {op_of(m)}, {"user_a"})})
+		denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+	}
+}
+
+op_of(m) := {"GET": "READ", "POST": "CHANGE", "DELETE": "DELETE"}[m]
+
+test_delegation_action_only_uses_route_method if {
+	# No input.request: the method is the one of the route the action maps to.
+	inp := json.remove(delegated("GET", {khepri}, {khepri: entry({"READ"}, {"user_a"})}), ["request"])
+	d := engine.decision with input as inp
+	granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+	inp2 := json.remove(delegated("POST", {khepri}, {khepri: entry({"READ"}, {"user_a"})}), ["request"])
+	d2 := engine.decision with input as inp2
+	denied(d2, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+}
+
+test_delegation_several_groups_requested_one_enabled_other if {
+	inp := delegated("POST", {khepri, "portfolio__v1__other"}, {
+		khepri: entry({"CHANGE"}, {"imhotep"}),
+		"portfolio__v1__other": entry({"READ"}, {"user_a"}),
+	})
+	d := engine.decision with input as inp
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_enabled"])
+}
+
+test_delegation_several_groups_first_enabled_is_named if {
+	inp := delegated("POST", {khepri, "portfolio__v1__a"}, {
+		khepri: entry({"CHANGE"}, {"user_a"}),
+		"portfolio__v1__a": entry({"CHANGE"}, {"user_a"}),
+	})
+	d := engine.decision with input as inp
+	granted(d, ["iam.allow", "resource.any", "delegation.allow"])
+	contains(reason(d, "delegation.allow").message, "portfolio__v1__a")
+}
+
+test_delegation_runs_after_iam_deny if {
+	# IAM (layer 4) denies first: the delegation layer is not reported.
+	inp := object.union(delegated("POST", {khepri}, {}), {"facts": {"statements": []}})
+	d := engine.decision with input as inp
+	denied(d, 403, ["iam.no_allow"])
+}
+
+test_delegation_applies_to_admins if {
+	d := engine.decision with input as as_admin(delegated("POST", {khepri}, {}))
+	denied(d, 403, ["iam.admin", "delegation.not_requested"])
+	d2 := engine.decision with input as as_admin(delegated("POST", {khepri}, khepri_change_by({"user_a"})))
+	granted(d2, ["iam.admin", "delegation.allow"])
+}
+
+test_delegation_deny_wins_over_ext if {
+	d := engine.decision with input as delegated("POST", {khepri}, {})
+		with data.verdict.ext.deny as {{"code": "ext.x", "message": "x"}}
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.not_requested"])
+}
+
+test_delegation_allow_then_ext_deny if {
+	d := engine.decision with input as delegated("POST", {khepri}, khepri_change_by({"user_a"}))
+		with data.verdict.ext.deny as {{"code": "ext.x", "message": "x"}}
+	denied(d, 403, ["iam.allow", "resource.any", "delegation.allow", "ext.x"])
+}
+
+test_delegation_plan_none_when_not_enabled if {
+	p := engine.plan with input as delegated("GET", {khepri}, {khepri: entry({"READ"}, set())})
+	p.kind == "none"
+	[r.code | some r in p.reasons] == ["delegation.not_enabled"]
+}
+
+test_delegation_plan_keeps_grant if {
+	p := engine.plan with input as delegated("GET", {khepri}, {khepri: entry({"READ"}, {"user_a"})})
+	p.kind == "all"
+	[r.code | some r in p.reasons] == ["iam.allow", "resource.any", "delegation.allow"]
+}
+
+test_delegation_plan_owner_filter_not_offered_when_delegation_denies if {
+	# IAM finds no Allow (owned objects could still pass) but the
+	# application may not act for the member at all: nothing passes.
+	inp := object.union(delegated("GET", {khepri}, {}), {"facts": {"statements": []}})
+	p := engine.plan with input as inp
+	p.kind == "none"
+}

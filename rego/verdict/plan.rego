@@ -21,10 +21,12 @@ plan := {"kind": "none", "reasons": verdict.denies} if {
 }
 
 # object_plannable_deny: the request without an object is denied only
-# because no Allow applies; objects the member owns may still pass.
+# because no Allow applies; objects the member owns may still pass (unless
+# the delegation layer, which does not look at objects, would deny them).
 object_plannable_deny if {
 	count(verdict.denies) == 1
 	verdict.denies[0].code == "iam.no_allow"
+	count(delegation.denies) == 0
 }
 
 # unconditional_access: every object passes once the layers before IAM
