@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
@@ -31,6 +32,12 @@ type Loader struct {
 	bundles map[string]*Bundle // the bundles of the installed generation
 	failed  map[string]bool    // bundles whose newest version was rejected
 	number  uint64
+
+	// The state directory of run-time changes (nil: kept in memory) and
+	// the entries of it that were ignored at start.
+	stateMu       sync.Mutex
+	state         *state.Dir
+	stateProblems []state.Problem
 }
 
 // New returns a loader that installs into engine, with the default
@@ -54,6 +61,7 @@ func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
 		failed:   map[string]bool{},
 	}
 	l.pipeline.Register(unchangedProcessor{}, assembleProcessor{}, lintProcessor{}, storeProcessor{})
+	l.registerRuntimeProcessors()
 	l.pipeline.RegisterAsync(statusProcessor{board: l.status}, logProcessor{log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
@@ -73,8 +81,13 @@ func (l *Loader) Close() {
 // Pipeline is the change pipeline, for registering or disabling processors.
 func (l *Loader) Pipeline() *Pipeline { return l.pipeline }
 
-// Status reports every bundle's status (GET /v1/status).
-func (l *Loader) Status() Status { return l.status.Snapshot() }
+// Status reports every bundle's status and the run-time changes (GET
+// /v1/status).
+func (l *Loader) Status() Status {
+	st := l.status.Snapshot()
+	st.Runtime = l.runtimeStatus(st.Runtime)
+	return st
+}
 
 // Processors lists the pipeline's processors (GET /v1/processors).
 func (l *Loader) Processors() []ProcessorInfo { return l.pipeline.Processors() }

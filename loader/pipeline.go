@@ -13,8 +13,8 @@ import (
 )
 
 // The change pipeline (after CzechIdM's entity event processing): every
-// change to what verdict serves — a bundle created, updated or deleted, and
-// later a service registration or a delegation — is an Event passed through
+// change to what verdict serves — a bundle created, updated or deleted, a
+// service registered, a delegation requested or consented to — is an Event passed through
 // processors ordered by number. Synchronous processors run in order inside
 // one store write transaction: an error in any of them rolls the whole change
 // back, and a processor may close the event so that the ones after it are
@@ -36,15 +36,25 @@ const (
 
 // Subject names what a change is about.
 type Subject struct {
-	// Type is what kind of thing changes: SubjectBundle (later also services
-	// and delegations).
+	// Type is what kind of thing changes: SubjectBundle, SubjectService,
+	// SubjectDelegation or SubjectState.
 	Type string `json:"type"`
-	// Name identifies the thing within its type (a bundle's name).
+	// Name identifies the thing within its type (a bundle's name, a
+	// service's name, tenant/application/group of a delegation).
 	Name string `json:"name"`
 }
 
-// SubjectBundle is the subject type of bundle changes.
-const SubjectBundle = "bundle"
+// The subject types of changes.
+const (
+	// SubjectBundle: a bundle loaded, reloaded or removed.
+	SubjectBundle = "bundle"
+	// SubjectService: a service registered at run time (PUT /v1/services).
+	SubjectService = "service"
+	// SubjectDelegation: a delegation requested or consented to at run time.
+	SubjectDelegation = "delegation"
+	// SubjectState: run-time changes restored from the state directory.
+	SubjectState = "state"
+)
 
 func (s Subject) String() string { return s.Type + " " + s.Name }
 
@@ -54,6 +64,12 @@ type Event struct {
 	Subject Subject
 	// Bundle holds the bundle versions of a bundle change.
 	Bundle *BundleChange
+	// Service holds a run-time service registration.
+	Service *ServiceChange
+	// Delegation holds a run-time delegation request or consent.
+	Delegation *DelegationChange
+	// Restore holds the run-time changes read from the state directory.
+	Restore *RestoreChange
 
 	// The outcome, set on the NOTIFY event.
 	// Change is the kind of the change a NOTIFY event reports.

@@ -68,10 +68,14 @@ func (assembleProcessor) Description() string {
 	return "fits the new bundle versions with the other served bundles, compiles every bundle's Rego and resolves references"
 }
 
-func (assembleProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) error {
+func (assembleProcessor) Process(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Bundle
 	if c == nil {
 		return nil
+	}
+	registered, err := registeredServices(txn)
+	if err != nil {
+		return err
 	}
 	changed := map[string]bool{}
 	for _, s := range c.Sources {
@@ -86,12 +90,26 @@ func (assembleProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteT
 	for _, b := range c.Next {
 		bundles = append(bundles, b)
 	}
-	asm, err := Assemble(ctx, bundles)
+	asm, err := AssembleWith(ctx, bundles, registered)
 	if err != nil {
 		return err
 	}
 	c.Assembly = asm
 	return nil
+}
+
+// registeredServices lists the services registered at run time, which
+// bundles may refer to.
+func registeredServices(txn *store.WriteTxn) ([]*acl.Service, error) {
+	regs, err := txn.Reader().Registrations()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*acl.Service, len(regs))
+	for i, r := range regs {
+		out[i] = r.Service
+	}
+	return out, nil
 }
 
 // lintProcessor runs data.verdict.lint.deny — policy-as-code checks that
@@ -268,6 +286,11 @@ func (logProcessor) Description() string { return "logs every change with its ou
 
 func (p logProcessor) Notify(ctx context.Context, ev *Event) {
 	attrs := []any{"subject", ev.Subject.String(), "change", string(ev.Change), "duration", ev.Duration}
+	if c := ev.Delegation; c != nil && c.Consent {
+		attrs = append(attrs, "member", c.Member, "enabled", c.Enabled)
+	} else if c != nil {
+		attrs = append(attrs, "operations", c.Operations)
+	}
 	if ev.Bundle != nil {
 		for name, b := range ev.Bundle.Next {
 			attrs = append(attrs, "revision."+name, b.Revision)

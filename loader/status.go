@@ -81,6 +81,9 @@ type Status struct {
 	Generation uint64         `json:"generation"`
 	Failing    []string       `json:"failing"`
 	Bundles    []BundleStatus `json:"bundles"`
+	// Runtime describes the run-time changes: registrations, delegation
+	// requests and consents, and the state directory.
+	Runtime *RuntimeStatus `json:"runtime,omitempty"`
 }
 
 // StatusBoard keeps every bundle's status. It is written by the pipeline's
@@ -89,6 +92,7 @@ type StatusBoard struct {
 	mu         sync.RWMutex
 	bundles    map[string]*BundleStatus
 	generation uint64
+	runtime    RuntimeStatus
 }
 
 // NewStatusBoard returns an empty board.
@@ -119,6 +123,8 @@ func (b *StatusBoard) Snapshot() Status {
 	sort.Slice(st.Bundles, func(i, j int) bool { return st.Bundles[i].Name < st.Bundles[j].Name })
 	sort.Strings(st.Failing)
 	st.Ready = len(st.Failing) == 0 && b.generation > 0
+	rt := b.runtime
+	st.Runtime = &rt
 	return st
 }
 
@@ -128,6 +134,7 @@ func (b *StatusBoard) Failing() []string { return b.Snapshot().Failing }
 // record applies a NOTIFY event of a bundle change.
 func (b *StatusBoard) record(ev *Event) {
 	if ev.Bundle == nil {
+		b.recordRuntime(ev)
 		return
 	}
 	b.mu.Lock()

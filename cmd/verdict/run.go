@@ -30,6 +30,7 @@ type runOptions struct {
 	live      liveOptions
 	authz     authzFlags
 	telemetry telemetryOptions
+	runtime   runtimeOptions
 }
 
 func newRunCommand() *cobra.Command {
@@ -53,6 +54,7 @@ func newRunCommand() *cobra.Command {
 	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules)")
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
+	addRuntimeFlags(f, &o.runtime)
 	return cmd
 }
 
@@ -99,6 +101,10 @@ func run(ctx context.Context, o runOptions) error {
 	ld.Pipeline().RegisterAsync(telemetryProcessor{tel})
 	start := time.Now()
 	defer ld.Close()
+	adminToken, err := setupRuntime(ctx, ld, o.stateDir, o.runtime, log)
+	if err != nil {
+		return err
+	}
 	revisions, err := loadBundles(ctx, ld, sources, o, log)
 	if err != nil {
 		return fmt.Errorf("load bundles:\n%w", err)
@@ -117,7 +123,7 @@ func run(ctx context.Context, o runOptions) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel}),
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -36,6 +36,12 @@ type Options struct {
 	// Telemetry, when set, serves GET /metrics and puts requests inside
 	// the caller's trace (see middleware.go).
 	Telemetry *telemetry.Telemetry
+	// Runtime, when set, serves run-time service registrations and
+	// delegation requests and consents (see services.go, delegations.go).
+	Runtime Runtime
+	// AdminToken, when set, is the bearer token the write endpoints
+	// (PUT /v1/services/*, delegation requests and consents) require.
+	AdminToken []byte
 }
 
 // Server is the HTTP API over one engine.
@@ -69,6 +75,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
 	s.mux.HandleFunc("GET /v1/processors", s.handleProcessors)
+	s.registerRuntime()
 	if opts.Telemetry != nil {
 		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/verdict-authz/verdict/loader"
+)
+
+// runtimeOptions are the flags of run-time registration and delegation.
+type runtimeOptions struct {
+	adminTokenFile string
+}
+
+func addRuntimeFlags(f *pflag.FlagSet, o *runtimeOptions) {
+	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token that the write endpoints (PUT /v1/services/*, delegation requests and consents) require; without it they are open to whoever reaches --addr")
+}
+
+// setupRuntime restores the run-time registrations, delegation requests and
+// consents from --state-dir (before the bundles load, which may refer to
+// registered services) and reads the admin token.
+func setupRuntime(ctx context.Context, ld *loader.Loader, stateDir string, o runtimeOptions, log *slog.Logger) ([]byte, error) {
+	if stateDir != "" {
+		if err := ld.OpenState(ctx, stateDir); err != nil {
+			return nil, fmt.Errorf("--state-dir: %w", err)
+		}
+	} else {
+		log.Warn("no --state-dir: services registered and delegations given at run time are kept in memory only and lost at a restart")
+	}
+	if o.adminTokenFile == "" {
+		log.Warn("no --admin-token-file: the write endpoints (service registration, delegation requests and consents) are open to every caller that reaches the listen address")
+		return nil, nil
+	}
+	token, err := readAdminToken(o.adminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-token-file: %w", err)
+	}
+	return token, nil
+}
+
+// readAdminToken reads a token file; surrounding white space (a trailing
+// newline) is not part of the token.
+func readAdminToken(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	token := bytes.TrimSpace(data)
+	if len(token) == 0 {
+		return nil, errors.New(path + " is empty")
+	}
+	return token, nil
+}
