@@ -21,6 +21,8 @@ type Runtime interface {
 	Delegations(tenant, app string) ([]loader.DelegationInfo, error)
 	Delegation(tenant, app, group string) (*loader.DelegationInfo, error)
 	Consent(tenant, app, group, member string) (bool, error)
+	// StateDir is where changes are written ("" when kept in memory).
+	StateDir() string
 }
 
 // registerRuntime adds the registration and delegation endpoints. Write
@@ -103,10 +105,7 @@ func (s *Server) handleRegisterService(w http.ResponseWriter, r *http.Request) {
 
 // persistent reports whether run-time changes go to a state directory.
 func (s *Server) persistent() bool {
-	if sd, ok := s.opts.Runtime.(interface{ StateDir() string }); ok {
-		return sd.StateDir() != ""
-	}
-	return false
+	return s.opts.Runtime != nil && s.opts.Runtime.StateDir() != ""
 }
 
 func (s *Server) handleServices(w http.ResponseWriter, _ *http.Request) {

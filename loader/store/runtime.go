@@ -252,17 +252,17 @@ func (r *Reader) Registrations() ([]*RegistrationRecord, error) {
 // neither exists.
 func (r *Reader) Service(name string) (*acl.Service, error) {
 	reg, err := r.Registration(name)
-	if err != nil || reg != nil {
-		if reg != nil {
-			return reg.Service, nil
-		}
+	if err != nil {
 		return nil, err
 	}
-	obj, err := r.txn.First(tableServices, indexID, name)
-	if err != nil || obj == nil {
-		return nil, wrap(err, "service", name)
+	if reg != nil {
+		return reg.Service, nil
 	}
-	return obj.(*ServiceRecord).Service, nil
+	rec, err := r.BundleService(name)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return rec.Service, nil
 }
 
 // HasPermittableGroup reports whether some service decisions use declares
