@@ -131,6 +131,16 @@ func (f *fixture) do(t *testing.T, method, path, body string, header map[string]
 
 const denyRequest = `{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:destroy","context":{"token":"t0ken"}}`
 
+// flushSpans records the spans of the decisions made so far (they are
+// recorded on the decision log's goroutine) and returns the ended spans.
+func (f *fixture) flushSpans(t *testing.T) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	if err := f.tel.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return f.spans.Ended()
+}
+
 // waitSpans waits until n spans have ended and returns them.
 func (f *fixture) waitSpans(t *testing.T, n int) []sdktrace.ReadOnlySpan {
 	t.Helper()
@@ -169,7 +179,7 @@ func TestDecisionSpanIsInsideTheCallersTrace(t *testing.T) {
 	if status != 200 || d["allow"] != false {
 		t.Fatalf("%d %v", status, d)
 	}
-	spans := f.spans.Ended()
+	spans := f.flushSpans(t)
 	if len(spans) != 1 {
 		t.Fatalf("%d spans (%v), want only the decision's", len(spans), spans)
 	}
@@ -219,6 +229,7 @@ func TestBatchHasAnHTTPSpanWithOneChildPerDecision(t *testing.T) {
 		t.Fatalf("%d %v", status, res)
 	}
 	// The HTTP span ends after the answer is written: wait for it.
+	f.flushSpans(t)
 	spans := f.waitSpans(t, 3)
 	httpSpans := spanNamed(spans, "POST /v1/decide/batch")
 	if len(httpSpans) != 1 {

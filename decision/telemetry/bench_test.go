@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verdict-authz/verdict/decision"
@@ -93,21 +91,27 @@ func newBenchEngine(b *testing.B, w *worldgen.World, s benchSetup) (*decision.En
 	if s.observe {
 		to := telemetry.Options{Log: quiet, Getenv: func(string) string { return "" }}
 		if s.tracing {
-			// A real OTLP/HTTP exporter behind the SDK's batch processor,
-			// exporting to a receiver on loopback that reads and discards.
+			// Tracing exactly as verdict run sets it up from OTEL_*: the
+			// OTLP/HTTP exporter behind verdict's batcher, exporting to a
+			// receiver on loopback that reads and discards.
 			recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", "application/x-protobuf")
 			}))
 			closers = append(closers, recv.Close)
-			exp, err := otlptracehttp.New(context.Background(),
-				otlptracehttp.WithEndpointURL(recv.URL+"/v1/traces"))
-			if err != nil {
-				b.Fatal(err)
+			env := map[string]string{
+				"OTEL_EXPORTER_OTLP_ENDPOINT": recv.URL,
+				"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 			}
-			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
-			closers = append(closers, func() { tp.Shutdown(context.Background()) })
-			to.TracerProvider = tp
+			for k, v := range env {
+				os.Setenv(k, v)
+			}
+			closers = append(closers, func() {
+				for k := range env {
+					os.Unsetenv(k)
+				}
+			})
+			to.Getenv = nil // os.Getenv
 		}
 		if s.log {
 			f, err := os.Create(filepath.Join(tmp, "decisions.jsonl"))
@@ -122,6 +126,9 @@ func newBenchEngine(b *testing.B, w *worldgen.World, s benchSetup) (*decision.En
 			b.Fatal(err)
 		}
 		closers = append(closers, func() { tel.Shutdown(context.Background()) })
+		if tel.TracingEnabled() != s.tracing {
+			b.Fatalf("tracing enabled = %v, want %v", tel.TracingEnabled(), s.tracing)
+		}
 		opts = append(opts, decision.WithObserver(tel))
 	}
 	engine := decision.NewEngine(quiet, opts...)

@@ -56,6 +56,11 @@ const DecisionLogFlushInterval = 50 * time.Millisecond
 // DecisionLogFlushInterval, or when the buffer is half full), so a decision
 // pays for a channel send and nothing more.
 //
+// Inside Telemetry the same queue also carries the decisions whose spans
+// are to be recorded: the writer's goroutine builds each decision's span
+// (with the decision's own start and end times) before writing its line,
+// so that neither costs the decision anything but the send.
+//
 // A line is
 //
 //	{"decision_id", "time", "trace_id", "span_id", "input", "result":
@@ -64,10 +69,11 @@ const DecisionLogFlushInterval = 50 * time.Millisecond
 //
 // with time in RFC 3339 (UTC, nanoseconds) and duration in seconds.
 type DecisionLog struct {
-	w       io.Writer
+	w       io.Writer // nil: no lines, only spans
 	ch      chan logEntry
 	wake    chan struct{} // buffered (1): the queue is half full
 	wakeAt  int
+	flush   chan chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -75,6 +81,9 @@ type DecisionLog struct {
 	masks   map[string][]maskPath // by top-level key
 	metrics *Metrics
 	log     *slog.Logger
+	// span, when set, records the entry's span and sets its trace and
+	// span ids (on the writer's goroutine).
+	span func(*logEntry)
 
 	written, dropped, failed atomic.Uint64
 }
@@ -82,16 +91,30 @@ type DecisionLog struct {
 // logEntry is what a decision hands to the writer: values it will not
 // change after the decision returns.
 type logEntry struct {
-	req     decision.Request
-	d       *decision.Decision
-	at      time.Time
-	dur     time.Duration
+	req       decision.Request
+	d         *decision.Decision
+	at        time.Time
+	dur       time.Duration
+	err       error
+	explained bool
+	// parent is the span context the decision was made in (the caller's,
+	// from traceparent); traceID and spanID are what the line records.
+	parent  trace.SpanContext
 	traceID trace.TraceID
 	spanID  trace.SpanID
 }
 
 // NewDecisionLog starts a decision log writing to w.
 func NewDecisionLog(w io.Writer, opts DecisionLogOptions) (*DecisionLog, error) {
+	if w == nil {
+		return nil, errors.New("decision log: no writer")
+	}
+	return newDecisionLog(w, opts, nil)
+}
+
+// newDecisionLog starts the queue and its goroutine; w may be nil when
+// span is set (tracing without decision logs).
+func newDecisionLog(w io.Writer, opts DecisionLogOptions, span func(*logEntry)) (*DecisionLog, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultDecisionLogBuffer
 	}
@@ -107,19 +130,22 @@ func NewDecisionLog(w io.Writer, opts DecisionLogOptions) (*DecisionLog, error) 
 		ch:      make(chan logEntry, opts.Buffer),
 		wake:    make(chan struct{}, 1),
 		wakeAt:  max(1, opts.Buffer/2),
+		flush:   make(chan chan struct{}),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		masks:   masks,
 		metrics: opts.Metrics,
 		log:     opts.Log,
+		span:    span,
 	}
 	go l.run()
 	return l, nil
 }
 
-// Log queues one decision's line. It never waits: when the buffer is full
-// (or the log is closed) the line is dropped and counted. req and d must
-// not be changed afterwards.
+// Log queues one decision's line, with the trace and span ids of the span
+// in ctx. It never waits: when the buffer is full (or the log is closed)
+// the line is dropped and counted. req and d must not be changed
+// afterwards.
 func (l *DecisionLog) Log(ctx context.Context, req *decision.Request, d *decision.Decision, start time.Time, dur time.Duration) {
 	sc := trace.SpanContextFromContext(ctx)
 	l.enqueue(logEntry{req: *req, d: d, at: start, dur: dur, traceID: sc.TraceID(), spanID: sc.SpanID()})
@@ -143,10 +169,18 @@ func (l *DecisionLog) enqueue(e logEntry) {
 	}
 }
 
+// drop counts an entry that was not queued: its line (when logging) and
+// its span (when tracing) are lost.
 func (l *DecisionLog) drop() {
 	l.dropped.Add(1)
-	if l.metrics != nil {
+	if l.metrics == nil {
+		return
+	}
+	if l.w != nil {
 		l.metrics.logDropped.Inc()
+	}
+	if l.span != nil {
+		l.metrics.spansDropped.Inc()
 	}
 }
 
@@ -158,6 +192,25 @@ func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
 
 // Failed is the number of lines lost to encoding or write errors.
 func (l *DecisionLog) Failed() uint64 { return l.failed.Load() }
+
+// Flush waits until everything queued so far is written (and its spans
+// recorded).
+func (l *DecisionLog) Flush(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case l.flush <- reply:
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("decision log: flush: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("decision log: flush: %w", ctx.Err())
+	}
+}
 
 // Close writes the lines still queued and stops the writer. Lines logged
 // after Close are dropped. It does not close the underlying writer.
@@ -174,46 +227,48 @@ func (l *DecisionLog) Close(ctx context.Context) error {
 
 func (l *DecisionLog) run() {
 	defer close(l.done)
-	w := &lineWriter{l: l, bw: bufio.NewWriterSize(l.w, 64<<10)}
+	w := &lineWriter{l: l}
+	if l.w != nil {
+		w.bw = bufio.NewWriterSize(l.w, 64<<10)
+	}
 	w.enc = json.NewEncoder(&w.buf)
 	w.enc.SetEscapeHTML(false)
 	tick := time.NewTicker(DecisionLogFlushInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-l.wake:
-		case <-l.stop:
-			for {
-				select {
-				case e := <-l.ch:
-					w.write(e)
-				default:
-					w.flush()
-					return
-				}
-			}
-		}
-		// Write whatever is queued, then flush once.
-		if len(l.ch) == 0 {
-			continue
-		}
-		for more := true; more; {
+	// drain writes whatever is queued, then flushes once.
+	drain := func() {
+		for {
 			select {
 			case e := <-l.ch:
 				w.write(e)
 			default:
-				more = false
+				w.flush()
+				return
 			}
 		}
-		w.flush()
+	}
+	for {
+		select {
+		case <-tick.C:
+		case <-l.wake:
+		case reply := <-l.flush:
+			drain()
+			close(reply)
+			continue
+		case <-l.stop:
+			drain()
+			return
+		}
+		if len(l.ch) > 0 {
+			drain()
+		}
 	}
 }
 
 // lineWriter encodes and buffers lines on the writer goroutine.
 type lineWriter struct {
 	l       *DecisionLog
-	bw      *bufio.Writer
+	bw      *bufio.Writer // nil when there are no lines to write
 	buf     bytes.Buffer
 	enc     *json.Encoder
 	pending uint64 // lines in bw not yet flushed
@@ -244,6 +299,12 @@ type logResult struct {
 }
 
 func (w *lineWriter) write(e logEntry) {
+	if w.l.span != nil {
+		w.l.span(&e)
+	}
+	if w.bw == nil {
+		return
+	}
 	line := logLine{
 		DecisionID: e.d.DecisionID,
 		Time:       e.at.UTC().Format(time.RFC3339Nano),
@@ -279,6 +340,9 @@ func (w *lineWriter) write(e logEntry) {
 }
 
 func (w *lineWriter) flush() {
+	if w.bw == nil || w.pending == 0 && w.bw.Buffered() == 0 {
+		return
+	}
 	err := w.bw.Flush()
 	if err != nil {
 		// bufio keeps failing once it failed; start over with a fresh buffer

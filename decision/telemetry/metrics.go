@@ -67,6 +67,7 @@ type Metrics struct {
 	logWritten       prometheus.Counter
 	logDropped       prometheus.Counter
 	logErrors        prometheus.Counter
+	spansDropped     prometheus.Counter
 
 	engine atomic.Pointer[decision.Engine]
 }
@@ -120,11 +121,15 @@ func NewMetrics() *Metrics {
 		Name: "verdict_decision_log_write_errors_total",
 		Help: "Decision log lines lost to a write or encoding error.",
 	})
+	m.spansDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "verdict_trace_spans_dropped_total",
+		Help: "Decision spans dropped because the decision queue (--decision-log-buffer) or the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.",
+	})
 	m.registry.MustRegister(
 		m.decisions, m.reasons, m.decisionDuration,
 		m.reloads, m.reloadDuration, m.lastReloadOK, m.lastReloadTime,
 		m.registrations,
-		m.logWritten, m.logDropped, m.logErrors,
+		m.logWritten, m.logDropped, m.logErrors, m.spansDropped,
 		generationCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,7 +31,10 @@ type Options struct {
 	Log *slog.Logger
 	// ServiceVersion goes into the service.version resource attribute.
 	ServiceVersion string
-	// Getenv reads the OTEL_* variables (os.Getenv when nil).
+	// Getenv reads the variables that decide whether tracing is on and
+	// over which protocol (os.Getenv when nil; see TracingConfigFromEnv).
+	// The exporter, sampler and resource read the rest of OTEL_* from the
+	// process environment themselves.
 	Getenv func(string) string
 	// TracerProvider, when set, is used instead of one built from the
 	// environment, and tracing counts as on (tests and benchmarks). The
@@ -53,8 +58,11 @@ type Telemetry struct {
 	config     TracingConfig
 	propagator propagation.TextMapPropagator
 	metrics    *Metrics
-	dlog       *DecisionLog
+	// queue carries decisions to the goroutine that records their spans
+	// and writes their log lines; nil when both are off.
+	queue      *DecisionLog
 	shutdownTP func(context.Context) error
+	revisions  atomic.Pointer[revisionsCache]
 }
 
 // New sets up tracing from the environment (or opts.TracerProvider), the
@@ -76,12 +84,19 @@ func New(ctx context.Context, opts Options) (*Telemetry, error) {
 		t.tracing = true
 		t.config = TracingConfig{Enabled: true, Protocol: "(provided)"}
 	} else {
+		if opts.Getenv == nil {
+			opts.Getenv = os.Getenv
+		}
 		cfg, err := TracingConfigFromEnv(opts.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: %w", err)
 		}
-		if tp, t.shutdownTP, err = newTracerProvider(ctx, cfg, opts.ServiceVersion); err != nil {
+		var b *batcher
+		if tp, b, t.shutdownTP, err = newTracerProvider(ctx, cfg, opts.Getenv, opts.ServiceVersion); err != nil {
 			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		if b != nil {
+			b.onDrop = t.metrics.spansDropped.Inc
 		}
 		t.tracing, t.config = cfg.Enabled, cfg
 		if cfg.Enabled {
@@ -94,17 +109,30 @@ func New(ctx context.Context, opts Options) (*Telemetry, error) {
 	}))
 	t.tracer = tp.Tracer(instrumentationScope, trace.WithInstrumentationVersion(opts.ServiceVersion),
 		trace.WithSchemaURL(semconv.SchemaURL))
-	if opts.DecisionLog != nil {
-		dl, err := NewDecisionLog(opts.DecisionLog, DecisionLogOptions{
+	if opts.DecisionLog != nil || t.tracing {
+		var span func(*logEntry)
+		if t.tracing {
+			span = t.recordSpan
+		}
+		q, err := newDecisionLog(opts.DecisionLog, DecisionLogOptions{
 			Buffer: opts.DecisionLogBuffer, Mask: opts.DecisionLogMask, Metrics: t.metrics, Log: opts.Log,
-		})
+		}, span)
 		if err != nil {
 			_ = t.shutdownTP(ctx)
 			return nil, err
 		}
-		t.dlog = dl
+		t.queue = q
 	}
 	return t, nil
+}
+
+// Flush waits until every decision observed so far has its span recorded
+// (handed to the exporter's batch) and its log line written.
+func (t *Telemetry) Flush(ctx context.Context) error {
+	if t == nil || t.queue == nil {
+		return nil
+	}
+	return t.queue.Flush(ctx)
 }
 
 // Shutdown writes the queued decision log lines and exports the pending
@@ -114,8 +142,9 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	if t.dlog != nil {
-		errs = append(errs, t.dlog.Close(ctx))
+	if t.queue != nil {
+		// First: the queue's last spans go to the exporter below.
+		errs = append(errs, t.queue.Close(ctx))
 	}
 	if err := t.shutdownTP(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("tracing: shutdown: %w", err))
@@ -152,7 +181,12 @@ func (t *Telemetry) Metrics() *Metrics { return t.metrics }
 func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics.Handler() }
 
 // DecisionLog is the decision log, nil when off.
-func (t *Telemetry) DecisionLog() *DecisionLog { return t.dlog }
+func (t *Telemetry) DecisionLog() *DecisionLog {
+	if t == nil || t.queue == nil || t.queue.w == nil {
+		return nil
+	}
+	return t.queue
+}
 
 // TrackEngine makes the revision and generation gauges follow e.
 func (t *Telemetry) TrackEngine(e *decision.Engine) {
@@ -219,55 +253,62 @@ func layerEventName(layer string) string {
 	return EventNameLayer + layer
 }
 
-// ObserveDecision records one decision: metrics always, a span when
-// tracing is on, a decision log line when logging is on. It implements
-// decision.Observer.
+// ObserveDecision records one decision: metrics at once; the span (when
+// tracing is on) and the log line (when logging is on) from the decision
+// log's goroutine, so that the decision pays for one channel send. It
+// implements decision.Observer.
 func (t *Telemetry) ObserveDecision(ctx context.Context, req *decision.Request, d *decision.Decision, info decision.DecisionInfo) {
 	if t == nil {
 		return
 	}
 	t.metrics.observeDecision(d, &info)
-	if !t.tracing && t.dlog == nil {
+	if t.queue == nil {
 		return
 	}
-	sc := trace.SpanContextFromContext(ctx)
-	var spanID trace.SpanID // the decision's own span; none when tracing is off
-	if t.tracing {
-		sc = t.decisionSpan(ctx, sc, req, d, info)
-		spanID = sc.SpanID()
-	}
-	if t.dlog != nil {
-		// Without tracing, the trace id is still the caller's (traceparent).
-		t.dlog.enqueue(logEntry{req: *req, d: d, at: info.Start, dur: info.Duration, traceID: sc.TraceID(), spanID: spanID})
-	}
+	parent := trace.SpanContextFromContext(ctx)
+	t.queue.enqueue(logEntry{
+		req: *req, d: d, at: info.Start, dur: info.Duration, err: info.Err, explained: info.Explained,
+		// Without tracing, the line still carries the caller's trace id.
+		parent: parent, traceID: parent.TraceID(),
+	})
+}
+
+// recordSpan records e's decision span and sets the ids its log line
+// carries. It runs on the decision log's goroutine.
+func (t *Telemetry) recordSpan(e *logEntry) {
+	sc := t.decisionSpan(e)
+	e.traceID, e.spanID = sc.TraceID(), sc.SpanID()
 }
 
 // decisionSpan records the span of a decision after the fact, with the
-// decision's start and end times, as a child of the span in ctx (the
-// caller's, from traceparent, or the HTTP batch span). It returns the new
-// span's context.
-func (t *Telemetry) decisionSpan(ctx context.Context, parent trace.SpanContext, req *decision.Request, d *decision.Decision, info decision.DecisionInfo) trace.SpanContext {
-	kind := trace.SpanKindInternal
-	if !parent.IsValid() || parent.IsRemote() {
-		// The decision is where this process enters the trace.
-		kind = trace.SpanKindServer
+// decision's start and end times, as a child of the span the decision was
+// made in (the caller's, from traceparent, or the HTTP batch span). It
+// returns the new span's context.
+func (t *Telemetry) decisionSpan(e *logEntry) trace.SpanContext {
+	ctx := context.Background()
+	kind := trace.SpanKindServer // the decision is where this process enters the trace
+	if e.parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, e.parent)
+		if !e.parent.IsRemote() {
+			kind = trace.SpanKindInternal
+		}
 	}
-	_, span := t.tracer.Start(ctx, SpanNameDecision, trace.WithTimestamp(info.Start), trace.WithSpanKind(kind))
-	end := info.Start.Add(info.Duration)
+	_, span := t.tracer.Start(ctx, SpanNameDecision, trace.WithTimestamp(e.at), trace.WithSpanKind(kind))
+	end := e.at.Add(e.dur)
 	if span.IsRecording() {
 		// The SDK copies attributes, so one pooled buffer serves them all.
 		buf := attrPool.Get().(*[]attribute.KeyValue)
-		attrs := decisionAttributes((*buf)[:0], req, d)
-		if info.Explained {
+		attrs := decisionAttributes((*buf)[:0], &e.req, e.d, t.revisionsAttr(e.d.Revision))
+		if e.explained {
 			attrs = append(attrs, AttrExplained.Bool(true))
 		}
-		if info.Err != nil {
+		if e.err != nil {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(attrErrorTypeInternal))
-			span.SetStatus(codes.Error, info.Err.Error())
+			span.SetStatus(codes.Error, e.err.Error())
 		}
 		span.SetAttributes(attrs...)
-		for i := range d.Reasons {
-			r := &d.Reasons[i]
+		for i := range e.d.Reasons {
+			r := &e.d.Reasons[i]
 			attrs = reasonAttributes(attrs[:0], r)
 			span.AddEvent(layerEventName(r.Layer), trace.WithTimestamp(end), trace.WithAttributes(attrs...))
 		}
@@ -286,7 +327,7 @@ var attrPool = sync.Pool{New: func() any {
 }}
 
 // decisionAttributes appends the decision span's attributes to attrs.
-func decisionAttributes(attrs []attribute.KeyValue, req *decision.Request, d *decision.Decision) []attribute.KeyValue {
+func decisionAttributes(attrs []attribute.KeyValue, req *decision.Request, d *decision.Decision, revisions attribute.KeyValue) []attribute.KeyValue {
 	codes := make([]string, len(d.Reasons))
 	for i := range d.Reasons {
 		codes[i] = d.Reasons[i].Code
@@ -298,7 +339,7 @@ func decisionAttributes(attrs []attribute.KeyValue, req *decision.Request, d *de
 		AttrStatus.Int(d.Status),
 		AttrVisibility.String(d.Visibility),
 		AttrReasonCodes.StringSlice(codes),
-		AttrBundleRevisions.StringSlice(revisionList(d.Revision)),
+		revisions,
 	)
 	if d.Action != "" {
 		attrs = append(attrs, AttrAction.String(d.Action))
@@ -342,6 +383,25 @@ func reasonAttributes(attrs []attribute.KeyValue, r *decision.Reason) []attribut
 		attrs = append(attrs, AttrReasonSoajsCode.Int(r.SoajsCode))
 	}
 	return attrs
+}
+
+// revisionsCache is the verdict.bundle.revisions attribute of one
+// generation's revisions map.
+type revisionsCache struct {
+	m  map[string]string
+	kv attribute.KeyValue
+}
+
+// revisionsAttr returns the verdict.bundle.revisions attribute for revs,
+// built once per generation: every decision of a generation carries the
+// same map.
+func (t *Telemetry) revisionsAttr(revs map[string]string) attribute.KeyValue {
+	if c := t.revisions.Load(); c != nil && reflect.ValueOf(c.m).UnsafePointer() == reflect.ValueOf(revs).UnsafePointer() {
+		return c.kv
+	}
+	c := &revisionsCache{m: revs, kv: AttrBundleRevisions.StringSlice(revisionList(revs))}
+	t.revisions.Store(c)
+	return c.kv
 }
 
 // revisionList renders bundle revisions as sorted "name=revision" strings.

@@ -119,13 +119,13 @@ func TracingConfigFromEnv(getenv func(string) string) (TracingConfig, error) {
 }
 
 // newTracerProvider builds the SDK tracer provider for c: an OTLP exporter
-// behind a batch span processor, the sampler from OTEL_TRACES_SAMPLER
+// behind a batcher (batcher.go, configured by OTEL_BSP_*), the sampler from OTEL_TRACES_SAMPLER
 // (parent-based always-on by default) and a resource with service.name
 // "verdict" unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say
 // otherwise. When c is not Enabled it returns a no-op provider.
-func newTracerProvider(ctx context.Context, c TracingConfig, serviceVersion string) (trace.TracerProvider, func(context.Context) error, error) {
+func newTracerProvider(ctx context.Context, c TracingConfig, getenv func(string) string, serviceVersion string) (trace.TracerProvider, *batcher, func(context.Context) error, error) {
 	if !c.Enabled {
-		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+		return noop.NewTracerProvider(), nil, func(context.Context) error { return nil }, nil
 	}
 	var exp sdktrace.SpanExporter
 	var err error
@@ -136,17 +136,21 @@ func newTracerProvider(ctx context.Context, c TracingConfig, serviceVersion stri
 		exp, err = otlptracehttp.New(ctx)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("create OTLP %s trace exporter: %w", c.Protocol, err)
+		return nil, nil, nil, fmt.Errorf("create OTLP %s trace exporter: %w", c.Protocol, err)
 	}
 	res, err := newResource(ctx, serviceVersion)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	b, err := newBatcher(exp, getenv)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+		sdktrace.WithSpanProcessor(b),
 		sdktrace.WithResource(res),
 	)
-	return tp, tp.Shutdown, nil
+	return tp, b, tp.Shutdown, nil
 }
 
 // newResource describes this process: service.name (default "verdict",

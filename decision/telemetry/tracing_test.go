@@ -116,6 +116,10 @@ func TestDecisionSpanIsAChildOfTheCallersSpan(t *testing.T) {
 	start := time.Now().Add(-time.Millisecond)
 	d := sampleDecision("dec-42")
 	tel.ObserveDecision(ctx, sampleRequest(), d, decision.DecisionInfo{Start: start, Duration: 250 * time.Microsecond})
+	// The span is recorded on the decision log's goroutine.
+	if err := tel.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	spans := rec.Ended()
 	if len(spans) != 1 {
@@ -173,6 +177,9 @@ func TestFailedDecisionSpanIsAnError(t *testing.T) {
 	if d.Allow || d.Reasons[0].Code != "error.internal" {
 		t.Fatalf("decision %+v", d)
 	}
+	if err := tel.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	spans := rec.Ended()
 	if len(spans) != 1 {
 		t.Fatalf("%d spans", len(spans))
@@ -191,6 +198,9 @@ func TestLocalParentMakesAnInternalSpan(t *testing.T) {
 	ctx, batch := tel.Tracer().Start(context.Background(), "POST /v1/decide/batch")
 	tel.ObserveDecision(ctx, sampleRequest(), sampleDecision("b1"), decision.DecisionInfo{Start: time.Now(), Duration: time.Microsecond})
 	batch.End()
+	if err := tel.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range rec.Ended() {
 		if s.Name() == SpanNameDecision {
 			if s.SpanKind() != trace.SpanKindInternal || s.Parent().SpanID() != batch.SpanContext().SpanID() {

@@ -641,3 +641,59 @@ func TestReloadsAreTracedAndCounted(t *testing.T) {
 		t.Errorf("revision gauge %v", v)
 	}
 }
+
+// TestRegistrationIsTraced registers a service at run time with a
+// traceparent: the HTTP server span of PUT /v1/services/{name} sits in the
+// caller's trace, and the change pipeline records a verdict.register span
+// and counts the registration.
+func TestRegistrationIsTraced(t *testing.T) {
+	receiver, store := newHTTPReceiver(t)
+	s := start(t, otelEnv(receiver.URL, "http/protobuf"), "--state-dir", t.TempDir())
+	req, err := http.NewRequest(http.MethodPut, s.url+"/v1/services/requisition",
+		strings.NewReader(`{"routes": [{"path": "/api/requisitionTemplates/", "viewset": "RequisitionTemplate"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", traceparent)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/services/requisition: %d", resp.StatusCode)
+	}
+	httpSpan := store.waitFor(t, 15*time.Second, func(sp *tracepb.Span) bool {
+		return sp.GetName() == "PUT /v1/services/{name}"
+	}).span
+	a := attrs(httpSpan.GetAttributes())
+	if hex.EncodeToString(httpSpan.GetTraceId()) != callerTraceID || hex.EncodeToString(httpSpan.GetParentSpanId()) != callerSpanID ||
+		httpSpan.GetKind() != tracepb.Span_SPAN_KIND_SERVER || a["http.route"].GetStringValue() != "/v1/services/{name}" ||
+		a["http.response.status_code"].GetIntValue() != 200 || a["http.request.method"].GetStringValue() != "PUT" {
+		t.Errorf("HTTP span: trace %x parent %x kind %v attributes %v", httpSpan.GetTraceId(), httpSpan.GetParentSpanId(), httpSpan.GetKind(), a)
+	}
+	reg := store.waitFor(t, 15*time.Second, func(sp *tracepb.Span) bool {
+		a := attrs(sp.GetAttributes())
+		return sp.GetName() == "verdict.register" && a["verdict.registration.kind"].GetStringValue() == "service" &&
+			a["verdict.registration.name"].GetStringValue() == "requisition"
+	}).span
+	if attrs(reg.GetAttributes())["verdict.outcome"].GetStringValue() != "success" {
+		t.Errorf("registration span %v", reg.GetAttributes())
+	}
+	fams := scrapeMetrics(t, s)
+	var n float64
+	for _, m := range fams["verdict_registrations_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["kind"] == "service" && labels["outcome"] == "success" {
+			n = m.GetCounter().GetValue()
+		}
+	}
+	if n != 1 {
+		t.Errorf("verdict_registrations_total{kind=service,outcome=success} = %v, want 1", n)
+	}
+}
