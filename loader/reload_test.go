@@ -346,10 +346,8 @@ func TestRemoteBundlePollsWithETagVerifiesAndPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := keys.NewKeyConfig(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})), "RS256", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// As the CLI does: keys.NewKeyConfig would stat the PEM text as a path.
+	kc := &keys.Config{Key: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})), Algorithm: "RS256"}
 	vc := bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{"k1": kc}, "k1", "", nil)
 
 	var body atomic.Pointer[[]byte]

@@ -134,9 +134,8 @@ func verificationConfig(o liveOptions) (*bundle.VerificationConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--bundle-verification-key: %w", err)
 	}
-	kc, err := keys.NewKeyConfig(string(key), o.verificationAlg, o.verificationScope)
-	if err != nil {
-		return nil, fmt.Errorf("--bundle-verification-key: %w", err)
-	}
+	// Not keys.NewKeyConfig: it stats its argument as a path first, which
+	// fails for a PEM text holding a run of over 255 characters without "/".
+	kc := &keys.Config{Key: string(key), Algorithm: o.verificationAlg, Scope: o.verificationScope}
 	return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{o.verificationKeyID: kc}, o.verificationKeyID, o.verificationScope, nil), nil
 }
