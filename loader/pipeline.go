@@ -265,7 +265,7 @@ func (p *Pipeline) Process(ctx context.Context, ev *Event) (*store.Snapshot, err
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := proc.Process(ctx, ev, txn); err != nil {
+			if err := runProcessor(ctx, proc, ev, txn); err != nil {
 				return &ProcessorError{Processor: proc.Name(), Err: err}
 			}
 			if ev.closed {
@@ -275,6 +275,18 @@ func (p *Pipeline) Process(ctx context.Context, ev *Event) (*store.Snapshot, err
 		}
 		return nil
 	})
+}
+
+// runProcessor runs one synchronous processor, turning a panic into an
+// error: the change is rolled back like any rejected change, and the
+// process (and the watcher goroutine that asked for the change) lives on.
+func runProcessor(ctx context.Context, proc Processor, ev *Event, txn *store.WriteTxn) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return proc.Process(ctx, ev, txn)
 }
 
 // Notify queues a NOTIFY event for the asynchronous processors. It never

@@ -206,9 +206,7 @@ func TestPanickingProcessorRejectsTheChange(t *testing.T) {
 		t.Fatal("a change whose processor panicked was installed")
 	}
 	if recovered != nil {
-		t.Skipf("KNOWN GAP (see test/FUZZING.md): a panic in a synchronous processor escapes Loader.Reload (%v); "+
-			"the store rolled back and the engine kept serving, but a watcher goroutine would crash the process. "+
-			"Pipeline.Process should recover it into a *ProcessorError", recovered)
+		t.Fatalf("a panic in a synchronous processor escaped Loader.Reload (%v): under --watch it would crash the process", recovered)
 	}
 	if err == nil || !strings.Contains(err.Error(), "processor bug") {
 		t.Fatalf("Reload after a processor panic: %v", err)
