@@ -31,6 +31,8 @@ type runOptions struct {
 	authz     authzFlags
 	telemetry telemetryOptions
 	runtime   runtimeOptions
+	// maxConcurrent bounds decisions in flight (0: unlimited).
+	maxConcurrent int
 }
 
 func newRunCommand() *cobra.Command {
@@ -52,6 +54,7 @@ func newRunCommand() *cobra.Command {
 	o.authz.register(f)
 	f.IntVar(&o.cache.Size, "decision-cache-size", 0, "remember up to this many recent decisions per bundle generation (0: off); any change empties it")
 	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules)")
+	f.IntVar(&o.maxConcurrent, "max-concurrent-decisions", 64, "answer 503 (overloaded, Retry-After: 1) to decision requests beyond this many in flight (0: unlimited)")
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
 	addRuntimeFlags(f, &o.runtime)
@@ -123,7 +126,7 @@ func run(ctx context.Context, o runOptions) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken}),
+		Handler:           httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, MaxConcurrentDecisions: o.maxConcurrent}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -42,6 +42,9 @@ type Options struct {
 	// AdminToken, when set, is the bearer token the write endpoints
 	// (PUT /v1/services/*, delegation requests and consents) require.
 	AdminToken []byte
+	// MaxConcurrentDecisions, when > 0, bounds the decision requests
+	// evaluating at once; the rest get 503 "overloaded" (see limits.go).
+	MaxConcurrentDecisions int
 }
 
 // Server is the HTTP API over one engine.
@@ -79,7 +82,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	if opts.Telemetry != nil {
 		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}
-	s.handler = withTelemetry(opts.Telemetry, s.mux)
+	s.handler = withTelemetry(opts.Telemetry, limitDecisions(opts.MaxConcurrentDecisions, s.mux))
 	return s
 }
 
@@ -145,6 +148,9 @@ var errTrailingData = errors.New("the body holds more than one JSON value")
 // decodeStrict decodes exactly one JSON value, numbers as json.Number,
 // rejecting unknown fields when strict.
 func decodeStrict(body []byte, v any, strict bool) error {
+	if err := checkDepth(body, MaxJSONDepth); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
@@ -163,7 +169,10 @@ func decodeStrict(body []byte, v any, strict bool) error {
 func describeJSONError(err error) (field, msg string) {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var depthErr *DepthError
 	switch {
+	case errors.As(err, &depthErr):
+		return depthErr.Field, depthErr.Error()
 	case errors.As(err, &typeErr):
 		field = typeErr.Field
 		return field, fmt.Sprintf("%s: expected %s, got JSON %s", field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
