@@ -8,10 +8,9 @@
 #
 #   The rules are written for evaluation speed as well as for reading: every
 #   rule reference costs the evaluator a few microseconds, so each layer is
-#   one rule (an else-chain) and statements are examined in comprehensions.
+#   one rule (an else-chain), statements are examined in comprehensions, and
+#   facts are read as input.facts directly rather than through a helper rule.
 package verdict.engine
-
-facts := input.facts
 
 # --- outcome -----------------------------------------------------------------
 
@@ -72,7 +71,7 @@ status_by_code := {
 # --- layer 1: tenant (and SOAJS key) -------------------------------------------
 
 tenant_denies := [key_invalid] if {
-	facts.key
+	input.facts.key
 	not key_valid
 } else := [{
 	"layer": "tenant",
@@ -80,10 +79,10 @@ tenant_denies := [key_invalid] if {
 	"effect": "deny",
 	"message": sprintf("Unknown tenant %q.", [input.tenant]),
 }] if {
-	not facts.tenant
+	not input.facts.tenant
 } else := [key_invalid] if {
-	facts.tenant.checks["package"]
-	not facts.key
+	input.facts.tenant.checks["package"]
+	not input.facts.key
 } else := []
 
 key_invalid := {
@@ -97,12 +96,12 @@ key_invalid := {
 # A key is valid when the store knows it, it has not expired and it belongs
 # to the request's tenant.
 key_valid if {
-	facts.key.known
+	input.facts.key.known
 	not key_expired
-	facts.key.tenant == input.tenant
+	input.facts.key.tenant == input.tenant
 }
 
-key_expired if time.now_ns() >= facts.key.expires_ns
+key_expired if time.now_ns() >= input.facts.key.expires_ns
 
 # --- layer 2: route ------------------------------------------------------------
 
@@ -114,13 +113,13 @@ route_denies := [{
 	"message": soajs_messages[130],
 }] if {
 	input.request
-	not facts.route
+	not input.facts.route
 } else := []
 
 # --- layer 3: package (SOAJS) ------------------------------------------------------
 
 pkg := {"denies": [], "grants": []} if {
-	not facts.tenant.checks["package"]
+	not input.facts.tenant.checks["package"]
 } else := {"denies": [soajs_deny(154)], "grants": []} if {
 	not service_acl
 } else := {"denies": [package_check], "grants": []} if {
@@ -129,7 +128,7 @@ pkg := {"denies": [], "grants": []} if {
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, facts.key.package, facts.route.method, facts.route.template, facts.route.service]),
+	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, input.facts.key.package, input.facts.route.method, input.facts.route.template, input.facts.route.service]),
 }]}
 
 soajs_messages := {
@@ -163,27 +162,27 @@ soajs_deny(code) := {
 # The ACL for the route's service is the first present of: the member's ACL
 # for the key, the member's ACL for the package, the application's, the
 # package's.
-service_acl := facts.acl.member_key if {
-	facts.acl.member_key
-} else := facts.acl.member_package if {
-	facts.acl.member_package
-} else := facts.acl.application if {
-	facts.acl.application
-} else := facts.acl.package if {
-	facts.acl.package
+service_acl := input.facts.acl.member_key if {
+	input.facts.acl.member_key
+} else := input.facts.acl.member_package if {
+	input.facts.acl.member_package
+} else := input.facts.acl.application if {
+	input.facts.acl.application
+} else := input.facts.acl.package if {
+	input.facts.acl.package
 }
 
 acl_source := "member key" if {
-	facts.acl.member_key
+	input.facts.acl.member_key
 } else := "member package" if {
-	facts.acl.member_package
+	input.facts.acl.member_package
 } else := "application" if {
-	facts.acl.application
+	input.facts.acl.application
 } else := "package"
 
 # A per-method section, when present, supplies apis and apisPermission;
 # whatever it leaves out comes from the service's entry.
-method_section := service_acl.methods[lower(facts.route.method)]
+method_section := service_acl.methods[lower(input.facts.route.method)]
 
 acl_apis := method_section.apis if {
 	method_section.apis
@@ -193,7 +192,7 @@ acl_restricted := method_section.restricted if {
 	is_boolean(method_section.restricted)
 } else := service_acl.restricted
 
-api := acl_apis[facts.route.api]
+api := acl_apis[input.facts.route.api]
 
 api_defined if api
 
@@ -211,7 +210,7 @@ groups_missed(access) if {
 
 member_in_any(groups) if {
 	some g in groups
-	facts.member.groups[g]
+	input.facts.member.groups[g]
 }
 
 package_check := soajs_deny(157) if {
@@ -250,18 +249,18 @@ api_check := soajs_deny(159) if {
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
 iam := {"denies": [], "grants": []} if {
-	not facts.tenant.checks.iam
+	not input.facts.tenant.checks.iam
 } else := {"denies": [iam_deny("iam.anonymous", "Authentication is required: the request names no member.")], "grants": []} if {
 	not input.member
 } else := {"denies": [iam_deny("iam.unknown_member", sprintf("Member %q is not a member of tenant %q.", [input.member, input.tenant]))], "grants": []} if {
-	not facts.member
+	not input.facts.member
 } else := {"denies": [], "grants": [{
 	"layer": "iam",
 	"code": "iam.admin",
 	"effect": "allow",
 	"message": sprintf("Member %q is an admin: access policies are not evaluated.", [input.member]),
 }]} if {
-	facts.member.is_admin
+	input.facts.member.is_admin
 } else := {"denies": explicit_denies, "grants": []} if {
 	count(explicit_denies) > 0
 } else := {"denies": [], "grants": [{
@@ -321,14 +320,14 @@ action_resource := concat(":", array.slice(action_parts, 0, count(action_parts) 
 # read_action: list, retrieve, or an action that a GET route maps to.
 read_action if lower(action_name) in {"list", "retrieve"}
 
-read_action if facts.get_route_action
+read_action if input.facts.get_route_action
 
 # applicable: the statements whose Principal names the member, one of whose
 # actions matches (glob patterns, ":" delimits parts) and whose Conditions
 # all hold (data.verdict.conditions.<name>; undefined counts as false).
 applicable := [s |
-	some s in facts.statements
-	count([p | some p in s.principals; facts.member.principals[p]]) > 0
+	some s in input.facts.statements
+	count([p | some p in s.principals; input.facts.member.principals[p]]) > 0
 	count([a | some a in s.actions; glob.match(a, [":"], action_lower)]) > 0
 	every c in s.conditions {
 		data.verdict.conditions[c] == true
@@ -360,11 +359,11 @@ else := action_resource
 # the request, in policy order. A request with no object is covered by any
 # Allow.
 covering_allows := [[s, {"kind": "none"}] |
-	not facts.resource.frn
+	not input.facts.resource.frn
 	some s in applicable
 	s.effect == "allow"
 ] if {
-	not facts.resource.frn
+	not input.facts.resource.frn
 } else := [[s, r] |
 	some s in applicable
 	s.effect == "allow"
@@ -379,25 +378,25 @@ covers(r) if r.kind == "any"
 covers(r) if {
 	r.kind == "object"
 	r.literal
-	r.pattern == facts.resource.frn
+	r.pattern == input.facts.resource.frn
 }
 
 covers(r) if {
 	r.kind == "object"
 	not r.literal
-	glob.match(r.pattern, null, facts.resource.frn)
+	glob.match(r.pattern, null, input.facts.resource.frn)
 }
 
 covers(r) if {
 	r.kind == "group"
 	r.literal
-	facts.resource.groups[r.pattern]
+	input.facts.resource.groups[r.pattern]
 }
 
 covers(r) if {
 	r.kind == "group"
 	not r.literal
-	some g in facts.resource.groups
+	some g in input.facts.resource.groups
 	glob.match(r.pattern, null, g)
 }
 
@@ -411,12 +410,12 @@ resource_reason(r) := {"code": "resource.any", "message": "The request names no 
 	r.literal
 	g := r.pattern
 } else := {"code": "resource.group", "resource_group": g, "message": sprintf("The object is in resource group %q.", [g])} if {
-	g := sort([g | some g in facts.resource.groups; glob.match(r.pattern, null, g)])[0]
+	g := sort([g | some g in input.facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
 
 # --- layer 5: delegation (Fineract CN) ----------------------------------------------
 # A request that names an application is the application acting for the
-# member. facts.delegation = {groups, entries}: groups are the permittable
+# member. input.facts.delegation = {groups, entries}: groups are the permittable
 # groups that list the route; entries are the tenant's delegation entries of
 # the application for those groups, {group: {operations, enabled_by}}
 # (bundle and run-time entries combined by the Go side). The route must
@@ -442,7 +441,7 @@ delegation_deny(code, message) := {"layer": "delegation", "code": code, "effect"
 # action-only request resolved to.
 delegation_method := input.request.method if {
 	input.request.method
-} else := facts.route.method
+} else := input.facts.route.method
 
 # delegation_operation: GET/HEAD/OPTIONS read, POST/PUT/PATCH change,
 # DELETE deletes.
@@ -457,28 +456,28 @@ delegation_operation := "READ" if {
 # delegation_requested: the route's groups the application requested with
 # an operation covering the method, sorted.
 delegation_requested := sort([g |
-	some g in facts.delegation.groups
-	facts.delegation.entries[g].operations[delegation_operation]
+	some g in input.facts.delegation.groups
+	input.facts.delegation.entries[g].operations[delegation_operation]
 ])
 
 # delegation_enabled: those the member enabled.
 delegation_enabled := [g |
 	some g in delegation_requested
-	facts.delegation.entries[g].enabled_by[input.member]
+	input.facts.delegation.entries[g].enabled_by[input.member]
 ]
 
-delegation_route := sprintf("%s %s", [delegation_method, facts.route.template]) if {
-	facts.route.template
+delegation_route := sprintf("%s %s", [delegation_method, input.facts.route.template]) if {
+	input.facts.route.template
 } else := sprintf("action %s", [input.action]) if {
 	input.action
 } else := "this request"
 
 delegation_not_requested_message := sprintf("Application %q may not act for members on %s: the route belongs to no permittable group.", [input.application, delegation_route]) if {
-	count(object.get(facts, ["delegation", "groups"], set())) == 0
+	count(object.get(input.facts, ["delegation", "groups"], set())) == 0
 } else := sprintf("Application %q has not requested %s on permittable group %s of tenant %q.", [
 	input.application,
 	delegation_operation_name,
-	concat(", ", sort(facts.delegation.groups)),
+	concat(", ", sort(input.facts.delegation.groups)),
 	input.tenant,
 ])
 

@@ -31,9 +31,9 @@ object_plannable_deny if {
 
 # unconditional_access: every object passes once the layers before IAM
 # allowed (IAM not checked, an admin, or an Allow on "*").
-unconditional_access if not facts.tenant.checks.iam
+unconditional_access if not input.facts.tenant.checks.iam
 
-unconditional_access if facts.member.is_admin
+unconditional_access if input.facts.member.is_admin
 
 unconditional_access if {
 	some s in applicable
@@ -55,8 +55,8 @@ plan_filter := object.union(
 )
 
 plan_exclusions := criteria(plan_denies) if {
-	not facts.member.is_admin
-	facts.tenant.checks.iam
+	not input.facts.member.is_admin
+	input.facts.tenant.checks.iam
 } else := {}
 
 # criteria turns statements' resources into filter criteria on the
