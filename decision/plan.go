@@ -185,7 +185,7 @@ func planFromAST(v ast.Value) (*Plan, error) {
 	if p.Exclude, err = criteriaFromAST(obj, "exclude"); err != nil {
 		return nil, err
 	}
-	reasons, ok := obj.Get(ast.StringTerm("reasons")).Value.(*ast.Array)
+	reasons, ok := obj.Get(keyTerm("reasons")).Value.(*ast.Array)
 	if !ok {
 		return nil, fmt.Errorf("plan.reasons is not an array")
 	}
@@ -203,7 +203,7 @@ func planFromAST(v ast.Value) (*Plan, error) {
 // criteriaFromAST reads a filter or exclusion: string lists, the owner
 // string and the boolean "all".
 func criteriaFromAST(obj ast.Object, key string) (map[string]any, error) {
-	t := obj.Get(ast.StringTerm(key))
+	t := obj.Get(keyTerm(key))
 	if t == nil {
 		return nil, nil
 	}

@@ -6,6 +6,24 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
+// resultKeys are the keys the engine's results are read by, built once so
+// that reading a decision allocates no key terms.
+var resultKeys = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{"allow", "status", "visibility", "fields", "reasons", "layer", "code", "effect",
+		"message", "policy", "statement", "resource_group", "soajs_code", "kind", "filter", "exclude"} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+func keyTerm(name string) *ast.Term {
+	if t, ok := resultKeys[name]; ok {
+		return t
+	}
+	return ast.StringTerm(name)
+}
+
 // decisionFromAST reads the engine's decision object.
 func decisionFromAST(v ast.Value) (*Decision, error) {
 	obj, ok := v.(ast.Object)
@@ -23,7 +41,7 @@ func decisionFromAST(v ast.Value) (*Decision, error) {
 	if d.Visibility, err = stringField(obj, "visibility"); err != nil {
 		return nil, err
 	}
-	fields, ok := obj.Get(ast.StringTerm("fields")).Value.(*ast.Array)
+	fields, ok := obj.Get(keyTerm("fields")).Value.(*ast.Array)
 	if !ok {
 		return nil, fmt.Errorf("decision.fields is not an array")
 	}
@@ -35,7 +53,7 @@ func decisionFromAST(v ast.Value) (*Decision, error) {
 		}
 		d.Fields = append(d.Fields, string(s))
 	}
-	reasons, ok := obj.Get(ast.StringTerm("reasons")).Value.(*ast.Array)
+	reasons, ok := obj.Get(keyTerm("reasons")).Value.(*ast.Array)
 	if !ok {
 		return nil, fmt.Errorf("decision.reasons is not an array")
 	}
@@ -72,24 +90,24 @@ func reasonFromAST(v ast.Value) (Reason, error) {
 	if r.Message, err = stringField(obj, "message"); err != nil {
 		return r, err
 	}
-	if t := obj.Get(ast.StringTerm("policy")); t != nil {
+	if t := obj.Get(keyTerm("policy")); t != nil {
 		if r.Policy, err = stringField(obj, "policy"); err != nil {
 			return r, err
 		}
 	}
-	if t := obj.Get(ast.StringTerm("statement")); t != nil {
+	if t := obj.Get(keyTerm("statement")); t != nil {
 		n, err := intField(obj, "statement")
 		if err != nil {
 			return r, err
 		}
 		r.Statement = &n
 	}
-	if t := obj.Get(ast.StringTerm("resource_group")); t != nil {
+	if t := obj.Get(keyTerm("resource_group")); t != nil {
 		if r.ResourceGroup, err = stringField(obj, "resource_group"); err != nil {
 			return r, err
 		}
 	}
-	if t := obj.Get(ast.StringTerm("soajs_code")); t != nil {
+	if t := obj.Get(keyTerm("soajs_code")); t != nil {
 		if r.SoajsCode, err = intField(obj, "soajs_code"); err != nil {
 			return r, err
 		}
@@ -98,7 +116,7 @@ func reasonFromAST(v ast.Value) (Reason, error) {
 }
 
 func stringField(obj ast.Object, key string) (string, error) {
-	t := obj.Get(ast.StringTerm(key))
+	t := obj.Get(keyTerm(key))
 	if t == nil {
 		return "", fmt.Errorf("%s is missing", key)
 	}
@@ -110,7 +128,7 @@ func stringField(obj ast.Object, key string) (string, error) {
 }
 
 func boolField(obj ast.Object, key string) (bool, error) {
-	t := obj.Get(ast.StringTerm(key))
+	t := obj.Get(keyTerm(key))
 	if t == nil {
 		return false, fmt.Errorf("%s is missing", key)
 	}
@@ -122,7 +140,7 @@ func boolField(obj ast.Object, key string) (bool, error) {
 }
 
 func intField(obj ast.Object, key string) (int, error) {
-	t := obj.Get(ast.StringTerm(key))
+	t := obj.Get(keyTerm(key))
 	if t == nil {
 		return 0, fmt.Errorf("%s is missing", key)
 	}
