@@ -167,7 +167,7 @@ func spanNamed(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySp
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

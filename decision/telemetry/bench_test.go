@@ -40,6 +40,8 @@ var benchSetups = []benchSetup{
 	{name: "bare"},               // no observer at all
 	{name: "off", observe: true}, // metrics only: tracing and logging off
 	{name: "on", observe: true, tracing: true, log: true}, // sampled tracing + decision log
+	{name: "tracing", observe: true, tracing: true},       // each alone, to tell their costs apart
+	{name: "log", observe: true, log: true},
 }
 
 // cached holds the one engine loaded at a time: testing calls a

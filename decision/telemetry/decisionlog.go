@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,10 @@ type DecisionLogOptions struct {
 	// Log reports write errors (slog.Default when nil).
 	Log *slog.Logger
 }
+
+// drainYieldEvery is how many entries the writer handles before it lets
+// other goroutines run.
+const drainYieldEvery = 8
 
 // DecisionLogFlushInterval is how often the writer wakes to write what was
 // queued (sooner when the buffer is half full).
@@ -235,9 +240,14 @@ func (l *DecisionLog) run() {
 	w.enc.SetEscapeHTML(false)
 	tick := time.NewTicker(DecisionLogFlushInterval)
 	defer tick.Stop()
-	// drain writes whatever is queued, then flushes once.
+	// drain writes whatever is queued, then flushes once. It yields its
+	// processor every few entries: on a small machine a long burst would
+	// otherwise keep a decision that became runnable waiting for one.
 	drain := func() {
-		for {
+		for n := 1; ; n++ {
+			if n%drainYieldEvery == 0 {
+				runtime.Gosched()
+			}
 			select {
 			case e := <-l.ch:
 				w.write(e)

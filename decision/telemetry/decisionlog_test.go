@@ -163,7 +163,7 @@ func TestDecisionLogMasksConfiguredPaths(t *testing.T) {
 	if req.Context.(map[string]any)["token"] != "s3cret" || req.Key != "4ea5db4c" {
 		t.Errorf("masking changed the caller's request: %+v", req)
 	}
-	if !strings.Contains(string(out.buf.Bytes()), `"decision_id":"d-2"`) {
+	if !strings.Contains(out.buf.String(), `"decision_id":"d-2"`) {
 		t.Errorf("decision_id lost")
 	}
 }
