@@ -142,6 +142,41 @@ func isDataFile(name string) bool {
 // Read reads and validates one bundle. A *acl.ValidationError lists every
 // problem with the file and entry it came from.
 func Read(src Source) (*Bundle, error) {
+	for attempt := 1; ; attempt++ {
+		before := localDir(src)
+		b, err := readOnce(src)
+		after := localDir(src)
+		if before == after {
+			return b, err
+		}
+		// The location was re-pointed while it was read (a ConfigMap ..data
+		// swap, ln -sfn): what was read may be an old version being deleted,
+		// only partly there. Read the new target instead.
+		if attempt == maxStableReads {
+			return nil, fmt.Errorf("bundle %s: %s kept changing while it was read", src.Name, src.Location)
+		}
+	}
+}
+
+// maxStableReads bounds how often Read starts over because the bundle's
+// directory was swapped under it.
+const maxStableReads = 5
+
+// localDir is the directory a local directory source resolves to now, or ""
+// for other sources (and for a location that cannot be resolved).
+func localDir(src Source) string {
+	if src.FS != nil || src.Tarball != nil || src.IsRemote() {
+		return ""
+	}
+	dir, err := resolveBundleDir(src.Location)
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
+// readOnce reads and validates the bundle as its location resolves now.
+func readOnce(src Source) (*Bundle, error) {
 	dl, closeFn, err := openSource(src)
 	if err != nil {
 		return nil, err

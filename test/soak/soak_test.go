@@ -66,10 +66,7 @@ type bundleDir struct {
 }
 
 func newBundleDir(t *testing.T) *bundleDir {
-	b := &bundleDir{dir: filepath.Join(t.TempDir(), "soak"), keep: 5}
-	if os.Getenv("VERDICT_SOAK_DELETE_AT_ONCE") != "" {
-		b.keep = 0
-	}
+	b := &bundleDir{dir: filepath.Join(t.TempDir(), "soak")}
 	b.write(t, 0)
 	for _, name := range []string{".manifest", "verdict"} {
 		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(b.dir, name)); err != nil {
@@ -80,10 +77,9 @@ func newBundleDir(t *testing.T) *bundleDir {
 }
 
 // write publishes version v as a new hidden directory and swaps ..data to
-// it, as the kubelet does. The kubelet then removes the previous directory
-// at once; here the last b.keep (1 s worth) are kept, because a reload that
-// is still reading a removed directory can serve a partial tree (see
-// RESULTS.md; VERDICT_SOAK_DELETE_AT_ONCE=1 removes at once).
+// it, as the kubelet does, and removes the previous directory at once: a
+// reload that was reading it must notice the swap and read the new one
+// (loader.Read), never serve the partial tree.
 func (b *bundleDir) write(t *testing.T, v int) {
 	b.n++
 	name := fmt.Sprintf("..v%06d", b.n)
