@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,7 +49,11 @@ func postBatch(url, body string, written chan<- struct{}) (int, []byte, error) {
 // process exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	s := start(t, "--max-concurrent-decisions", "0")
+	const inFlight = 6
+	// The cap equals the batches sent, so a probe answered 503 proves that
+	// every batch is being evaluated (a request still in the kernel's accept
+	// queue when the listener closes is reset, and was never in flight).
+	s := start(t, "--max-concurrent-decisions", strconv.Itoa(inFlight))
 	body := batchBody(1000)
 	began := time.Now()
 	if code, _, err := postBatch(s.url, body, make(chan struct{})); err != nil || code != http.StatusOK {
@@ -56,7 +61,6 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	one := time.Since(began)
 
-	const inFlight = 6
 	type result struct {
 		code int
 		raw  []byte
@@ -79,7 +83,19 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Fatal("a batch was not sent within 10 s")
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // let the server read them
+	probe := func() int {
+		resp, err := http.Post(s.url+"/v1/decide", "application/json", strings.NewReader(`{"tenant":"soak","action":"finmars:Portfolio:list"}`))
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for deadline := time.Now().Add(10 * time.Second); probe() != http.StatusServiceUnavailable; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the batches were not all being evaluated within 10 s")
+		}
+	}
 	sigAt := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
