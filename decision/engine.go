@@ -121,7 +121,6 @@ type facts struct {
 	tenantCode string
 	action     string
 	input      ast.Value
-	statements *store.StatementList
 }
 
 // decide makes one decision on gen. The store is read inside it, under the
@@ -320,8 +319,8 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 		if member != nil {
 			factItems = append(factItems, [2]*ast.Term{keyMember, member.Facts})
 			if f.action != "" {
-				f.statements = member.StatementsFor(actionLower, nil)
-				factItems = append(factItems, [2]*ast.Term{keyStatements, f.statements.Array})
+				statements := member.StatementsFor(actionLower, nil)
+				factItems = append(factItems, [2]*ast.Term{keyStatements, statements.Array})
 			}
 		}
 	}
