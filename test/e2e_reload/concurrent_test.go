@@ -77,7 +77,7 @@ func TestDecisionsDuringReloadsSeeOneGeneration(t *testing.T) {
 			if time.Now().After(deadline) {
 				stop.Store(true)
 				wg.Wait()
-				t.Fatalf("reload %d was not installed in time (generation %d)\n%s", i, st.Generation, s.out.String())
+				t.Fatalf("reload %d was not installed in time (generation %d)\n%s", i, st.Generation, s.Out.String())
 			}
 			time.Sleep(2 * time.Millisecond)
 		}

@@ -71,7 +71,7 @@ func TestWatchFollowsFileEdits(t *testing.T) {
 	})
 	// None of the writes above may have shown a transient error.
 	if n := failures(s.status(t), "live"); n != 0 {
-		t.Fatalf("%d failures recorded while editing valid files:\n%s", n, s.out.String())
+		t.Fatalf("%d failures recorded while editing valid files:\n%s", n, s.Out.String())
 	}
 	beta := filepath.Join(dir, "verdict", "tenants", "beta", "data.yaml")
 	t.Run("bad YAML", func(t *testing.T) {
@@ -145,8 +145,8 @@ func TestWatchFollowsFileEdits(t *testing.T) {
 		writeFile(t, acme, tenantYAML("Acme", "read"))
 		expectDecision(t, s, "acme is back", listAs("acme"), true, "iam.allow")
 	})
-	if !strings.Contains(s.out.String(), "change rejected") || !strings.Contains(s.out.String(), "duration=") {
-		t.Errorf("reloads are not logged with outcome and duration:\n%s", s.out.String())
+	if !strings.Contains(s.Out.String(), "change rejected") || !strings.Contains(s.Out.String(), "duration=") {
+		t.Errorf("reloads are not logged with outcome and duration:\n%s", s.Out.String())
 	}
 }
 

@@ -20,7 +20,7 @@ func TestHeaderLimit(t *testing.T) {
 		size int
 		want int
 	}{{60 << 10, http.StatusOK}, {80 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
-		req, _ := http.NewRequest(http.MethodGet, s.url+"/health", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/health", nil)
 		req.Header.Set("X-Pad", strings.Repeat("x", c.size))
 		resp, err := client.Do(req)
 		if err != nil {
@@ -75,7 +75,7 @@ func TestServerReadTimeouts(t *testing.T) {
 	s := start(t)
 	t.Run("header", func(t *testing.T) {
 		t.Parallel()
-		took, line := readTimeoutCase(t, s.addr, "GET /health HTTP/1.1\r\nHost: verdict\r\n", "")
+		took, line := readTimeoutCase(t, s.Addr, "GET /health HTTP/1.1\r\nHost: verdict\r\n", "")
 		if took < 4*time.Second || took > 9*time.Second || strings.Contains(line, " 200 ") {
 			t.Errorf("slow headers: cut after %v with %q, want about 5 s and no 200", took, line)
 		}
@@ -85,7 +85,7 @@ func TestServerReadTimeouts(t *testing.T) {
 		body := `{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:list"}`
 		head := "POST /v1/decide HTTP/1.1\r\nHost: verdict\r\nContent-Type: application/json\r\nContent-Length: " +
 			strconv.Itoa(len(body)) + "\r\n\r\n"
-		took, line := readTimeoutCase(t, s.addr, head, body)
+		took, line := readTimeoutCase(t, s.Addr, head, body)
 		if took < 9*time.Second || took > 14*time.Second || strings.Contains(line, " 200 ") {
 			t.Errorf("slow body: cut after %v with %q, want about 10 s and no 200", took, line)
 		}

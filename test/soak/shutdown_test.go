@@ -56,7 +56,7 @@ func TestGracefulShutdown(t *testing.T) {
 	s := start(t, "--max-concurrent-decisions", strconv.Itoa(inFlight))
 	body := batchBody(1000)
 	began := time.Now()
-	if code, _, err := postBatch(s.url, body, make(chan struct{})); err != nil || code != http.StatusOK {
+	if code, _, err := postBatch(s.URL, body, make(chan struct{})); err != nil || code != http.StatusOK {
 		t.Fatalf("warm-up batch: %d %v", code, err)
 	}
 	one := time.Since(began)
@@ -74,7 +74,7 @@ func TestGracefulShutdown(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, raw, err := postBatch(s.url, body, written)
+			code, raw, err := postBatch(s.URL, body, written)
 			results[i] = result{code, raw, err, time.Now()}
 		}()
 		select {
@@ -84,7 +84,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	probe := func() int {
-		resp, err := http.Post(s.url+"/v1/decide", "application/json", strings.NewReader(`{"tenant":"soak","action":"finmars:Portfolio:list"}`))
+		resp, err := http.Post(s.URL+"/v1/decide", "application/json", strings.NewReader(`{"tenant":"soak","action":"finmars:Portfolio:list"}`))
 		if err != nil {
 			return 0
 		}
@@ -97,14 +97,14 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	sigAt := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 
 	// New connections are refused while the process is still finishing.
 	refusedAt := time.Time{}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
+		conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err == nil {
 			conn.Close()
 			continue
@@ -116,7 +116,7 @@ func TestGracefulShutdown(t *testing.T) {
 		break
 	}
 	select {
-	case <-s.done:
+	case <-s.Done:
 		t.Logf("the process had exited when the first dial was refused (a batch takes %v)", one)
 	default:
 	}
@@ -134,7 +134,7 @@ func TestGracefulShutdown(t *testing.T) {
 			} `json:"results"`
 		}
 		if r.err != nil || r.code != http.StatusOK {
-			t.Fatalf("in-flight batch %d: HTTP %d, %v\n%s", i, r.code, r.err, s.out.String())
+			t.Fatalf("in-flight batch %d: HTTP %d, %v\n%s", i, r.code, r.err, s.Out.String())
 		}
 		if err := json.Unmarshal(r.raw, &res); err != nil || len(res.Results) != 1000 || res.Results[999].DecisionID == "" {
 			t.Fatalf("in-flight batch %d: %d results, %v", i, len(res.Results), err)
@@ -144,12 +144,12 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	select {
-	case <-s.done:
+	case <-s.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("verdict did not exit within 15 s of SIGTERM")
 	}
-	if s.waitErr != nil {
-		t.Fatalf("exit: %v\n%s", s.waitErr, s.out.String())
+	if s.WaitErr != nil {
+		t.Fatalf("exit: %v\n%s", s.WaitErr, s.Out.String())
 	}
 	t.Logf("one batch alone: %v; SIGTERM → refused: %v, → last in-flight answer: %v",
 		one, refusedAt.Sub(sigAt), lastDone.Sub(sigAt))

@@ -145,7 +145,7 @@ func learn(t *testing.T, c *http.Client, s *server, revision string) []string {
 		sigs := make([]string, len(sample))
 		ok := true
 		for i, body := range sample {
-			_, a, err := decide(c, s.url, body)
+			_, a, err := decide(c, s.URL, body)
 			if err != nil || a.revision != revision {
 				ok = false
 				break
@@ -158,12 +158,12 @@ func learn(t *testing.T, c *http.Client, s *server, revision string) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	status := "unavailable"
-	if resp, err := c.Get(s.url + "/v1/status"); err == nil {
+	if resp, err := c.Get(s.URL + "/v1/status"); err == nil {
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		status = string(raw)
 	}
-	out := s.out.String()
+	out := s.Out.String()
 	t.Fatalf("revision %s not served within 10 s; /v1/status: %s\nserver log begins:\n%.4000s", revision, status, out)
 	return nil
 }
@@ -233,7 +233,7 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; time.Now().Before(stopAt); i++ {
-				if code, _, err := decide(c, s.url, sample[i%len(sample)]); err == nil && code == http.StatusOK {
+				if code, _, err := decide(c, s.URL, sample[i%len(sample)]); err == nil && code == http.StatusOK {
 					done.Add(1)
 				}
 			}
@@ -284,7 +284,7 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer lwg.Done()
 			for i := range tokens {
-				code, a, err := decide(c, s.url, sample[i%len(sample)])
+				code, a, err := decide(c, s.URL, sample[i%len(sample)])
 				switch {
 				case code >= 500:
 					fivexx.Add(1)
@@ -323,10 +323,10 @@ func TestSoak(t *testing.T) {
 			}
 		}
 		if rssWarm == 0 && time.Since(began) >= warmup {
-			rssWarm, _ = rssKiB(s.cmd.Process.Pid)
+			rssWarm, _ = rssKiB(s.Cmd.Process.Pid)
 		}
 		if rssWarm != 0 && time.Since(began)%time.Second < 2*time.Millisecond {
-			if r, err := rssKiB(s.cmd.Process.Pid); err == nil && r > rssPeak {
+			if r, err := rssKiB(s.Cmd.Process.Pid); err == nil && r > rssPeak {
 				rssPeak = r
 			}
 		}
@@ -336,7 +336,7 @@ func TestSoak(t *testing.T) {
 	elapsed := time.Since(began)
 	close(stop)
 	rwg.Wait()
-	rssEnd, err := rssKiB(s.cmd.Process.Pid)
+	rssEnd, err := rssKiB(s.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestSoak(t *testing.T) {
 			Failures int    `json:"failures"`
 		} `json:"bundles"`
 	}
-	if resp, err := c.Get(s.url + "/v1/status"); err == nil {
+	if resp, err := c.Get(s.URL + "/v1/status"); err == nil {
 		json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 	}
