@@ -142,54 +142,40 @@ func renderScale(sr *scaleResult) string {
 		func(tr *targetResult) []float64 { return []float64{float64(medianInt(tr.RSSAfter))} })
 	row("peak RSS (VmHWM)", func(tr *targetResult) string { return fmtBytes(medianInt(tr.PeakRSS)) },
 		func(tr *targetResult) []float64 { return []float64{float64(medianInt(tr.PeakRSS))} })
+	// runRow adds a row read from one run of each target ("–" where a
+	// target has none); nums, when set, gives the values ratios compare.
+	runRow := func(label string, get func(*targetResult) *runResult, text func(*runResult) string, nums func(*runResult) []float64) {
+		row(label, func(tr *targetResult) string {
+			if r := get(tr); r != nil {
+				return text(r)
+			}
+			return "–"
+		}, func(tr *targetResult) []float64 {
+			if r := get(tr); r != nil && nums != nil {
+				return nums(r)
+			}
+			return nil
+		})
+	}
+	throughput := func(r *runResult) []float64 { return []float64{r.Throughput} }
+	// latencyAndCPU adds the rows every kind of run has.
+	latencyAndCPU := func(prefix string, get func(*targetResult) *runResult) {
+		runRow(prefix+"p50 / p90 / p99", get,
+			func(r *runResult) string { return fmtDur(r.P50) + " / " + fmtDur(r.P90) + " / " + fmtDur(r.P99) },
+			func(r *runResult) []float64 { return []float64{float64(r.P50), float64(r.P90), float64(r.P99)} })
+		runRow(prefix+"server CPU per decision", get,
+			func(r *runResult) string {
+				return fmt.Sprintf("%s (%.2f cores)", fmtDur(r.ServerCPU), r.ServerCPUCores)
+			},
+			func(r *runResult) []float64 { return []float64{float64(r.ServerCPU)} })
+	}
 	for _, stream := range []string{"uniform", "zipf"} {
 		get := func(tr *targetResult) *runResult { return median(tr.Closed[stream]) }
 		prefix := "closed loop, " + stream + ": "
-		row(prefix+"throughput", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmtRate(r.Throughput)
-			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{r.Throughput}
-			}
-			return nil
-		})
-		row(prefix+"p50 / p90 / p99", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmtDur(r.P50) + " / " + fmtDur(r.P90) + " / " + fmtDur(r.P99)
-			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{float64(r.P50), float64(r.P90), float64(r.P99)}
-			}
-			return nil
-		})
-		row(prefix+"server CPU per decision", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmt.Sprintf("%s (%.2f cores)", fmtDur(r.ServerCPU), r.ServerCPUCores)
-			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{float64(r.ServerCPU)}
-			}
-			return nil
-		})
-		row(prefix+"load generator CPU per request", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmtDur(r.LoadgenCPU)
-			}
-			return "–"
-		}, func(*targetResult) []float64 { return nil })
-		row(prefix+"other processes' CPU (cores)", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmt.Sprintf("%.2f", r.OtherCores)
-			}
-			return "–"
-		}, func(*targetResult) []float64 { return nil })
+		runRow(prefix+"throughput", get, func(r *runResult) string { return fmtRate(r.Throughput) }, throughput)
+		latencyAndCPU(prefix, get)
+		runRow(prefix+"load generator CPU per request", get, func(r *runResult) string { return fmtDur(r.LoadgenCPU) }, nil)
+		runRow(prefix+"other processes' CPU (cores)", get, func(r *runResult) string { return fmt.Sprintf("%.2f", r.OtherCores) }, nil)
 	}
 	// Fixed rates: one block per rate.
 	rates := map[float64]bool{}
@@ -212,42 +198,13 @@ func renderScale(sr *scaleResult) string {
 			return nil
 		}
 		prefix := fmt.Sprintf("fixed %s, uniform: ", fmtRate(rate))
-		row(prefix+"achieved (requests dropped)", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				if r.Dropped+r.Unserved == 0 {
-					return fmtRate(r.Throughput)
-				}
-				return fmt.Sprintf("%s (%s)", fmtRate(r.Throughput), groupDigits(int64(r.Dropped+r.Unserved)))
+		runRow(prefix+"achieved (requests dropped)", get, func(r *runResult) string {
+			if r.Dropped+r.Unserved == 0 {
+				return fmtRate(r.Throughput)
 			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{r.Throughput}
-			}
-			return nil
-		})
-		row(prefix+"p50 / p90 / p99", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmtDur(r.P50) + " / " + fmtDur(r.P90) + " / " + fmtDur(r.P99)
-			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{float64(r.P50), float64(r.P90), float64(r.P99)}
-			}
-			return nil
-		})
-		row(prefix+"server CPU per decision", func(tr *targetResult) string {
-			if r := get(tr); r != nil {
-				return fmt.Sprintf("%s (%.2f cores)", fmtDur(r.ServerCPU), r.ServerCPUCores)
-			}
-			return "–"
-		}, func(tr *targetResult) []float64 {
-			if r := get(tr); r != nil {
-				return []float64{float64(r.ServerCPU)}
-			}
-			return nil
-		})
+			return fmt.Sprintf("%s (%s)", fmtRate(r.Throughput), groupDigits(int64(r.Dropped+r.Unserved)))
+		}, throughput)
+		latencyAndCPU(prefix, get)
 	}
 	b.WriteString("\n")
 	b.WriteString(renderTargets(sr))
