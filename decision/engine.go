@@ -14,7 +14,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/verdict-authz/verdict/decision/route"
-	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
@@ -206,9 +205,6 @@ var (
 	keyService        = ast.StringTerm("service")
 	keyMethod         = ast.StringTerm("method")
 	keyPath           = ast.StringTerm("path")
-	keyTemplate       = ast.StringTerm("template")
-	keyAPI            = ast.StringTerm("api")
-	keyViewSet        = ast.StringTerm("viewset")
 	keyFRN            = ast.StringTerm("frn")
 	keyOwner          = ast.StringTerm("owner")
 	keyResourceGroups = ast.StringTerm("resource_groups")
@@ -287,14 +283,7 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 		}
 	}
 	if match != nil {
-		factItems = append(factItems, [2]*ast.Term{keyRoute, ast.ObjectTerm(
-			[2]*ast.Term{keyService, ast.StringTerm(match.Service)},
-			[2]*ast.Term{keyTemplate, ast.StringTerm(match.Template)},
-			[2]*ast.Term{keyAPI, ast.StringTerm(acl.APIKey(match.Template))},
-			[2]*ast.Term{keyMethod, ast.StringTerm(match.Method)},
-			[2]*ast.Term{keyViewSet, ast.StringTerm(match.ViewSet)},
-			[2]*ast.Term{keyAction, ast.StringTerm(match.Action)},
-		)})
+		factItems = append(factItems, [2]*ast.Term{keyRoute, routes.Facts(match)})
 	}
 	if f.action != "" && routes != nil && routes.IsGetAction(actionLower) {
 		factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, trueTerm})

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
@@ -33,6 +35,9 @@ type Table struct {
 	byAction   map[string]*Match
 	// groups holds the permittable groups of each route that has some.
 	groups map[*Match][]string
+	// facts holds each route as the decision engine hands it to Rego,
+	// built once here instead of on every decision.
+	facts map[*Match]*ast.Term
 }
 
 type node struct {
@@ -57,7 +62,7 @@ var (
 func NewTable(services ...*acl.Service) *Table {
 	sorted := append([]*acl.Service(nil), services...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}, groups: map[*Match][]string{}}
+	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}, groups: map[*Match][]string{}, facts: map[*Match]*ast.Term{}}
 	for _, svc := range sorted {
 		groups := groupIndex(svc)
 		for _, r := range svc.Routes {
@@ -141,6 +146,29 @@ func (t *Table) Groups(m *Match) []string {
 	return t.groups[m]
 }
 
+// Facts returns the matched route as Rego sees it (input.facts.route):
+// {service, template, api, method, viewset, action}, where api is the
+// template's key in SOAJS ACLs (acl.APIKey).
+func (t *Table) Facts(m *Match) *ast.Term {
+	if t != nil {
+		if f, ok := t.facts[m]; ok {
+			return f
+		}
+	}
+	return matchFacts(m)
+}
+
+func matchFacts(m *Match) *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("service"), ast.StringTerm(m.Service)),
+		ast.Item(ast.StringTerm("template"), ast.StringTerm(m.Template)),
+		ast.Item(ast.StringTerm("api"), ast.StringTerm(acl.APIKey(m.Template))),
+		ast.Item(ast.StringTerm("method"), ast.StringTerm(m.Method)),
+		ast.Item(ast.StringTerm("viewset"), ast.StringTerm(m.ViewSet)),
+		ast.Item(ast.StringTerm("action"), ast.StringTerm(m.Action)),
+	)
+}
+
 func (t *Table) add(template string, m *Match, groups []string) {
 	n := t.root
 	for _, seg := range segments(template) {
@@ -168,6 +196,7 @@ func (t *Table) add(template string, m *Match, groups []string) {
 		return
 	}
 	n.endpoints[m.Method] = m
+	t.facts[m] = matchFacts(m)
 	if len(groups) > 0 {
 		t.groups[m] = groups
 	}
