@@ -56,7 +56,7 @@ func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error)
 		return nil, fmt.Errorf("member %s/%s: %v", tenant, name, err)
 	}
 	rec := *obj.(*MemberRecord)
-	rec.Facts, rec.statements = nil, nil
+	rec.Facts, rec.index = nil, nil
 	if err := txn.Insert(tableMembers, &rec); err != nil {
 		txn.Abort()
 		return nil, err

@@ -56,10 +56,11 @@ type MemberRecord struct {
 	// Facts is the member as Rego sees it: {name, is_admin, groups,
 	// principals}.
 	Facts *ast.Term
-	// statements holds the member's deduplicated statements by the index
-	// key of their action patterns (see acl.ActionPattern.IndexKey). Members
-	// with the same policies share one index.
-	statements *statementIndex
+	// index is the tenant's statements by action (shared by its members);
+	// policies are the member's policies in it (shared by the members with
+	// the same policies).
+	index    *actionIndex
+	policies policySet
 	// PackageACLs and KeyACLs are the member's ACL overrides by package code
 	// and by key.
 	PackageACLs map[string]ACLTerms
@@ -72,6 +73,8 @@ type StatementFact struct {
 	Ordinal   int
 	Statement *acl.Statement
 	Term      *ast.Term
+	// policy is the position of the statement's policy in code order.
+	policy int
 }
 
 // StatementList is an ordered list of statements and its Rego array.
@@ -165,33 +168,17 @@ func statementTerm(s *acl.Statement) *ast.Term {
 	)
 }
 
-// tenantStatements prepares every statement of the tenant, ordered by policy
-// code and index.
-func tenantStatements(t *acl.Tenant) map[string][]*StatementFact {
-	codes := make([]string, 0, len(t.Policies))
-	for c := range t.Policies {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	out := make(map[string][]*StatementFact, len(codes))
-	ordinal := 0
-	for _, c := range codes {
-		for _, s := range t.Policies[c].Statements {
-			out[c] = append(out[c], &StatementFact{Ordinal: ordinal, Statement: s, Term: statementTerm(s)})
-			ordinal++
-		}
-	}
-	return out
+// actionIndex is a tenant's statements by the index keys of their action
+// patterns (see acl.ActionPattern.IndexKey): every statement of every
+// policy, each list in statement order (policy code, then index). It is
+// built once per tenant, immutable and shared by the tenant's members; a
+// member's policySet picks the member's statements out of a list.
+type actionIndex struct {
+	keys  []string           // sorted, for binary search
+	lists [][]*StatementFact // by key, in ordinal order, each statement once
 }
 
-// statementIndex maps action index keys to statement lists, sorted by key
-// for binary search. It is immutable once built and shared.
-type statementIndex struct {
-	keys  []string
-	lists []*StatementList
-}
-
-func (ix *statementIndex) lookup(key string) *StatementList {
+func (ix *actionIndex) lookup(key string) []*StatementFact {
 	lo, hi := 0, len(ix.keys)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -207,75 +194,68 @@ func (ix *statementIndex) lookup(key string) *StatementList {
 	return nil
 }
 
-// indexBuilder builds members' statement indexes for one tenant. Work that
-// does not depend on the member is done once: every policy's statements
-// paired with their action index keys, and each role's and group's policy
-// set. Identical lists and identical indexes are shared between members:
-// with thousands of members the same few statements make up most lists.
-//
-// A (key, statement) pair is packed into a uint64: the key's ID in the
-// upper half (IDs follow the keys' lexical order) and the statement's
-// ordinal in the lower, so that a member's pairs sort as plain integers.
-type indexBuilder struct {
+// policySet is a set of a tenant's policies as a bitset over their
+// positions in code order (StatementFact.policy). Members with the same
+// policies share one.
+type policySet []uint64
+
+func (s policySet) has(policy int) bool {
+	w := policy >> 6
+	return w < len(s) && s[w]&(1<<(policy&63)) != 0
+}
+
+// tenantIndexer builds a tenant's action index and its members' policy
+// sets. Work that does not depend on the member is done once: each role's
+// and group's policies.
+type tenantIndexer struct {
+	index         *actionIndex
 	policyID      map[string]int // policy code → position in code order
-	policyPairs   [][]uint64     // by policy ID, sorted
-	keys          []string       // by key ID, in lexical order
-	facts         []*StatementFact
+	words         int            // length of a policySet
 	rolePolicies  map[string][]int
 	groupPolicies map[string][]int
-	lists         map[string]*StatementList  // by binary ordinal signature
-	indexes       map[string]*statementIndex // by binary policy-set signature
-	scratchIDs    []int
-	scratchPairs  []uint64
+	sets          map[string]policySet // by the set's bytes
+	scratch       policySet
 	scratchSig    []byte
 }
 
-func pack(keyID, ordinal int) uint64 { return uint64(keyID)<<32 | uint64(ordinal) }
-
-func unpack(p uint64) (keyID, ordinal int) { return int(p >> 32), int(p & 0xffffffff) }
-
-func newIndexBuilder(t *acl.Tenant) *indexBuilder {
-	byPolicy := tenantStatements(t)
+func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	codes := make([]string, 0, len(t.Policies))
 	for c := range t.Policies {
 		codes = append(codes, c)
 	}
 	sort.Strings(codes)
-	b := &indexBuilder{
+	b := &tenantIndexer{
+		index:         &actionIndex{},
 		policyID:      make(map[string]int, len(codes)),
-		policyPairs:   make([][]uint64, len(codes)),
+		words:         (len(codes) + 63) / 64,
 		rolePolicies:  make(map[string][]int, len(t.Roles)),
 		groupPolicies: make(map[string][]int, len(t.Groups)),
-		lists:         map[string]*StatementList{},
-		indexes:       map[string]*statementIndex{},
+		sets:          map[string]policySet{},
 	}
-	keySet := map[string]struct{}{}
-	for _, code := range codes {
-		for _, f := range byPolicy[code] {
-			b.facts = append(b.facts, f) // ordinals follow code order
-			for _, a := range f.Statement.Actions {
-				keySet[a.IndexKey] = struct{}{}
-			}
-		}
-	}
-	for k := range keySet {
-		b.keys = append(b.keys, k)
-	}
-	sort.Strings(b.keys)
-	keyID := make(map[string]int, len(b.keys))
-	for i, k := range b.keys {
-		keyID[k] = i
-	}
+	byKey := map[string][]*StatementFact{}
+	ordinal := 0
 	for id, code := range codes {
 		b.policyID[code] = id
-		var pairs []uint64
-		for _, f := range byPolicy[code] {
-			for _, a := range f.Statement.Actions {
-				pairs = append(pairs, pack(keyID[a.IndexKey], f.Ordinal))
+		for _, s := range t.Policies[code].Statements {
+			f := &StatementFact{Ordinal: ordinal, Statement: s, Term: statementTerm(s), policy: id}
+			ordinal++
+			for i, a := range s.Actions {
+				// A statement is listed once under each of its keys.
+				if !slices.ContainsFunc(s.Actions[:i], func(p acl.ActionPattern) bool { return p.IndexKey == a.IndexKey }) {
+					byKey[a.IndexKey] = append(byKey[a.IndexKey], f)
+				}
 			}
 		}
-		slices.Sort(pairs)
-		b.policyPairs[id] = slices.Compact(pairs)
+	}
+	ix := b.index
+	ix.keys = make([]string, 0, len(byKey))
+	for k := range byKey {
+		ix.keys = append(ix.keys, k)
+	}
+	sort.Strings(ix.keys)
+	ix.lists = make([][]*StatementFact, len(ix.keys))
+	for i, k := range ix.keys {
+		ix.lists[i] = slices.Clip(byKey[k])
 	}
 	ids := func(codes []string) []int {
 		out := make([]int, 0, len(codes))
@@ -299,73 +279,39 @@ func newIndexBuilder(t *acl.Tenant) *indexBuilder {
 	return b
 }
 
-// memberIndex indexes the member's statements: those of its direct
-// policies, its roles', its groups' and its groups' roles', each policy
-// counted once.
-func (b *indexBuilder) memberIndex(m *acl.Member) *statementIndex {
-	ids := b.scratchIDs[:0]
+// memberPolicies returns the set of the member's policies: its direct
+// policies, its roles', its groups' and its groups' roles'.
+func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
+	set := b.scratch[:0]
+	set = append(set, make(policySet, b.words)...)
+	add := func(id int) { set[id>>6] |= 1 << (id & 63) }
 	for _, c := range m.Policies {
 		if id, ok := b.policyID[c]; ok {
-			ids = append(ids, id)
+			add(id)
 		}
 	}
 	for _, r := range m.Roles {
-		ids = append(ids, b.rolePolicies[r]...)
+		for _, id := range b.rolePolicies[r] {
+			add(id)
+		}
 	}
 	for _, g := range m.Groups {
-		ids = append(ids, b.groupPolicies[g]...)
+		for _, id := range b.groupPolicies[g] {
+			add(id)
+		}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	b.scratchIDs = ids
+	b.scratch = set
 	sig := b.scratchSig[:0]
-	for _, id := range ids {
-		sig = binary.AppendUvarint(sig, uint64(id))
+	for _, w := range set {
+		sig = binary.LittleEndian.AppendUint64(sig, w)
 	}
 	b.scratchSig = sig
-	if ix, ok := b.indexes[string(sig)]; ok {
-		return ix
+	if shared, ok := b.sets[string(sig)]; ok {
+		return shared
 	}
-	pairs := b.scratchPairs[:0]
-	for _, id := range ids {
-		pairs = append(pairs, b.policyPairs[id]...)
-	}
-	slices.Sort(pairs)
-	pairs = slices.Compact(pairs)
-	b.scratchPairs = pairs
-	ix := &statementIndex{}
-	for i := 0; i < len(pairs); {
-		key, _ := unpack(pairs[i])
-		j := i
-		for j < len(pairs) && pairs[j]>>32 == pairs[i]>>32 {
-			j++
-		}
-		ix.keys = append(ix.keys, b.keys[key])
-		ix.lists = append(ix.lists, b.sharedList(pairs[i:j]))
-		i = j
-	}
-	b.indexes[string(sig)] = ix
-	return ix
-}
-
-// sharedList returns the one StatementList with exactly these statements
-// (pairs of one key, in statement order).
-func (b *indexBuilder) sharedList(pairs []uint64) *StatementList {
-	sig := b.scratchSig[len(b.scratchSig):]
-	for _, p := range pairs {
-		sig = binary.AppendUvarint(sig, p&0xffffffff)
-	}
-	if l, ok := b.lists[string(sig)]; ok {
-		return l
-	}
-	facts := make([]*StatementFact, len(pairs))
-	for i, p := range pairs {
-		_, ordinal := unpack(p)
-		facts[i] = b.facts[ordinal]
-	}
-	l := newStatementList(facts)
-	b.lists[string(sig)] = l
-	return l
+	shared := slices.Clone(set)
+	b.sets[string(sig)] = shared
+	return shared
 }
 
 func newStatementList(facts []*StatementFact) *StatementList {
@@ -378,57 +324,43 @@ func newStatementList(facts []*StatementFact) *StatementList {
 
 var emptyStatements = newStatementList(nil)
 
+// maxIndexLists bounds the index lists a lookup merges: an action has at
+// most three parts, hence four keys (see acl.ActionIndexKeys).
+const maxIndexLists = 4
+
 // StatementsFor returns the member's statements whose action patterns could
 // match the action (lower case), in policy order, each once. Keys is scratch
 // space for the index keys and may be nil.
 func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *StatementList {
 	keys = acl.ActionIndexKeys(actionLower, keys)
-	var found [4]*StatementList
-	n := 0
+	var facts []*StatementFact
+	lists := 0
 	for _, k := range keys {
-		if l := m.statements.lookup(k); l != nil {
-			if n == len(found) {
-				break
-			}
-			found[n] = l
-			n++
-		}
-	}
-	switch n {
-	case 0:
-		return emptyStatements
-	case 1:
-		return found[0]
-	}
-	return mergeStatementLists(found[:n])
-}
-
-// mergeStatementLists merges ordered lists by ordinal, dropping duplicates.
-func mergeStatementLists(lists []*StatementList) *StatementList {
-	total := 0
-	for _, l := range lists {
-		total += len(l.Facts)
-	}
-	merged := make([]*StatementFact, 0, total)
-	pos := make([]int, len(lists))
-	for {
-		best := -1
-		for i, l := range lists {
-			if pos[i] < len(l.Facts) && (best < 0 || l.Facts[pos[i]].Ordinal < lists[best].Facts[pos[best]].Ordinal) {
-				best = i
+		n := len(facts)
+		for _, f := range m.index.lookup(k) {
+			if m.policies.has(f.policy) {
+				facts = append(facts, f)
 			}
 		}
-		if best < 0 {
-			break
-		}
-		f := lists[best].Facts[pos[best]]
-		pos[best]++
-		if n := len(merged); n > 0 && merged[n-1] == f {
+		if len(facts) == n {
 			continue
 		}
-		merged = append(merged, f)
+		if lists == maxIndexLists {
+			facts = facts[:n]
+			break
+		}
+		lists++
 	}
-	return newStatementList(merged)
+	switch {
+	case lists == 0:
+		return emptyStatements
+	case lists > 1:
+		// A statement is listed under each of its keys: merge by ordinal,
+		// each once.
+		slices.SortFunc(facts, func(a, b *StatementFact) int { return a.Ordinal - b.Ordinal })
+		facts = slices.Compact(facts)
+	}
+	return newStatementList(facts)
 }
 
 // objectAssignments inverts the tenant's resource groups: lower-cased object

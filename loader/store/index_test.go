@@ -1,0 +1,124 @@
+package store
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/test/worldgen"
+)
+
+// TestActionIndexMatchesMemberIndexes checks, on generated worlds, that the
+// tenant action index with per-member policy sets hands Rego exactly the
+// statements (same order, each once) that the per-member statement indexes
+// it replaced did, for every member and every action of the world plus
+// actions of fewer parts and unknown ones.
+func TestActionIndexMatchesMemberIndexes(t *testing.T) {
+	big := worldgen.Bench
+	big.Members = 1000
+	if testing.Short() {
+		big.Members = 100
+	}
+	for _, spec := range []worldgen.Spec{worldgen.Small, big} {
+		w := worldgen.Generate(spec)
+		var ps acl.Problems
+		doc := acl.Parse(w.Data()["verdict"].(map[string]any), nil, &ps)
+		if err := ps.Err(); err != nil {
+			t.Fatal(err)
+		}
+		actions := []string{"", "finmars", "other", "other:thing:do", "finmars:nothing:list"}
+		for v := 0; v < spec.ViewSets; v++ {
+			vs := fmt.Sprintf("finmars:viewset%03d", v)
+			actions = append(actions, vs)
+			for _, a := range []string{"list", "retrieve", "create", "update", "partial_update", "destroy", "other"} {
+				actions = append(actions, vs+":"+a)
+			}
+		}
+		for code, tenant := range doc.Tenants {
+			old := newIndexBuilder(tenant)
+			ix := newTenantIndexer(tenant)
+			compared, nonEmpty := 0, 0
+			first := firstOrdinals(tenant)
+			for name, m := range tenant.Members {
+				mine := tenant.MemberPolicies(m)
+				rec := &MemberRecord{index: ix.index, policies: ix.memberPolicies(m)}
+				oldIndex := old.memberIndex(m)
+				for _, action := range actions {
+					want := factRefs(oldStatementsFor(oldIndex, action, nil))
+					got := factRefs(rec.StatementsFor(action, nil))
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s/%s, %q: statements %v, want %v", code, name, action, got, want)
+					}
+					if naive := naiveStatements(tenant, first, mine, action); !reflect.DeepEqual(naive, want) {
+						t.Fatalf("%s/%s, %q: the plain reading gives %v, the index %v", code, name, action, naive, want)
+					}
+					compared++
+					if len(want) > 0 {
+						nonEmpty++
+					}
+				}
+			}
+			if nonEmpty == 0 || nonEmpty == compared {
+				t.Fatalf("%s: %d of %d lookups found statements: the world does not exercise both cases", code, nonEmpty, compared)
+			}
+			t.Logf("%s (%d members): %d lookups, %d with statements", code, len(tenant.Members), compared, nonEmpty)
+		}
+	}
+}
+
+type factRef struct {
+	ordinal int
+	policy  string
+	index   int
+}
+
+func factRefs(l *StatementList) []factRef {
+	out := []factRef{}
+	for _, f := range l.Facts {
+		out = append(out, factRef{f.Ordinal, f.Statement.Policy, f.Statement.Index})
+	}
+	if l.Array.Value.(interface{ Len() int }).Len() != len(l.Facts) {
+		panic("the Rego array and the facts differ in length")
+	}
+	return out
+}
+
+// firstOrdinals gives each policy the ordinal of its first statement:
+// statements are numbered in policy code order, then index.
+func firstOrdinals(t *acl.Tenant) map[string]int {
+	codes := make([]string, 0, len(t.Policies))
+	for c := range t.Policies {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	out := make(map[string]int, len(codes))
+	ordinal := 0
+	for _, c := range codes {
+		out[c] = ordinal
+		ordinal += len(t.Policies[c].Statements)
+	}
+	return out
+}
+
+// naiveStatements is a plain reading of what StatementsFor promises: every
+// statement of the member's policies (mine: acl.Tenant.MemberPolicies,
+// sorted by code; statements in order) with an action pattern whose index
+// key is one of the action's.
+func naiveStatements(t *acl.Tenant, first map[string]int, mine []string, actionLower string) []factRef {
+	keys := acl.ActionIndexKeys(actionLower, nil)
+	out := []factRef{}
+	for _, c := range mine {
+		p := t.Policies[c]
+		if p == nil {
+			continue
+		}
+		for i, s := range p.Statements {
+			if slices.ContainsFunc(s.Actions, func(a acl.ActionPattern) bool { return slices.Contains(keys, a.IndexKey) }) {
+				out = append(out, factRef{first[c] + i, s.Policy, s.Index})
+			}
+		}
+	}
+	return out
+}
