@@ -14,45 +14,53 @@ package verdict.engine
 
 # --- outcome -----------------------------------------------------------------
 
-# verdict is the first layer that denies, with the grants of the layers that
-# passed before it.
-verdict := {"denies": tenant_denies, "grants": []} if {
+# decision is the answer of the first layer that denies, with the grants of
+# the layers that passed before it; or, when none denies, an allow with every
+# layer's grants.
+decision := deny_decision(tenant_denies, []) if {
 	count(tenant_denies) > 0
-} else := {"denies": route_denies, "grants": []} if {
+} else := deny_decision(route_denies, []) if {
 	count(route_denies) > 0
-} else := {"denies": pkg.denies, "grants": []} if {
+} else := deny_decision(pkg.denies, []) if {
 	count(pkg.denies) > 0
-} else := {"denies": iam.denies, "grants": pkg.grants} if {
+} else := deny_decision(iam.denies, pkg.grants) if {
 	count(iam.denies) > 0
-} else := {"denies": delegation.denies, "grants": array.concat(pkg.grants, iam.grants)} if {
+} else := deny_decision(delegation.denies, array.concat(pkg.grants, iam.grants)) if {
 	count(delegation.denies) > 0
-} else := {"denies": ext_denies, "grants": array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)} if {
+} else := deny_decision(ext_denies, grants) if {
 	count(ext_denies) > 0
-} else := {"denies": [], "grants": array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)}
-
-decision := {
+} else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "public",
 	"fields": ["id", "user_code", "public_name"],
-	"reasons": verdict.grants,
+	"reasons": grants,
 } if {
-	count(verdict.denies) == 0
 	iam.public
 } else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "full",
 	"fields": [],
-	"reasons": verdict.grants,
-} if {
-	count(verdict.denies) == 0
-} else := {
+	"reasons": grants,
+}
+
+deny_decision(denies, granted) := {
 	"allow": false,
-	"status": deny_status(verdict.denies[0]),
+	"status": deny_status(denies[0]),
 	"visibility": "none",
 	"fields": [],
-	"reasons": array.concat(verdict.grants, verdict.denies),
+	"reasons": array.concat(granted, denies),
+}
+
+# grants are the reasons of every layer that grants, in layer order.
+grants := array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)
+
+# verdict splits the decision's reasons into the deciding layer's denies and
+# the grants before it (used by the list plan).
+verdict := {
+	"denies": [r | some r in decision.reasons; r.effect == "deny"],
+	"grants": [r | some r in decision.reasons; r.effect != "deny"],
 }
 
 # deny_status is what the calling service should answer for a deny.
@@ -270,6 +278,11 @@ iam := {"denies": [], "grants": []} if {
 	"message": sprintf("Member %q owns the object.", [input.member]),
 }]} if {
 	input.resource.owner == input.member
+} else := {"denies": [iam_deny("iam.no_allow", sprintf(
+	"%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
+	[user_frn, action_name, action_resource, action_name],
+))], "grants": []} if {
+	count(applicable_allows) == 0
 } else := {"denies": [], "grants": [
 	{
 		"layer": "iam",
@@ -288,19 +301,11 @@ iam := {"denies": [], "grants": []} if {
 	"effect": "allow",
 	"message": sprintf("%s is a reference to an object the member may not read: only its public fields (id, user_code, public_name) are visible.", [input.resource.frn]),
 }], "public": true} if {
-	some s in applicable
-	s.effect == "allow"
 	input.resource.reference == true
 	read_action
 } else := {"denies": [iam_deny("resource.not_covered", sprintf(
 	"%s is not authorized to perform: %s on resource: %s because no access policy that allows the '%s' action covers this object.",
 	[user_frn, action_name, input.resource.frn, action_name],
-))], "grants": []} if {
-	some s in applicable
-	s.effect == "allow"
-} else := {"denies": [iam_deny("iam.no_allow", sprintf(
-	"%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
-	[user_frn, action_name, action_resource, action_name],
 ))], "grants": []}
 
 iam_deny(code, message) := {"layer": "iam", "code": code, "effect": "deny", "message": message}
@@ -333,6 +338,12 @@ applicable := [s |
 		data.verdict.conditions[c] == true
 	}
 ]
+
+# applicable_allows: the applicable Allow statements. With none, the request
+# is denied with iam.no_allow; with some, it is allowed by the first that
+# covers the object, shown public fields of a referenced object, or denied
+# with resource.not_covered.
+applicable_allows := [s | some s in applicable; s.effect == "allow"]
 
 # A Deny covers a request for an object when one of its resources covers the
 # object; a request with no object only when it lists "*".
