@@ -12,10 +12,10 @@ import (
 )
 
 // demoEngine loads the embedded demo bundle.
-func demoEngine(tb testing.TB) *decision.Engine {
+func demoEngine(tb testing.TB, opts ...decision.EngineOption) *decision.Engine {
 	tb.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
+	engine := decision.NewEngine(quiet, opts...)
 	ld, err := loader.New(engine, quiet)
 	if err != nil {
 		tb.Fatal(err)
