@@ -306,7 +306,7 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 			return nil, err
 		}
 		if member != nil {
-			factItems = append(factItems, [2]*ast.Term{keyMember, member.Facts})
+			factItems = append(factItems, [2]*ast.Term{keyMember, member.Facts()})
 			if f.action != "" {
 				statements := member.StatementsFor(actionLower, nil)
 				factItems = append(factItems, [2]*ast.Term{keyStatements, statements.Array})

@@ -46,7 +46,7 @@ func SnapshotWithout(s *Store, table string) (*Snapshot, error) {
 }
 
 // SnapshotWithCorruptMember is a snapshot of s in which the member's record
-// has lost its facts and its statement index; s itself is left unchanged.
+// has lost its member, its group facts and its statement index; s itself is left unchanged.
 func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error) {
 	db := s.db.Snapshot()
 	txn := db.Txn(true)
@@ -56,7 +56,7 @@ func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error)
 		return nil, fmt.Errorf("member %s/%s: %v", tenant, name, err)
 	}
 	rec := *obj.(*MemberRecord)
-	rec.Facts, rec.index = nil, nil
+	rec.Member, rec.groups, rec.index = nil, nil, nil
 	if err := txn.Insert(tableMembers, &rec); err != nil {
 		txn.Abort()
 		return nil, err

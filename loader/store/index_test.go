@@ -6,11 +6,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/test/worldgen"
 )
 
-// TestActionIndexMatchesMemberIndexes checks, on generated worlds, that the
+// TestActionIndexMatchesMemberIndexes checks, on generated worlds, that
+// member facts built on demand equal those once built at load time, and that the
 // tenant action index with per-member policy sets hands Rego exactly the
 // statements (same order, each once) that the per-member statement indexes
 // it replaced did, for every member and every action of the world plus
@@ -41,9 +44,13 @@ func TestActionIndexMatchesMemberIndexes(t *testing.T) {
 			ix := newTenantIndexer(tenant)
 			compared, nonEmpty := 0, 0
 			first := firstOrdinals(tenant)
+			groups := newGroupFactsInterner()
 			for name, m := range tenant.Members {
 				mine := tenant.MemberPolicies(m)
-				rec := &MemberRecord{index: ix.index, policies: ix.memberPolicies(m)}
+				rec := &MemberRecord{Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m)}
+				if got, want := rec.Facts(), prebuiltMemberFacts(m); got.Value.Compare(want.Value) != 0 {
+					t.Fatalf("%s/%s: facts %v, want %v", code, name, got, want)
+				}
 				oldIndex := old.memberIndex(m)
 				for _, action := range actions {
 					want := factRefs(oldStatementsFor(oldIndex, action, nil))
@@ -121,4 +128,37 @@ func naiveStatements(t *acl.Tenant, first map[string]int, mine []string, actionL
 		}
 	}
 	return out
+}
+
+// prebuiltMemberFacts is how the store built member facts at load time
+// before they were built on demand by MemberRecord.Facts.
+func prebuiltMemberFacts(m *acl.Member) *ast.Term {
+	groups := make([]*ast.Term, len(m.Groups))
+	for i, g := range m.Groups {
+		groups[i] = ast.StringTerm(g)
+	}
+	principals := m.Principals()
+	pterms := make([]*ast.Term, len(principals))
+	for i, p := range principals {
+		pterms[i] = ast.StringTerm(p)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("name"), ast.StringTerm(m.Name)),
+		ast.Item(ast.StringTerm("is_admin"), ast.BooleanTerm(m.IsAdmin)),
+		ast.Item(ast.StringTerm("groups"), ast.SetTerm(groups...)),
+		ast.Item(ast.StringTerm("principals"), ast.SetTerm(pterms...)),
+	)
+}
+
+// BenchmarkMemberFacts measures building a member's facts on demand (once
+// per decision that names a member).
+func BenchmarkMemberFacts(b *testing.B) {
+	m := &acl.Member{Name: "m01234", Groups: []string{"g001", "g017"}}
+	rec := &MemberRecord{Member: m, groups: newGroupFactsInterner().facts(m.Groups)}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if rec.Facts() == nil {
+			b.Fatal("no facts")
+		}
+	}
 }

@@ -53,9 +53,9 @@ type MemberRecord struct {
 	Tenant string
 	Name   string
 	Member *acl.Member
-	// Facts is the member as Rego sees it: {name, is_admin, groups,
-	// principals}.
-	Facts *ast.Term
+	// groups are the member's groups as Rego terms, shared by the members
+	// with the same groups (see Facts).
+	groups *groupFacts
 	// index is the tenant's statements by action (shared by its members);
 	// policies are the member's policies in it (shared by the members with
 	// the same policies).
@@ -119,21 +119,83 @@ func tenantFacts(t *acl.Tenant) *ast.Term {
 	)
 }
 
-func memberFacts(m *acl.Member) *ast.Term {
-	groups := make([]*ast.Term, len(m.Groups))
-	for i, g := range m.Groups {
-		groups[i] = ast.StringTerm(g)
+// groupFacts are the parts of a member's facts that come from its groups.
+type groupFacts struct {
+	set        *ast.Term   // {group, …}
+	principals []*ast.Term // "*", then "group:<code>" for each group
+}
+
+// groupFactsInterner builds one groupFacts per distinct list of groups.
+type groupFactsInterner struct {
+	byList map[string]*groupFacts
+	terms  map[string]*ast.Term // one term per string
+	key    []byte
+}
+
+func newGroupFactsInterner() *groupFactsInterner {
+	return &groupFactsInterner{byList: map[string]*groupFacts{}, terms: map[string]*ast.Term{}}
+}
+
+func (in *groupFactsInterner) term(s string) *ast.Term {
+	t, ok := in.terms[s]
+	if !ok {
+		t = ast.StringTerm(s)
+		in.terms[s] = t
 	}
-	principals := m.Principals()
-	pterms := make([]*ast.Term, len(principals))
-	for i, p := range principals {
-		pterms[i] = ast.StringTerm(p)
+	return t
+}
+
+func (in *groupFactsInterner) facts(groups []string) *groupFacts {
+	key := in.key[:0]
+	for _, g := range groups {
+		key = append(append(key, g...), 0)
+	}
+	in.key = key
+	if gf, ok := in.byList[string(key)]; ok {
+		return gf
+	}
+	set := make([]*ast.Term, len(groups))
+	principals := make([]*ast.Term, 0, 1+len(groups))
+	principals = append(principals, in.term("*"))
+	for i, g := range groups {
+		set[i] = in.term(g)
+		principals = append(principals, in.term("group:"+g))
+	}
+	gf := &groupFacts{set: ast.SetTerm(set...), principals: principals}
+	in.byList[string(key)] = gf
+	return gf
+}
+
+// Pre-built keys and values of member facts.
+var (
+	keyName       = ast.StringTerm("name")
+	keyIsAdmin    = ast.StringTerm("is_admin")
+	keyGroups     = ast.StringTerm("groups")
+	keyPrincipals = ast.StringTerm("principals")
+	trueTerm      = ast.BooleanTerm(true)
+	falseTerm     = ast.BooleanTerm(false)
+)
+
+// Facts returns the member as Rego sees it:
+//
+//	{name, is_admin, groups: {group, …},
+//	 principals: {"*", "member:<name>", "group:<code>", …}}
+//
+// It is built on each call from the member and its shared group terms
+// rather than kept for every member of the store.
+func (m *MemberRecord) Facts() *ast.Term {
+	principals := make([]*ast.Term, 0, 1+len(m.groups.principals))
+	principals = append(principals, m.groups.principals...)
+	principals = append(principals, ast.StringTerm("member:"+m.Member.Name))
+	isAdmin := falseTerm
+	if m.Member.IsAdmin {
+		isAdmin = trueTerm
 	}
 	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("name"), ast.StringTerm(m.Name)),
-		ast.Item(ast.StringTerm("is_admin"), ast.BooleanTerm(m.IsAdmin)),
-		ast.Item(ast.StringTerm("groups"), ast.SetTerm(groups...)),
-		ast.Item(ast.StringTerm("principals"), ast.SetTerm(pterms...)),
+		[2]*ast.Term{keyName, ast.StringTerm(m.Member.Name)},
+		[2]*ast.Term{keyIsAdmin, isAdmin},
+		[2]*ast.Term{keyGroups, m.groups.set},
+		[2]*ast.Term{keyPrincipals, ast.SetTerm(principals...)},
 	)
 }
 

@@ -85,8 +85,9 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
 	}
 	ix := newTenantIndexer(t)
+	groups := newGroupFactsInterner()
 	for name, m := range t.Members {
-		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, Facts: memberFacts(m), index: ix.index, policies: ix.memberPolicies(m),
+		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m),
 			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
 		if err := w.txn.Insert(tableMembers, rec); err != nil {
 			return fmt.Errorf("insert member %s/%s: %w", t.Code, name, err)

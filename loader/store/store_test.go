@@ -136,7 +136,7 @@ func TestReaderLookups(t *testing.T) {
 	if err != nil || m == nil {
 		t.Fatalf("Member(acme, bob) = %v, %v", m, err)
 	}
-	if m.Tenant != "acme" || m.Name != "bob" || m.Member != tenant.Members["bob"] || m.Facts == nil {
+	if m.Tenant != "acme" || m.Name != "bob" || m.Member != tenant.Members["bob"] || m.Facts() == nil {
 		t.Errorf("member record = %+v", m)
 	}
 	for _, tc := range [][2]string{{"acme", "Bob"}, {"acme", "eve"}, {"other", "bob"}, {"", "bob"}} {
