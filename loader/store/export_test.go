@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"maps"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -50,14 +51,16 @@ func SnapshotWithout(s *Store, table string) (*Snapshot, error) {
 func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error) {
 	db := s.db.Snapshot()
 	txn := db.Txn(true)
-	obj, err := txn.First(tableMembers, indexID, tenant, name)
-	if err != nil || obj == nil {
+	obj, err := txn.First(tableMembers, indexID, tenant)
+	if err != nil || obj == nil || obj.(*MembersRecord).Members[name] == nil {
 		txn.Abort()
 		return nil, fmt.Errorf("member %s/%s: %v", tenant, name, err)
 	}
-	rec := *obj.(*MemberRecord)
+	members := &MembersRecord{Tenant: tenant, Members: maps.Clone(obj.(*MembersRecord).Members)}
+	rec := *members.Members[name]
 	rec.Member, rec.groups, rec.index = nil, nil, nil
-	if err := txn.Insert(tableMembers, &rec); err != nil {
+	members.Members[name] = &rec
+	if err := txn.Insert(tableMembers, members); err != nil {
 		txn.Abort()
 		return nil, err
 	}

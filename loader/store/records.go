@@ -48,6 +48,13 @@ type PackageRecord struct {
 	ACL     ACLTerms
 }
 
+// MembersRecord holds a tenant's members by name. It is immutable once
+// stored.
+type MembersRecord struct {
+	Tenant  string
+	Members map[string]*MemberRecord
+}
+
 // MemberRecord is a loaded member with its statements pre-indexed.
 type MemberRecord struct {
 	Tenant string

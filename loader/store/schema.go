@@ -1,5 +1,5 @@
 // Package store keeps verdict's loaded ACL facts in go-memdb: tenants, their
-// members with pre-indexed statements, object-to-resource-group assignments,
+// members with their statements indexed by action, object-to-resource-group assignments,
 // services and route tables.
 //
 // Writers change the database inside one write transaction; readers take a
@@ -61,19 +61,15 @@ func tenantsTable() *memdb.TableSchema {
 	}
 }
 
-// membersTable holds one MemberRecord per tenant member, with the member's
-// statements indexed by action.
+// membersTable holds one MembersRecord per tenant: the tenant's members by
+// name, in a plain map that is replaced as a whole with the tenant (a radix
+// tree entry per member cost ~0.8 KiB and an insert each at load).
 func membersTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableMembers,
 		Indexes: map[string]*memdb.IndexSchema{
-			// id looks a member up by tenant code and member name.
-			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "Tenant"},
-				&memdb.StringFieldIndex{Field: "Name"},
-			}}},
-			// tenant finds every member of a tenant.
-			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+			// id looks a tenant's members up by tenant code.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
 		},
 	}
 }

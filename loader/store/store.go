@@ -86,12 +86,18 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	}
 	ix := newTenantIndexer(t)
 	groups := newGroupFactsInterner()
+	members := &MembersRecord{Tenant: t.Code, Members: make(map[string]*MemberRecord, len(t.Members))}
+	records := make([]MemberRecord, len(t.Members))
+	i := 0
 	for name, m := range t.Members {
-		rec := &MemberRecord{Tenant: t.Code, Name: name, Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m),
+		rec := &records[i]
+		i++
+		*rec = MemberRecord{Tenant: t.Code, Name: name, Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m),
 			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
-		if err := w.txn.Insert(tableMembers, rec); err != nil {
-			return fmt.Errorf("insert member %s/%s: %w", t.Code, name, err)
-		}
+		members.Members[name] = rec
+	}
+	if err := w.txn.Insert(tableMembers, members); err != nil {
+		return fmt.Errorf("insert members of %s: %w", t.Code, err)
 	}
 	for frn, groups := range objectAssignments(t) {
 		if err := w.txn.Insert(tableObjectGroups, &ObjectGroupsRecord{Tenant: t.Code, FRN: frn, Groups: groups}); err != nil {
@@ -108,7 +114,7 @@ func (w *WriteTxn) DeleteTenant(code string) error {
 	if _, err := w.txn.DeleteAll(tableTenants, indexID, code); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", code, err)
 	}
-	if _, err := w.txn.DeleteAll(tableMembers, indexTenant, code); err != nil {
+	if _, err := w.txn.DeleteAll(tableMembers, indexID, code); err != nil {
 		return fmt.Errorf("delete members of %s: %w", code, err)
 	}
 	if _, err := w.txn.DeleteAll(tableObjectGroups, indexTenant, code); err != nil {
@@ -237,11 +243,11 @@ func (r *Reader) Tenant(code string) (*TenantRecord, error) {
 
 // Member returns the tenant's member, or nil.
 func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
-	obj, err := r.txn.First(tableMembers, indexID, tenant, name)
+	obj, err := r.txn.First(tableMembers, indexID, tenant)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "member", name)
 	}
-	return obj.(*MemberRecord), nil
+	return obj.(*MembersRecord).Members[name], nil
 }
 
 // ObjectGroups returns the resource groups (lower case) the tenant's bundle
@@ -311,15 +317,14 @@ func (r *Reader) Services() ([]*ServiceRecord, error) {
 
 // Members counts the tenant's members.
 func (r *Reader) Members(tenant string) (int, error) {
-	it, err := r.txn.Get(tableMembers, indexTenant, tenant)
+	obj, err := r.txn.First(tableMembers, indexID, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("list members of %s: %w", tenant, err)
 	}
-	n := 0
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		n++
+	if obj == nil {
+		return 0, nil
 	}
-	return n, nil
+	return len(obj.(*MembersRecord).Members), nil
 }
 
 func wrap(err error, what, key string) error {
