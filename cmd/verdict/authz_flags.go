@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"log/slog"
+
 	"github.com/spf13/pflag"
 
 	"github.com/verdict-authz/verdict/decision/httpapi"
@@ -15,6 +18,8 @@ type authzFlags struct {
 	memberHeader  string
 	jwksFile      string
 	memberClaim   string
+	jwtIssuer     string
+	jwtAudience   string
 }
 
 func (a *authzFlags) register(f *pflag.FlagSet) {
@@ -25,9 +30,14 @@ func (a *authzFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&a.memberHeader, "authz-member-header", "", "/v1/authz: trusted header naming the member (only if the proxy strips it from clients)")
 	f.StringVar(&a.jwksFile, "authz-jwks-file", "", "/v1/authz: JWKS file verifying Authorization: Bearer JWTs")
 	f.StringVar(&a.memberClaim, "authz-member-claim", "sub", "/v1/authz: JWT claim naming the member")
+	f.StringVar(&a.jwtIssuer, "authz-jwt-issuer", "", "/v1/authz: refuse bearer JWTs whose iss is missing or not this value (needs --authz-jwks-file)")
+	f.StringVar(&a.jwtAudience, "authz-jwt-audience", "", "/v1/authz: refuse bearer JWTs whose aud is missing or does not contain this value (needs --authz-jwks-file)")
 }
 
-func (a *authzFlags) options() (httpapi.AuthzOptions, error) {
+// options builds the /v1/authz options; errors are about --authz-jwks-file
+// (the caller prefixes the flag name). It warns on log when JWTs are verified
+// without an audience check.
+func (a *authzFlags) options(log *slog.Logger) (httpapi.AuthzOptions, error) {
 	o := httpapi.AuthzOptions{
 		Tenant:        a.tenant,
 		TenantHeader:  a.tenantHeader,
@@ -35,13 +45,23 @@ func (a *authzFlags) options() (httpapi.AuthzOptions, error) {
 		ServiceHeader: a.serviceHeader,
 		MemberHeader:  a.memberHeader,
 		MemberClaim:   a.memberClaim,
+		Issuer:        a.jwtIssuer,
+		Audience:      a.jwtAudience,
 	}
-	if a.jwksFile != "" {
-		set, err := httpapi.LoadJWKS(a.jwksFile)
-		if err != nil {
-			return o, err
+	if a.jwksFile == "" {
+		if a.jwtIssuer != "" || a.jwtAudience != "" {
+			return o, errors.New("required by --authz-jwt-issuer and --authz-jwt-audience (they check bearer JWTs, which are verified only against a JWKS)")
 		}
-		o.JWKS = set
+		return o, nil
+	}
+	set, err := httpapi.LoadJWKS(a.jwksFile)
+	if err != nil {
+		return o, err
+	}
+	o.JWKS = set
+	if a.jwtAudience == "" {
+		log.Warn("/v1/authz: --authz-jwks-file without --authz-jwt-audience: a bearer JWT signed by a key in the JWKS is accepted whatever its audience (OPA and Envoy jwt_authn setups usually check it); set --authz-jwt-audience",
+			"jwks_file", a.jwksFile)
 	}
 	return o, nil
 }

@@ -117,7 +117,7 @@ func run(ctx context.Context, o runOptions) error {
 	}
 	log.Info("bundles loaded", "count", len(sources), "duration", time.Since(start))
 
-	authzOpts, err := o.authz.options()
+	authzOpts, err := o.authz.options(log)
 	if err != nil {
 		return fmt.Errorf("--authz-jwks-file: %w", err)
 	}

@@ -34,6 +34,16 @@ type AuthzOptions struct {
 	// the token's MemberClaim (default "sub"). A bad token is a 401.
 	JWKS        jwk.Set
 	MemberClaim string
+	// Issuer, when set, is the "iss" a bearer token must carry; Audience,
+	// when set, is a value its "aud" (a string or an array of strings)
+	// must contain. A token missing either, or carrying another value, is
+	// refused like an expired or forged one (401 token.invalid). Unset,
+	// neither claim is checked.
+	Issuer   string
+	Audience string
+
+	// parseOptions verify and validate a bearer token (built by withDefaults).
+	parseOptions []jwt.ParseOption
 }
 
 func (o *AuthzOptions) withDefaults() *AuthzOptions {
@@ -49,6 +59,15 @@ func (o *AuthzOptions) withDefaults() *AuthzOptions {
 	}
 	if out.MemberClaim == "" {
 		out.MemberClaim = "sub"
+	}
+	if out.JWKS != nil {
+		out.parseOptions = []jwt.ParseOption{jwt.WithKeySet(out.JWKS), jwt.WithValidate(true)}
+		if out.Issuer != "" {
+			out.parseOptions = append(out.parseOptions, jwt.WithIssuer(out.Issuer))
+		}
+		if out.Audience != "" {
+			out.parseOptions = append(out.parseOptions, jwt.WithAudience(out.Audience))
+		}
 	}
 	return &out
 }
@@ -145,8 +164,14 @@ func (s *Server) authzMember(r *http.Request) (string, error) {
 	o := s.authz
 	if o.JWKS != nil {
 		if token, ok := bearerToken(r); ok {
-			tok, err := jwt.Parse([]byte(token), jwt.WithKeySet(o.JWKS), jwt.WithValidate(true))
-			if err != nil {
+			tok, err := jwt.Parse([]byte(token), o.parseOptions...)
+			switch {
+			case err == nil:
+			case errors.Is(err, jwt.InvalidIssuerError()):
+				return "", fmt.Errorf("the bearer token's issuer (claim \"iss\") is missing or is not %q: %w", o.Issuer, err)
+			case errors.Is(err, jwt.InvalidAudienceError()):
+				return "", fmt.Errorf("the bearer token's audience (claim \"aud\") is missing or does not include %q: %w", o.Audience, err)
+			default:
 				return "", fmt.Errorf("the bearer token is not valid: %w", err)
 			}
 			var member string

@@ -64,8 +64,16 @@ func nginxBinary(t *testing.T) string {
 	return ""
 }
 
-// keys makes an RSA key, writes its public JWKS and returns a token signer.
-func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp time.Time) string) {
+// Every token names this issuer; verdict runs with --authz-jwt-issuer and
+// --authz-jwt-audience set to them.
+const (
+	issuer   = "https://id.example.com/"
+	audience = "verdict"
+)
+
+// keys makes an RSA key, writes its public JWKS and returns a token signer
+// (for audience) and one for any audience.
+func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp time.Time) string, signFor func(aud, sub string, exp time.Time) string) {
 	t.Helper()
 	raw, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -91,8 +99,8 @@ func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp 
 	if err := os.WriteFile(jwksPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sign = func(sub string, exp time.Time) string {
-		tok, err := jwt.NewBuilder().Subject(sub).Expiration(exp).Build()
+	signFor = func(aud, sub string, exp time.Time) string {
+		tok, err := jwt.NewBuilder().Issuer(issuer).Audience([]string{aud}).Subject(sub).Expiration(exp).Build()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +110,8 @@ func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp 
 		}
 		return string(signed)
 	}
-	return jwksPath, sign
+	sign = func(sub string, exp time.Time) string { return signFor(audience, sub, exp) }
+	return jwksPath, sign, signFor
 }
 
 func TestNginxAuthRequest(t *testing.T) {
@@ -113,7 +122,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build verdict: %v\n%s", err, out)
 	}
-	jwksPath, sign := keys(t, dir)
+	jwksPath, sign, signFor := keys(t, dir)
 
 	// The upstream service: says who asked and which decision let it through.
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +133,8 @@ func TestNginxAuthRequest(t *testing.T) {
 	verdictAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v := exec.CommandContext(ctx, bin, "run", "--addr", verdictAddr, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath)
+	v := exec.CommandContext(ctx, bin, "run", "--addr", verdictAddr, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
+		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience)
 	v.Stderr = os.Stderr
 	if err := v.Start(); err != nil {
 		t.Fatal(err)
@@ -183,6 +193,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false},
 		{"no token is anonymous: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "iam.anonymous", false},
 		{"expired token: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Now().Add(-time.Hour)), 401, "token.invalid", false},
+		{"token for another audience: 401", "GET", "/api/v1/portfolios/portfolio/", signFor("billing", "user_a", time.Now().Add(time.Hour)), 401, "token.invalid", false},
 		{"forged token: 401", "GET", "/api/v1/portfolios/portfolio/", valid[:len(valid)-4] + "AAAA", 401, "token.invalid", false},
 		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false},
 		{"admin may delete", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true},

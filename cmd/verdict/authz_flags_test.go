@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A JWKS without --authz-jwt-audience warns once; with it, no warning and
+// both claims reach the options; issuer or audience without a JWKS is an
+// error rather than a check that never runs.
+func TestAuthzJWTFlags(t *testing.T) {
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		flags     authzFlags
+		wantWarn  bool
+		wantError bool
+	}{
+		{"no JWKS", authzFlags{}, false, false},
+		{"JWKS without audience warns", authzFlags{jwksFile: jwks}, true, false},
+		{"JWKS with issuer only warns", authzFlags{jwksFile: jwks, jwtIssuer: "https://id.example.com/"}, true, false},
+		{"JWKS with audience", authzFlags{jwksFile: jwks, jwtIssuer: "https://id.example.com/", jwtAudience: "verdict"}, false, false},
+		{"audience without JWKS", authzFlags{jwtAudience: "verdict"}, false, true},
+		{"issuer without JWKS", authzFlags{jwtIssuer: "https://id.example.com/"}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			o, err := tt.flags.options(slog.New(slog.NewTextHandler(&logs, nil)))
+			if (err != nil) != tt.wantError {
+				t.Fatalf("error %v, want error %v", err, tt.wantError)
+			}
+			if warned := strings.Count(logs.String(), "level=WARN"); warned != map[bool]int{true: 1}[tt.wantWarn] {
+				t.Errorf("%d warnings, want %v:\n%s", warned, tt.wantWarn, logs.String())
+			}
+			if err == nil && (o.Issuer != tt.flags.jwtIssuer || o.Audience != tt.flags.jwtAudience) {
+				t.Errorf("options issuer %q audience %q, want %q %q", o.Issuer, o.Audience, tt.flags.jwtIssuer, tt.flags.jwtAudience)
+			}
+		})
+	}
+}
