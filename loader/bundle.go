@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/loader/filter"
 
 	"github.com/verdict-authz/verdict/loader/acl"
 )
@@ -92,19 +94,81 @@ type Bundle struct {
 	// Digest is a SHA-256 over every file's path and content, as read: two
 	// reads with the same digest hold the same bundle.
 	Digest string
-	// ACLData is the bundle's verdict.catalog and verdict.tenants as written
-	// (the input of the bundle's lint rules).
-	ACLData map[string]any
+	// aclData is the bundle's verdict.catalog and verdict.tenants as
+	// decoded (see ACLData), until the bundle is installed.
+	aclData atomic.Pointer[map[string]any]
+	// dataFiles are the bundle's data files as read, from which ACLData
+	// decodes them again once aclData is dropped.
+	dataFiles []dataFile
 }
+
+// dataFile is a data file of a bundle as read.
+type dataFile struct {
+	url, path string
+	content   []byte
+}
+
+// ACLData returns the bundle's verdict.catalog and verdict.tenants as
+// written, {catalog, tenants} (nil when the bundle has no verdict object):
+// the input of the bundle's lint rules. Once the bundle is installed the
+// decoded data is dropped (the parsed model is what the store serves), and
+// ACLData decodes the data files again.
+func (b *Bundle) ACLData() (map[string]any, error) {
+	if m := b.aclData.Load(); m != nil {
+		return *m, nil
+	}
+	raw, err := bundle.NewCustomReader(&memoryLoader{files: b.dataFiles}).
+		WithRegoVersion(ast.RegoV1).
+		WithSkipBundleVerification(true).
+		Read()
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: decode data again: %w", b.Source.Name, err)
+	}
+	return aclData(raw.Data), nil
+}
+
+// dropDecodedData lets the decoded verdict.catalog and verdict.tenants go
+// once the bundle is installed; ACLData decodes them again when asked.
+func (b *Bundle) dropDecodedData() { b.aclData.Store(nil) }
+
+// aclData picks verdict.catalog and verdict.tenants out of a bundle's data.
+func aclData(data map[string]any) map[string]any {
+	verdict, ok := data["verdict"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	return map[string]any{"catalog": verdict["catalog"], "tenants": verdict["tenants"]}
+}
+
+// memoryLoader hands OPA's bundle reader files kept in memory.
+type memoryLoader struct {
+	files []dataFile
+	next  int
+}
+
+func (l *memoryLoader) NextFile() (*bundle.Descriptor, error) {
+	if l.next == len(l.files) {
+		return nil, io.EOF
+	}
+	f := l.files[l.next]
+	l.next++
+	return bundle.NewDescriptor(f.url, f.path, bytes.NewReader(f.content)), nil
+}
+
+func (l *memoryLoader) WithFilter(filter.LoaderFilter) bundle.DirectoryLoader   { return l }
+func (l *memoryLoader) WithPathFormat(bundle.PathFormat) bundle.DirectoryLoader { return l }
+func (l *memoryLoader) WithSizeLimitBytes(int64) bundle.DirectoryLoader         { return l }
+func (l *memoryLoader) WithFollowSymlinks(bool) bundle.DirectoryLoader          { return l }
 
 // recordingLoader remembers the path of every file OPA's reader takes, so
 // that problems can name the data file an entry came from, and checks data
 // files for keys written twice.
 type recordingLoader struct {
 	bundle.DirectoryLoader
-	files    []string
-	problems []acl.Problem
-	digest   hash.Hash
+	files     []string
+	dataFiles []dataFile
+	problems  []acl.Problem
+	digest    hash.Hash
 }
 
 func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
@@ -124,6 +188,7 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	l.digest.Write(buf.Bytes())
 	if isDataFile(name) {
 		l.problems = append(l.problems, duplicateKeys(name, buf.Bytes())...)
+		l.dataFiles = append(l.dataFiles, dataFile{url: d.URL(), path: d.Path(), content: buf.Bytes()})
 	}
 	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(buf.Bytes())), nil
 }
@@ -196,7 +261,7 @@ func readOnce(src Source) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
 	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{},
-		Digest: hex.EncodeToString(rec.digest.Sum(nil))}
+		Digest: hex.EncodeToString(rec.digest.Sum(nil)), dataFiles: rec.dataFiles}
 	if raw.Manifest.Roots != nil {
 		b.Roots = *raw.Manifest.Roots
 	}
@@ -214,7 +279,8 @@ func readOnce(src Source) (*Bundle, error) {
 	files := dataFileResolver(rec.files)
 	if v, ok := b.Data["verdict"]; ok {
 		if verdict, ok := v.(map[string]any); ok {
-			b.ACLData = map[string]any{"catalog": verdict["catalog"], "tenants": verdict["tenants"]}
+			decoded := aclData(b.Data)
+			b.aclData.Store(&decoded)
 			b.Doc = acl.Parse(verdict, files, &ps)
 			rest := make(map[string]any, len(verdict))
 			for k, v := range verdict {

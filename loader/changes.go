@@ -374,6 +374,9 @@ func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, n
 		}
 		l.engine.Install(gen)
 		l.bundles = bundles
+		for _, b := range next {
+			b.dropDecodedData()
+		}
 		ev.Generation = gen.Number
 		l.status.setGeneration(gen.Number)
 	} else {

@@ -157,16 +157,24 @@ func (lintProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) 
 }
 
 func lintBundle(ctx context.Context, asm *Assembly, b, prev *Bundle, kind Kind, ps *acl.Problems) error {
+	data, err := b.ACLData()
+	if err != nil {
+		return err
+	}
 	input := map[string]any{
 		"bundle":    b.Source.Name,
 		"revision":  b.Revision,
 		"operation": string(kind),
-		"catalog":   b.ACLData["catalog"],
-		"tenants":   b.ACLData["tenants"],
+		"catalog":   data["catalog"],
+		"tenants":   data["tenants"],
 		"previous":  nil,
 	}
 	if prev != nil {
-		input["previous"] = map[string]any{"revision": prev.Revision, "catalog": prev.ACLData["catalog"], "tenants": prev.ACLData["tenants"]}
+		prevData, err := prev.ACLData()
+		if err != nil {
+			return err
+		}
+		input["previous"] = map[string]any{"revision": prev.Revision, "catalog": prevData["catalog"], "tenants": prevData["tenants"]}
 	}
 	value, err := ast.InterfaceToValue(input)
 	if err != nil {
