@@ -258,15 +258,29 @@ func (h *histogram) quantile(q float64) time.Duration {
 
 // runResult is one measured load run against one server.
 type runResult struct {
-	Mode       string // closed or rate
-	Stream     string // uniform or zipf
-	Conns      int
-	Rate       float64 // offered requests per second (rate mode)
-	Window     time.Duration
-	Requests   uint64 // completed in the window
-	Errors     uint64 // transport errors and non-200 answers in the window
-	Dropped    uint64 // rate mode: requests due in the window that the backlog could not take
-	Unserved   uint64 // rate mode: requests due in the window still queued at the end of the grace period
+	Mode     string // closed or rate
+	Stream   string // uniform or zipf
+	Conns    int
+	Rate     float64 // offered requests per second (rate mode)
+	Window   time.Duration
+	Requests uint64 // completed in the window
+	Errors   uint64 // transport errors and non-200 answers in the window
+	Dropped  uint64 // rate mode: requests due in the window that the backlog could not take
+	Unserved uint64 // rate mode: requests due in the window still queued at the end of the grace period
+	// Before is how many requests were sent before the window (the
+	// warm-up): with a decision cache, a question misses the first time a
+	// process is asked it, so Before against the stream's length says how
+	// far the cache was warm when measuring began.
+	Before uint64
+	// WorkerSent and WorkerBefore are, per closed-loop worker (one entry,
+	// the schedule, for a fixed rate), the requests sent in all and before
+	// the window: enough to replay which questions a server was asked in
+	// which order (cacheModel).
+	WorkerSent   []uint64 `json:",omitempty"`
+	WorkerBefore []uint64 `json:",omitempty"`
+	// EstHits is verdict-cached's estimated share of cache hits in the
+	// window (cacheModel); -1 when not estimated.
+	EstHits    float64
 	Throughput float64
 	P50        time.Duration
 	P90        time.Duration
@@ -327,6 +341,8 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 	// (however late it ends, up to the grace period), and in the achieved
 	// throughput when it ends in the window.
 	completed := make([]uint64, o.conns)
+	sentBefore := make([]uint64, o.conns) // requests sent before the window, per worker
+	sent := make([]uint64, o.conns)       // requests sent, per worker (rate: scheduled, in sent[0])
 	var unserved atomic.Uint64
 	const grace = 2 * time.Second
 	fail := func(w int, status int, err error) {
@@ -350,6 +366,10 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 					if t0.After(end) {
 						return
 					}
+					if t0.Before(measureFrom) {
+						sentBefore[w]++
+					}
+					sent[w]++
 					status, _, err := c.do(reqs[i])
 					if done := time.Now(); !t0.Before(measureFrom) && !done.After(end) {
 						if err != nil || status != 200 {
@@ -386,6 +406,12 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 				due := start.Add(time.Duration(float64(n) * interval))
 				if d := time.Until(due); d > 50*time.Microsecond {
 					time.Sleep(d)
+				}
+				// Scheduled requests count as sent even when dropped: an
+				// overloaded server was asked a little less than this.
+				sent[0]++
+				if due.Before(measureFrom) {
+					sentBefore[0]++
 				}
 				select {
 				case jobs <- job{due, int(n % uint64(len(reqs)))}:
@@ -452,13 +478,20 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 	}
 
 	var h histogram
-	res := &runResult{Mode: o.mode, Stream: o.stream, Conns: o.conns, Rate: o.rate, Window: after.at.Sub(before.at)}
+	res := &runResult{Mode: o.mode, Stream: o.stream, Conns: o.conns, Rate: o.rate, Window: after.at.Sub(before.at), EstHits: -1}
 	for w := range hists {
 		h.merge(&hists[w])
 		res.Errors += errs[w]
 	}
 	for _, c := range completed {
 		res.Requests += c
+	}
+	for _, n := range sentBefore {
+		res.Before += n
+	}
+	res.WorkerSent, res.WorkerBefore = sent, sentBefore
+	if o.mode == "rate" {
+		res.WorkerSent, res.WorkerBefore = sent[:1], sentBefore[:1]
 	}
 	res.Dropped = dropped.Load()
 	res.Unserved = unserved.Load()

@@ -59,14 +59,19 @@ type options struct {
 	jsonOut      string
 	timeout      time.Duration
 	readyTimeout time.Duration
+	cacheSize    int
 }
+
+// cacheTTL is verdict-cached's --decision-cache-ttl: far longer than any
+// load run, so that no cached decision expires while it is measured.
+const cacheTTL = 10 * time.Minute
 
 func main() {
 	var o options
 	var scaleList, targetList string
 	trivialAddr := flag.String("trivial-serve", "", "internal: serve the trivial handler on this address and do nothing else")
 	flag.StringVar(&scaleList, "scale", "small", "comma-separated scales: small (1×100), medium (10×10,000), large (1×100,000)")
-	flag.StringVar(&targetList, "targets", "verdict,opa,opa-fast,trivial", "comma-separated servers: verdict, opa (plain opa run --server), opa-fast (with --optimize-store-for-read-speed), trivial")
+	flag.StringVar(&targetList, "targets", "verdict,verdict-cached,opa,opa-fast,trivial", "comma-separated servers: verdict, verdict-cached (verdict with --decision-cache-size -cache-size), opa (plain opa run --server), opa-fast (with --optimize-store-for-read-speed), trivial")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time of each load run")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured warm-up before each load run")
 	flag.IntVar(&o.conns, "conns", 8, "closed loop: keep-alive connections, one request in flight on each")
@@ -88,6 +93,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write every measurement as JSON to this file")
 	flag.DurationVar(&o.timeout, "timeout", 90*time.Minute, "the whole run stops after this")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 10*time.Minute, "how long a server may take to load")
+	flag.IntVar(&o.cacheSize, "cache-size", 1_000_000, "verdict-cached: --decision-cache-size (decisions remembered; large enough to hold every distinct question of the streams)")
 	flag.Parse()
 
 	if *trivialAddr != "" {
@@ -98,6 +104,10 @@ func main() {
 		return
 	}
 	o.maxReqs = uint64(max(*maxReqs, 1))
+	if o.cacheSize <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -cache-size must be positive (verdict is the uncached target)")
+		os.Exit(2)
+	}
 	if o.opaPolicy != "" {
 		b, err := os.ReadFile(o.opaPolicy)
 		if err != nil {
@@ -143,6 +153,9 @@ type targetResult struct {
 	Agreement string `json:",omitempty"`
 }
 
+// verdictTargets are the targets that speak verdict's API, uncached first.
+var verdictTargets = []string{"verdict", "verdict-cached"}
+
 type scaleResult struct {
 	Scale      string
 	Spec       worldgen.Spec
@@ -151,8 +164,17 @@ type scaleResult struct {
 	Sample     int
 	Mismatches map[string]int
 	Mix        string
-	Targets    map[string]*targetResult
-	Order      []string
+	// Reference is the target the others are compared with (verdict, or
+	// verdict-cached when verdict is not measured).
+	Reference string `json:",omitempty"`
+	// Stream is the length of each load stream (cycled), Distinct the
+	// distinct questions in it, by stream.
+	Stream   int
+	Distinct map[string]int
+	// CacheSize is verdict-cached's --decision-cache-size.
+	CacheSize int `json:",omitempty"`
+	Targets   map[string]*targetResult
+	Order     []string
 }
 
 func run(ctx context.Context, o options) error {
@@ -172,7 +194,7 @@ func run(ctx context.Context, o options) error {
 	var needVerdict, needOPA bool
 	for _, t := range o.targets {
 		switch t {
-		case "verdict":
+		case "verdict", "verdict-cached":
 			needVerdict = true
 		case "opa", "opa-fast":
 			needOPA = true
@@ -263,10 +285,16 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	sr := &scaleResult{Scale: name, Spec: w.Spec, WorldTime: took, BundleSize: dirSize(worldDir),
 		Mismatches: map[string]int{}, Targets: map[string]*targetResult{}}
 
+	verdictArgs := func(addr string) []string {
+		return []string{"run", "--addr", addr, "--log-level", "error", "--bundle", "world=" + worldDir}
+	}
 	targets := map[string]*target{
-		"verdict": {Name: "verdict", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide",
+		"verdict": {Name: "verdict", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide", args: verdictArgs},
+		// The same server with its decision cache on: the same requests and
+		// path, answers compared with verdict's.
+		"verdict-cached": {Name: "verdict-cached", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide",
 			args: func(addr string) []string {
-				return []string{"run", "--addr", addr, "--log-level", "error", "--bundle", "world=" + worldDir}
+				return append(verdictArgs(addr), "--decision-cache-size", strconv.Itoa(o.cacheSize), "--decision-cache-ttl", cacheTTL.String())
 			}},
 		"opa": {Name: "opa", Kind: "opa", bin: opaBin, readyPath: "/health?bundles", decidePath: "/v1/data/bench/authz/decision",
 			args: func(addr string) []string {
@@ -282,12 +310,19 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	for _, t := range o.targets {
 		sr.Order = append(sr.Order, t)
 		sr.Targets[t] = &targetResult{Name: t, Closed: map[string][]*runResult{}}
+		if t == "verdict-cached" {
+			sr.CacheSize = o.cacheSize
+		}
 	}
 
 	// Load time, RSS when ready, and the agreement sample.
 	sample := sampleQuestions(w, o.sample, o.zipf)
 	sr.Sample = len(sample)
 	answers := map[string][]answer{}
+	// A cached target is asked the sample twice: the first pass (misses,
+	// but for questions the sample repeats) and the second (hits) must
+	// both agree.
+	cachedPass := map[string][]answer{}
 	for _, tn := range o.targets {
 		t := targets[tn]
 		logf("%s: starting %s", name, tn)
@@ -302,6 +337,9 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 		logf("%s: %s ready in %s, RSS %s", name, tn, s.loadTime.Round(time.Millisecond), fmtBytes(rss))
 		if t.Kind != "trivial" {
 			answers[tn], err = askAll(ctx, s, sample)
+			if err == nil && tn == "verdict-cached" {
+				cachedPass[tn], err = askAll(ctx, s, sample)
+			}
 		}
 		s.stop()
 		if err != nil {
@@ -309,19 +347,37 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 		}
 	}
 	var mismatches []string
-	if ref, ok := answers["verdict"]; ok {
+	for _, vn := range verdictTargets {
+		if answers[vn] != nil {
+			sr.Reference = vn
+			break
+		}
+	}
+	if ref := answers[sr.Reference]; ref != nil {
 		sr.Mix = outcomeMix(ref)
 		for _, tn := range o.targets {
-			if tn == "verdict" || answers[tn] == nil {
+			if answers[tn] == nil {
 				continue
 			}
-			diff := compareAnswers(sample, ref, answers[tn], "verdict", tn)
+			var diff []string
+			if tn != sr.Reference {
+				diff = compareAnswers(sample, ref, answers[tn], sr.Reference, tn)
+			}
+			agreement := fmt.Sprintf("%d/%d agree", len(sample)-len(diff), len(sample))
+			if again := cachedPass[tn]; again != nil {
+				d2 := compareAnswers(sample, ref, again, sr.Reference, tn+" (asked again)")
+				diff = append(diff, d2...)
+				agreement = fmt.Sprintf("%d/%d agree asked once, %d/%d asked again", len(sample)-(len(diff)-len(d2)), len(sample), len(sample)-len(d2), len(sample))
+			}
+			if tn == sr.Reference && cachedPass[tn] == nil {
+				continue
+			}
 			sr.Mismatches[tn] = len(diff)
-			sr.Targets[tn].Agreement = fmt.Sprintf("%d/%d agree", len(sample)-len(diff), len(sample))
+			sr.Targets[tn].Agreement = agreement
 			mismatches = append(mismatches, diff...)
 		}
 	}
-	logf("%s: agreement: %d mismatches on %d questions; verdict's outcomes: %s", name, len(mismatches), len(sample), sr.Mix)
+	logf("%s: agreement: %d mismatches on %d questions; %s's outcomes: %s", name, len(mismatches), len(sample), sr.Reference, sr.Mix)
 	if len(mismatches) > 0 {
 		for i, m := range mismatches {
 			if i == 20 {
@@ -330,7 +386,7 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}
 			logf("mismatch: %s", m)
 		}
-		return sr, fmt.Errorf("%d answers differ between verdict and OPA", len(mismatches))
+		return sr, fmt.Errorf("%d answers differ from %s's", len(mismatches), sr.Reference)
 	}
 
 	// The request streams, serialized once per request format.
@@ -345,6 +401,11 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			bodies[kind][sn] = bodiesFor(kind, qs)
 		}
 	}
+	sr.Stream, sr.Distinct = o.stream, map[string]int{}
+	for sn := range streams {
+		sr.Distinct[sn] = distinct(bodies["verdict"][sn])
+	}
+	model := newCacheModel(bodies["verdict"])
 	w = nil
 	runtime.GC()
 
@@ -357,7 +418,7 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}
 		}
 		for _, tn := range order {
-			if err := measureClosed(ctx, o, name, targets[tn], sr.Targets[tn], logDir, bodies); err != nil {
+			if err := measureClosed(ctx, o, name, targets[tn], sr.Targets[tn], logDir, bodies, model); err != nil {
 				return sr, err
 			}
 		}
@@ -380,12 +441,16 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}
 			tr := sr.Targets[tn]
 			tr.LoadTimes = append(tr.LoadTimes, s.loadTime)
+			seen := model.process() // a fresh process: a cold cache
 			for _, rate := range rates {
 				logf("%s: %s at %.0f requests/s", name, tn, rate)
 				reqs := buildPayloads(s.addr, t.decidePath, bodies[t.Kind]["uniform"])
 				res, err := runLoad(ctx, s.addr, reqs, loadOptions{mode: "rate", stream: "uniform", conns: o.rateConns, rate: rate,
 					warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid})
 				if res != nil {
+					if tn == "verdict-cached" {
+						model.replay(seen, res)
+					}
 					tr.Rates = append(tr.Rates, res)
 				}
 				if err != nil {
@@ -398,13 +463,14 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	return sr, nil
 }
 
-func measureClosed(ctx context.Context, o options, scale string, t *target, tr *targetResult, logDir string, bodies map[string]map[string][][]byte) error {
+func measureClosed(ctx context.Context, o options, scale string, t *target, tr *targetResult, logDir string, bodies map[string]map[string][][]byte, model *cacheModel) error {
 	s, err := start(ctx, t, logDir, o.readyTimeout)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
 	tr.LoadTimes = append(tr.LoadTimes, s.loadTime)
+	seen := model.process() // a fresh process: a cold cache
 	for _, stream := range []string{"uniform", "zipf"} {
 		logf("%s: %s, closed loop, %s stream", scale, t.Name, stream)
 		reqs := buildPayloads(s.addr, t.decidePath, bodies[t.Kind][stream])
@@ -412,6 +478,9 @@ func measureClosed(ctx context.Context, o options, scale string, t *target, tr *
 			warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid})
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", t.Name, stream, err)
+		}
+		if t.Name == "verdict-cached" {
+			model.replay(seen, res)
 		}
 		logf("%s: %s %s: %.0f req/s, p50 %s p99 %s, server CPU %s/decision, other load %.2f cores",
 			scale, t.Name, stream, res.Throughput, fmtDur(res.P50), fmtDur(res.P99), fmtDur(res.ServerCPU), res.OtherCores)
@@ -495,6 +564,16 @@ func medianInt(vs []int64) int64 {
 	s := append([]int64(nil), vs...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// distinct counts the different bodies: what a decision cache must miss
+// once before it can hit.
+func distinct(bodies [][]byte) int {
+	seen := make(map[string]struct{}, len(bodies))
+	for _, b := range bodies {
+		seen[string(b)] = struct{}{}
+	}
+	return len(seen)
 }
 
 func dirSize(dir string) int64 {
