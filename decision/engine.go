@@ -213,6 +213,8 @@ var (
 	keyRoute          = ast.StringTerm("route")
 	keyStatements     = ast.StringTerm("statements")
 	keyGetRouteAction = ast.StringTerm("get_route_action")
+	keyActionParts    = ast.StringTerm("action")
+	keyName           = ast.StringTerm("name")
 	keyKey            = ast.StringTerm("key")
 	keyACL            = ast.StringTerm("acl")
 	keyMemberKey      = ast.StringTerm("member_key")
@@ -225,8 +227,8 @@ var (
 // resource groups from the snapshot and builds the Rego input:
 //
 //	input = {tenant, member, application, action, request, resource, context,
-//	         facts: {key, tenant, route, get_route_action, member, statements,
-//	                 acl, resource, delegation}}
+//	         facts: {key, tenant, route, action, get_route_action, member,
+//	                 statements, acl, resource, delegation}}
 //
 // facts.delegation is present when the request names an application; see
 // delegationFacts.
@@ -284,6 +286,9 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 	}
 	if match != nil {
 		factItems = append(factItems, [2]*ast.Term{keyRoute, routes.Facts(match)})
+	}
+	if f.action != "" {
+		factItems = append(factItems, [2]*ast.Term{keyActionParts, actionParts(f.action)})
 	}
 	if f.action != "" && routes != nil && routes.IsGetAction(actionLower) {
 		factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, trueTerm})
@@ -377,6 +382,20 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)
 	return f, nil
+}
+
+// actionParts splits an action for the reason messages (input.facts.action):
+// {name, resource}, e.g. finmars:Portfolio:list is {"list",
+// "finmars:Portfolio"}; an action without ":" is its own name and resource.
+func actionParts(action string) *ast.Term {
+	name, resource := action, action
+	if i := strings.LastIndexByte(action, ':'); i >= 0 {
+		name, resource = action[i+1:], action[:i]
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyName, ast.StringTerm(name)},
+		[2]*ast.Term{keyResource, ast.StringTerm(resource)},
+	)
 }
 
 // candidateACLs gathers every ACL that may govern the service, by where it

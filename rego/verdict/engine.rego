@@ -314,13 +314,20 @@ user_frn := sprintf("User: frn:finmars:users:member:%s", [input.member])
 
 action_lower := lower(input.action)
 
-action_parts := split(input.action, ":")
+# action_name and action_resource split the action for messages:
+# finmars:Portfolio:list is list and finmars:Portfolio. The Go side provides
+# them as input.facts.action; the rest is for inputs built by hand (tests).
+action_name := input.facts.action.name if {
+	input.facts.action.name
+} else := action_parts[count(action_parts) - 1]
 
-action_name := action_parts[count(action_parts) - 1]
-
-action_resource := concat(":", array.slice(action_parts, 0, count(action_parts) - 1)) if {
+action_resource := input.facts.action.resource if {
+	input.facts.action.resource
+} else := concat(":", array.slice(action_parts, 0, count(action_parts) - 1)) if {
 	count(action_parts) > 1
 } else := input.action
+
+action_parts := split(input.action, ":")
 
 # read_action: list, retrieve, or an action that a GET route maps to.
 read_action if lower(action_name) in {"list", "retrieve"}
