@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -170,5 +171,49 @@ func TestBrokenGenerationDeniesInsteadOfPanicking(t *testing.T) {
 	d, _, err = engine.DecideExplained(t.Context(), req())
 	if err != nil || d.Allow {
 		t.Fatalf("DecideExplained = %+v, %v", d, err)
+	}
+}
+
+// cacheRecorder remembers what the decision cache did for each decision.
+type cacheRecorder struct{ results []CacheResult }
+
+func (r *cacheRecorder) ObserveDecision(_ context.Context, _ *Request, _ *Decision, info DecisionInfo) {
+	r.results = append(r.results, info.Cache)
+}
+
+func TestObserverLearnsCacheHitsAndMisses(t *testing.T) {
+	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func() *Request { return &Request{Tenant: "nope", Action: "finmars:Portfolio:list"} }
+	for _, tc := range []struct {
+		name  string
+		cache bool
+		want  []CacheResult
+	}{
+		{"cache on: miss, hit, explained (not asked)", true, []CacheResult{CacheMiss, CacheHit, ""}},
+		{"cache off: never asked", false, []CacheResult{"", "", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &cacheRecorder{}
+			opts := []EngineOption{WithObserver(rec)}
+			if tc.cache {
+				opts = append(opts, WithDecisionCache(CacheOptions{Size: 100, TTL: time.Minute}))
+			}
+			engine := NewEngine(nil, opts...)
+			engine.Install(&Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}})
+			for range 2 {
+				if _, err := engine.Decide(t.Context(), req()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := engine.DecideExplained(t.Context(), req()); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(rec.results) != fmt.Sprint(tc.want) {
+				t.Errorf("cache results %q, want %q", rec.results, tc.want)
+			}
+		})
 	}
 }

@@ -102,15 +102,16 @@ func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, req *Request
 		start = time.Now()
 	}
 	var d *Decision
+	var cached CacheResult
 	err := ErrNotReady
 	if gen != nil {
-		d, err = e.decide(ctx, gen, req, tracer)
+		d, cached, err = e.decide(ctx, gen, req, tracer)
 	}
 	if err != nil {
 		d = e.failClosed(req, gen, err)
 	}
 	if e.observer != nil {
-		e.observer.ObserveDecision(ctx, req, d, DecisionInfo{Start: start, Duration: time.Since(start), Err: err, Explained: tracer != nil})
+		e.observer.ObserveDecision(ctx, req, d, DecisionInfo{Start: start, Duration: time.Since(start), Err: err, Explained: tracer != nil, Cache: cached})
 	}
 	return d
 }
@@ -122,9 +123,10 @@ type facts struct {
 	input      ast.Value
 }
 
-// decide makes one decision on gen. The store is read inside it, under the
-// recover: a broken generation is a deny, never a crash.
-func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) (d *Decision, err error) {
+// decide makes one decision on gen and says what the decision cache did.
+// The store is read inside it, under the recover: a broken generation is a
+// deny, never a crash.
+func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) (d *Decision, cached CacheResult, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic during decision: %v", v)
@@ -134,14 +136,15 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	if gen.cache != nil && tracer == nil {
 		var ok bool
 		if key, ok = cacheKey(req); ok {
-			if cached := gen.cache.get(key); cached != nil {
-				return reuse(cached, e.newID()), nil
+			if hit := gen.cache.get(key); hit != nil {
+				return reuse(hit, e.newID()), CacheHit, nil
 			}
+			cached = CacheMiss
 		}
 	}
 	f, err := gather(gen.Facts.Read(), req)
 	if err != nil {
-		return nil, err
+		return nil, cached, err
 	}
 	var term *ast.Term
 	if tracer == nil {
@@ -150,11 +153,11 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 		term, err = gen.Policy.evalTraced(ctx, f.input, tracer)
 	}
 	if err != nil {
-		return nil, err
+		return nil, cached, err
 	}
 	d, err = decisionFromAST(term.Value)
 	if err != nil {
-		return nil, err
+		return nil, cached, err
 	}
 	d.DecisionID = e.newID()
 	d.Tenant = f.tenantCode
@@ -163,7 +166,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	if key != "" {
 		gen.cache.put(key, d)
 	}
-	return d, nil
+	return d, cached, nil
 }
 
 // failClosed turns an internal error into a deny.

@@ -26,7 +26,20 @@ type DecisionInfo struct {
 	// Explained is set when the Rego evaluation was traced (explain=full),
 	// which makes Duration much longer than a served decision's.
 	Explained bool
+	// Cache is what the decision cache did for this decision: CacheHit,
+	// CacheMiss, or "" when the cache is off or was not asked (explain=full,
+	// a request it cannot key, a failure before the lookup).
+	Cache CacheResult
 }
+
+// CacheResult is a decision cache lookup's outcome.
+type CacheResult string
+
+// Decision cache outcomes (DecisionInfo.Cache).
+const (
+	CacheHit  CacheResult = "hit"
+	CacheMiss CacheResult = "miss"
+)
 
 // EngineOption configures an Engine.
 type EngineOption func(*Engine)

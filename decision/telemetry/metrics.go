@@ -56,9 +56,12 @@ var reloadBuckets = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 5
 type Metrics struct {
 	registry *prometheus.Registry
 
-	decisions        *prometheus.CounterVec   // outcome, code
-	reasons          *prometheus.CounterVec   // layer, code, effect
-	decisionDuration prometheus.Histogram     // seconds
+	decisions        *prometheus.CounterVec // outcome, code
+	reasons          *prometheus.CounterVec // layer, code, effect
+	decisionDuration prometheus.Histogram   // seconds
+	cache            *prometheus.CounterVec // result
+	cacheHits        prometheus.Counter
+	cacheMisses      prometheus.Counter
 	reloads          *prometheus.CounterVec   // bundle, outcome
 	reloadDuration   *prometheus.HistogramVec // bundle
 	lastReloadOK     *prometheus.GaugeVec     // bundle
@@ -88,6 +91,13 @@ func NewMetrics() *Metrics {
 		Help:    "Time to make one decision in the engine (gathering facts and evaluating Rego), excluding HTTP and explain=full decisions.",
 		Buckets: decisionBuckets,
 	})
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_decision_cache_lookups_total",
+		Help: "Decision cache lookups (--decision-cache-size), by result: hit (answered from the cache) or miss (evaluated, then remembered). Zero while the cache is off.",
+	}, []string{"result"})
+	m.cache = cache
+	m.cacheHits = cache.WithLabelValues(string(decision.CacheHit))
+	m.cacheMisses = cache.WithLabelValues(string(decision.CacheMiss))
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "verdict_bundle_reloads_total",
 		Help: "Bundle loads, reloads and removals, by bundle and outcome (success, failure: the last good version keeps serving, unchanged: nothing new to install, removed).",
@@ -126,7 +136,7 @@ func NewMetrics() *Metrics {
 		Help: "Decision spans dropped because the decision queue (--decision-log-buffer) or the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.",
 	})
 	m.registry.MustRegister(
-		m.decisions, m.reasons, m.decisionDuration,
+		m.decisions, m.reasons, m.decisionDuration, m.cache,
 		m.reloads, m.reloadDuration, m.lastReloadOK, m.lastReloadTime,
 		m.registrations,
 		m.logWritten, m.logDropped, m.logErrors, m.spansDropped,
@@ -165,6 +175,12 @@ func (m *Metrics) observeDecision(d *decision.Decision, info *decision.DecisionI
 		outcome = OutcomeError
 	case d.Allow:
 		outcome = OutcomeAllow
+	}
+	switch info.Cache {
+	case decision.CacheHit:
+		m.cacheHits.Inc()
+	case decision.CacheMiss:
+		m.cacheMisses.Inc()
 	}
 	m.decisions.WithLabelValues(outcome, decidingCode(d)).Inc()
 	for i := range d.Reasons {

@@ -110,6 +110,9 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 	failed := sampleDecision("e")
 	failed.Reasons = []decision.Reason{{Layer: "engine", Code: "error.internal", Effect: "deny"}}
 	tel.ObserveDecision(ctx, req, failed, decision.DecisionInfo{Start: time.Now(), Duration: time.Millisecond, Err: errors.New("boom")})
+	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: time.Microsecond, Cache: decision.CacheHit})
+	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: time.Microsecond, Cache: decision.CacheHit})
+	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: 50 * time.Microsecond, Cache: decision.CacheMiss})
 	// An explained decision counts but stays out of the latency histogram.
 	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: time.Second, Explained: true})
 
@@ -130,10 +133,12 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"verdict_decisions_total", map[string]string{"outcome": "allow", "code": "iam.allow"}, 3},
+		{"verdict_decisions_total", map[string]string{"outcome": "allow", "code": "iam.allow"}, 6},
+		{"verdict_decision_cache_lookups_total", map[string]string{"result": "hit"}, 2},
+		{"verdict_decision_cache_lookups_total", map[string]string{"result": "miss"}, 1},
 		{"verdict_decisions_total", map[string]string{"outcome": "deny", "code": "iam.explicit_deny"}, 1},
 		{"verdict_decisions_total", map[string]string{"outcome": "error", "code": "error.internal"}, 1},
-		{"verdict_decision_reasons_total", map[string]string{"layer": "iam", "code": "resource.group", "effect": "allow"}, 3},
+		{"verdict_decision_reasons_total", map[string]string{"layer": "iam", "code": "resource.group", "effect": "allow"}, 6},
 		{"verdict_bundle_reloads_total", map[string]string{"bundle": "demo", "outcome": "success"}, 1},
 		{"verdict_bundle_reloads_total", map[string]string{"bundle": "acme", "outcome": "failure"}, 1},
 		{"verdict_bundle_reloads_total", map[string]string{"bundle": "demo", "outcome": "unchanged"}, 1},
@@ -158,11 +163,11 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 	if h == nil || h.Histogram == nil {
 		t.Fatal("no decision latency histogram")
 	}
-	if h.Histogram.GetSampleCount() != 4 {
-		t.Errorf("latency histogram counted %d decisions, want 4 (the explained one is left out)", h.Histogram.GetSampleCount())
+	if h.Histogram.GetSampleCount() != 7 {
+		t.Errorf("latency histogram counted %d decisions, want 7 (the explained one is left out)", h.Histogram.GetSampleCount())
 	}
 	if got := h.Histogram.GetSampleSum(); got < 0.003 || got > 0.0032 {
-		t.Errorf("latency sum %v, want 0.0031", got)
+		t.Errorf("latency sum %v, want 0.003152", got)
 	}
 	if find(fams, "verdict_bundle_last_reload_success", map[string]string{"bundle": "old"}) != nil {
 		t.Error("a removed bundle keeps its last-reload gauge")
