@@ -87,10 +87,17 @@ func (ps *Problems) Warnings() []Problem { return ps.warnings }
 // verdict/data.yaml.
 type FileResolver func(dataPath []string) (file string, depth int)
 
-// Loc is a position inside the verdict data tree.
+// Loc is a position inside the verdict data tree. Descending allocates one
+// small node that shares its parent's: a tenant of 100,000 members makes
+// millions of locations, and only those of problems are ever shown.
 type Loc struct {
 	files FileResolver
-	segs  []locSeg
+	last  *locNode // nil at the root
+}
+
+type locNode struct {
+	parent *locNode
+	seg    locSeg
 }
 
 type locSeg struct {
@@ -100,17 +107,15 @@ type locSeg struct {
 
 // NewLoc starts a location at the data path base.
 func NewLoc(files FileResolver, base ...string) Loc {
-	l := Loc{files: files, segs: make([]locSeg, 0, len(base)+4)}
+	l := Loc{files: files}
 	for _, k := range base {
-		l.segs = append(l.segs, locSeg{key: k, index: -1})
+		l = l.Key(k)
 	}
 	return l
 }
 
 func (l Loc) with(s locSeg) Loc {
-	n := l
-	n.segs = append(l.segs[:len(l.segs):len(l.segs)], s)
-	return n
+	return Loc{files: l.files, last: &locNode{parent: l.last, seg: s}}
 }
 
 // Key descends into an object member.
@@ -119,10 +124,25 @@ func (l Loc) Key(k string) Loc { return l.with(locSeg{key: k, index: -1}) }
 // Index descends into a list element.
 func (l Loc) Index(i int) Loc { return l.with(locSeg{index: i}) }
 
+// segs lists the location's segments from the root.
+func (l Loc) segs() []locSeg {
+	n := 0
+	for p := l.last; p != nil; p = p.parent {
+		n++
+	}
+	out := make([]locSeg, n)
+	for p := l.last; p != nil; p = p.parent {
+		n--
+		out[n] = p.seg
+	}
+	return out
+}
+
 // dataPath is the object keys of the location (list indices left out).
 func (l Loc) dataPath() []string {
-	out := make([]string, 0, len(l.segs))
-	for _, s := range l.segs {
+	segs := l.segs()
+	out := make([]string, 0, len(segs))
+	for _, s := range segs {
 		if s.index < 0 {
 			out = append(out, s.key)
 		}
@@ -149,7 +169,7 @@ func (l Loc) Entry() string {
 	_, depth := l.resolve()
 	var b strings.Builder
 	keys := 0
-	for _, s := range l.segs {
+	for _, s := range l.segs() {
 		if s.index >= 0 {
 			if keys > depth || b.Len() > 0 {
 				b.WriteString("[" + strconv.Itoa(s.index) + "]")
