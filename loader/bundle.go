@@ -184,13 +184,16 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	d.Close()
-	fmt.Fprintf(l.digest, "%s\x00%d\x00", name, buf.Len())
-	l.digest.Write(buf.Bytes())
+	content := buf.Bytes()
+	fmt.Fprintf(l.digest, "%s\x00%d\x00", name, len(content))
+	l.digest.Write(content)
 	if isDataFile(name) {
-		l.problems = append(l.problems, duplicateKeys(name, buf.Bytes())...)
-		l.dataFiles = append(l.dataFiles, dataFile{url: d.URL(), path: d.Path(), content: buf.Bytes()})
+		l.problems = append(l.problems, duplicateKeys(name, content)...)
+		// Kept for as long as the bundle is served: no spare capacity.
+		content = bytes.Clone(content)
+		l.dataFiles = append(l.dataFiles, dataFile{url: d.URL(), path: d.Path(), content: content})
 	}
-	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(buf.Bytes())), nil
+	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(content)), nil
 }
 
 // maxDataFileBytes bounds one data file.
