@@ -267,20 +267,15 @@ type runResult struct {
 	Errors   uint64 // transport errors and non-200 answers in the window
 	Dropped  uint64 // rate mode: requests due in the window that the backlog could not take
 	Unserved uint64 // rate mode: requests due in the window still queued at the end of the grace period
-	// Before is how many requests were sent before the window (the
-	// warm-up): with a decision cache, a question misses the first time a
-	// process is asked it, so Before against the stream's length says how
-	// far the cache was warm when measuring began.
-	Before uint64
-	// WorkerSent and WorkerBefore are, per closed-loop worker (one entry,
-	// the schedule, for a fixed rate), the requests sent in all and before
-	// the window: enough to replay which questions a server was asked in
-	// which order (cacheModel).
-	WorkerSent   []uint64 `json:",omitempty"`
-	WorkerBefore []uint64 `json:",omitempty"`
-	// EstHits is verdict-cached's estimated share of cache hits in the
-	// window (cacheModel); -1 when not estimated.
-	EstHits    float64
+	// CacheHits and CacheMisses are verdict-cached's decision cache
+	// lookups in the window: the difference of
+	// verdict_decision_cache_lookups_total{result} on /metrics between
+	// scrapes at the window's edges (zero when not scraped).
+	CacheHits   uint64 `json:",omitempty"`
+	CacheMisses uint64 `json:",omitempty"`
+	// WarmPass is how long verdict-cached's warm pass over the stream took
+	// before the run (-cache-warm; zero without one).
+	WarmPass   time.Duration `json:",omitempty"`
 	Throughput float64
 	P50        time.Duration
 	P90        time.Duration
@@ -304,6 +299,9 @@ type loadOptions struct {
 	duration time.Duration
 	maxReqs  uint64
 	pid      int // server process for CPU accounting; 0 for none
+	// scrapeCache reads the server's decision cache counters at the
+	// window's edges (verdict-cached).
+	scrapeCache bool
 }
 
 // runLoad drives one server with the payloads and measures it. Closed loop:
@@ -341,8 +339,6 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 	// (however late it ends, up to the grace period), and in the achieved
 	// throughput when it ends in the window.
 	completed := make([]uint64, o.conns)
-	sentBefore := make([]uint64, o.conns) // requests sent before the window, per worker
-	sent := make([]uint64, o.conns)       // requests sent, per worker (rate: scheduled, in sent[0])
 	var unserved atomic.Uint64
 	const grace = 2 * time.Second
 	fail := func(w int, status int, err error) {
@@ -366,10 +362,6 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 					if t0.After(end) {
 						return
 					}
-					if t0.Before(measureFrom) {
-						sentBefore[w]++
-					}
-					sent[w]++
 					status, _, err := c.do(reqs[i])
 					if done := time.Now(); !t0.Before(measureFrom) && !done.After(end) {
 						if err != nil || status != 200 {
@@ -406,12 +398,6 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 				due := start.Add(time.Duration(float64(n) * interval))
 				if d := time.Until(due); d > 50*time.Microsecond {
 					time.Sleep(d)
-				}
-				// Scheduled requests count as sent even when dropped: an
-				// overloaded server was asked a little less than this.
-				sent[0]++
-				if due.Before(measureFrom) {
-					sentBefore[0]++
 				}
 				select {
 				case jobs <- job{due, int(n % uint64(len(reqs)))}:
@@ -457,12 +443,21 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 		return nil, fmt.Errorf("unknown load mode %q", o.mode)
 	}
 
-	// CPU readings at the window's edges.
+	// CPU readings and cache counters at the window's edges (the scrapes
+	// outside the CPU window).
 	var before, after cpuSnap
+	var cacheBefore, cacheAfter cacheCount
+	var cacheErr error
 	sleepUntil(ctx, measureFrom)
+	if o.scrapeCache {
+		cacheBefore, cacheErr = scrapeCache(ctx, addr)
+	}
 	before = snapCPU(o.pid)
 	sleepUntil(ctx, end)
 	after = snapCPU(o.pid)
+	if o.scrapeCache && cacheErr == nil {
+		cacheAfter, cacheErr = scrapeCache(ctx, addr)
+	}
 	if o.mode == "closed" {
 		stop.Store(true)
 	}
@@ -478,7 +473,7 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 	}
 
 	var h histogram
-	res := &runResult{Mode: o.mode, Stream: o.stream, Conns: o.conns, Rate: o.rate, Window: after.at.Sub(before.at), EstHits: -1}
+	res := &runResult{Mode: o.mode, Stream: o.stream, Conns: o.conns, Rate: o.rate, Window: after.at.Sub(before.at)}
 	for w := range hists {
 		h.merge(&hists[w])
 		res.Errors += errs[w]
@@ -486,12 +481,12 @@ func runLoad(ctx context.Context, addr string, reqs payloads, o loadOptions) (*r
 	for _, c := range completed {
 		res.Requests += c
 	}
-	for _, n := range sentBefore {
-		res.Before += n
-	}
-	res.WorkerSent, res.WorkerBefore = sent, sentBefore
-	if o.mode == "rate" {
-		res.WorkerSent, res.WorkerBefore = sent[:1], sentBefore[:1]
+	if o.scrapeCache {
+		if cacheErr != nil {
+			logf("decision cache hits not measured: %v", cacheErr)
+		} else {
+			res.CacheHits, res.CacheMisses = cacheAfter.hits-cacheBefore.hits, cacheAfter.misses-cacheBefore.misses
+		}
 	}
 	res.Dropped = dropped.Load()
 	res.Unserved = unserved.Load()

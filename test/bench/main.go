@@ -60,10 +60,13 @@ type options struct {
 	timeout      time.Duration
 	readyTimeout time.Duration
 	cacheSize    int
+	cacheWarm    bool
 }
 
-// cacheTTL is verdict-cached's --decision-cache-ttl: far longer than any
-// load run, so that no cached decision expires while it is measured.
+// cacheTTL is verdict-cached's --decision-cache-ttl: far longer than a
+// closed-loop process lives (two warm passes and two load runs), so that no
+// cached decision expires while it is measured; measureClosed warns when a
+// process outlives it.
 const cacheTTL = 10 * time.Minute
 
 func main() {
@@ -94,6 +97,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 90*time.Minute, "the whole run stops after this")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 10*time.Minute, "how long a server may take to load")
 	flag.IntVar(&o.cacheSize, "cache-size", 1_000_000, "verdict-cached: --decision-cache-size (decisions remembered; large enough to hold every distinct question of the streams)")
+	flag.BoolVar(&o.cacheWarm, "cache-warm", true, "verdict-cached: before each closed-loop run, send the whole stream once (unmeasured) so that the window measures the cache's steady state")
 	flag.Parse()
 
 	if *trivialAddr != "" {
@@ -405,7 +409,6 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	for sn := range streams {
 		sr.Distinct[sn] = distinct(bodies["verdict"][sn])
 	}
-	model := newCacheModel(bodies["verdict"])
 	w = nil
 	runtime.GC()
 
@@ -418,7 +421,7 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}
 		}
 		for _, tn := range order {
-			if err := measureClosed(ctx, o, name, targets[tn], sr.Targets[tn], logDir, bodies, model); err != nil {
+			if err := measureClosed(ctx, o, name, targets[tn], sr.Targets[tn], logDir, bodies); err != nil {
 				return sr, err
 			}
 		}
@@ -441,16 +444,12 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}
 			tr := sr.Targets[tn]
 			tr.LoadTimes = append(tr.LoadTimes, s.loadTime)
-			seen := model.process() // a fresh process: a cold cache
 			for _, rate := range rates {
 				logf("%s: %s at %.0f requests/s", name, tn, rate)
 				reqs := buildPayloads(s.addr, t.decidePath, bodies[t.Kind]["uniform"])
 				res, err := runLoad(ctx, s.addr, reqs, loadOptions{mode: "rate", stream: "uniform", conns: o.rateConns, rate: rate,
-					warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid})
+					warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid, scrapeCache: tn == "verdict-cached"})
 				if res != nil {
-					if tn == "verdict-cached" {
-						model.replay(seen, res)
-					}
 					tr.Rates = append(tr.Rates, res)
 				}
 				if err != nil {
@@ -463,27 +462,45 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	return sr, nil
 }
 
-func measureClosed(ctx context.Context, o options, scale string, t *target, tr *targetResult, logDir string, bodies map[string]map[string][][]byte, model *cacheModel) error {
+func measureClosed(ctx context.Context, o options, scale string, t *target, tr *targetResult, logDir string, bodies map[string]map[string][][]byte) error {
 	s, err := start(ctx, t, logDir, o.readyTimeout)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
 	tr.LoadTimes = append(tr.LoadTimes, s.loadTime)
-	seen := model.process() // a fresh process: a cold cache
+	cached := t.Name == "verdict-cached"
+	began := time.Now()
 	for _, stream := range []string{"uniform", "zipf"} {
-		logf("%s: %s, closed loop, %s stream", scale, t.Name, stream)
 		reqs := buildPayloads(s.addr, t.decidePath, bodies[t.Kind][stream])
+		var warm time.Duration
+		if cached && o.cacheWarm {
+			// The cache's steady state: every question of the stream
+			// decided once before the run.
+			logf("%s: %s, warm pass over the %s stream (%d requests, %d connections)", scale, t.Name, stream, len(reqs), o.conns)
+			t0 := time.Now()
+			if err := warmPass(ctx, s.addr, reqs, o.conns); err != nil {
+				return fmt.Errorf("%s %s: %w", t.Name, stream, err)
+			}
+			warm = time.Since(t0)
+			logf("%s: %s, warm pass over the %s stream took %s", scale, t.Name, stream, warm.Round(time.Millisecond))
+		}
+		if cached && time.Since(began)+o.warmup+o.duration > cacheTTL {
+			logf("%s: %s: the process will outlive --decision-cache-ttl %s before this window ends: decisions may expire (the measured hits say)", scale, t.Name, cacheTTL)
+		}
+		logf("%s: %s, closed loop, %s stream", scale, t.Name, stream)
 		res, err := runLoad(ctx, s.addr, reqs, loadOptions{mode: "closed", stream: stream, conns: o.conns,
-			warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid})
+			warmup: o.warmup, duration: o.duration, maxReqs: o.maxReqs, pid: s.pid, scrapeCache: cached})
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", t.Name, stream, err)
 		}
-		if t.Name == "verdict-cached" {
-			model.replay(seen, res)
+		res.WarmPass = warm
+		hits := ""
+		if h, ok := res.hitRatio(); ok {
+			hits = fmt.Sprintf(", decision cache hits %.1f%%", 100*h)
 		}
-		logf("%s: %s %s: %.0f req/s, p50 %s p99 %s, server CPU %s/decision, other load %.2f cores",
-			scale, t.Name, stream, res.Throughput, fmtDur(res.P50), fmtDur(res.P99), fmtDur(res.ServerCPU), res.OtherCores)
+		logf("%s: %s %s: %.0f req/s, p50 %s p99 %s, server CPU %s/decision, other load %.2f cores%s",
+			scale, t.Name, stream, res.Throughput, fmtDur(res.P50), fmtDur(res.P99), fmtDur(res.ServerCPU), res.OtherCores, hits)
 		tr.Closed[stream] = append(tr.Closed[stream], res)
 	}
 	rss, hwm, _ := procMem(s.pid)

@@ -165,18 +165,18 @@ func renderScale(sr *scaleResult) string {
 		})
 	}
 	throughput := func(r *runResult) []float64 { return []float64{r.Throughput} }
-	// cacheHits adds, when verdict-cached was measured, its estimated
-	// cache hits (renderCacheNote says why estimated).
+	// cacheHits adds, when verdict-cached was measured, its decision cache
+	// hits in the window (from its /metrics).
 	_, cached := sr.Targets["verdict-cached"]
 	cacheHits := func(prefix string, get func(*targetResult) *runResult) {
 		if !cached {
 			return
 		}
-		runRow(prefix+"decision cache hits (not measured; estimated)", get, func(r *runResult) string {
-			if r.EstHits < 0 {
-				return "–"
+		runRow(prefix+"decision cache hits (measured)", get, func(r *runResult) string {
+			if h, ok := r.hitRatio(); ok {
+				return fmtHits(h)
 			}
-			return fmt.Sprintf("~%.0f%%", 100*r.EstHits)
+			return "–"
 		}, nil)
 	}
 	// latencyAndCPU adds the rows every kind of run has.
@@ -307,10 +307,15 @@ func renderTargets(sr *scaleResult) string {
 				if vn == "verdict-cached" {
 					// The target is about a cache that hits: a run that
 					// mostly missed measures the uncached path again.
-					if r := median(sr.Targets[vn].Closed[stream]); r != nil && r.EstHits >= 0.9 {
-						fmt.Fprintf(&b, " (target ≥ 70%%: %s; ~%.0f%% hits estimated)", metOrNot(share >= 0.7), 100*r.EstHits)
-					} else if r != nil {
-						fmt.Fprintf(&b, " (target ≥ 70%%: not judged, the cache was mostly cold: ~%.0f%% hits estimated)", 100*max(0, r.EstHits))
+					if r := median(sr.Targets[vn].Closed[stream]); r != nil {
+						switch h, ok := r.hitRatio(); {
+						case !ok:
+							b.WriteString(" (target ≥ 70%: not judged, cache hits not measured)")
+						case h >= 0.9:
+							fmt.Fprintf(&b, " (target ≥ 70%%: %s; %s hits measured)", metOrNot(share >= 0.7), fmtHits(h))
+						default:
+							fmt.Fprintf(&b, " (target ≥ 70%%: not judged, only %s hits measured)", fmtHits(h))
+						}
 					}
 				}
 				b.WriteString("\n")
@@ -323,31 +328,38 @@ func renderTargets(sr *scaleResult) string {
 	return b.String()
 }
 
-// renderCacheNote says what verdict-cached's numbers rest on. Verdict's
-// /metrics has no decision cache counters, so hits are not measured: a
-// question misses the first time a process is asked it and hits after that
-// (the TTL outlasts every run). The note gives how many distinct questions
-// each stream has and how many requests the warm-up sent; the table's
-// estimate replays the streams (cacheModel).
+// renderCacheNote says what verdict-cached's numbers rest on: the hits
+// are counted by verdict itself, and what they are depends on the streams
+// and the warm pass.
 func renderCacheNote(sr *scaleResult, c *targetResult) string {
-	var parts []string
-	passes := func(r *runResult) string {
-		if r == nil {
-			return "–"
+	var warm []string
+	for _, stream := range []string{"uniform", "zipf"} {
+		if r := median(c.Closed[stream]); r != nil && r.WarmPass > 0 {
+			warm = append(warm, fmt.Sprintf("%s %s", stream, fmtDur(r.WarmPass)))
 		}
-		return fmt.Sprintf("%s (%.2f× the stream)", groupDigits(int64(r.Before)), float64(r.Before)/float64(max(1, sr.Stream)))
 	}
-	parts = append(parts, "closed uniform "+passes(median(c.Closed["uniform"])),
-		"closed Zipf "+passes(median(c.Closed["zipf"]))+" (the same process, after the uniform run)")
-	for _, r := range c.Rates {
-		parts = append(parts, fmt.Sprintf("fixed %s %s (one process for all rates)", fmtRate(r.Rate), passes(r)))
+	warmText := "No warm pass (`-cache-warm=false`): each closed-loop window measures a process that has been asked only what it was asked since it started."
+	if len(warm) > 0 {
+		warmText = "Before each closed-loop run the process was sent the whole stream once, unmeasured (warm pass, " + strings.Join(warm, ", ") +
+			"), so the window measures the cache's steady state."
 	}
-	return fmt.Sprintf("\nverdict-cached is verdict with `--decision-cache-size %s --decision-cache-ttl %s`. Cache hits are not measured (verdict's /metrics has no decision cache counters): "+
-		"a question misses the first time a process is asked it and hits afterwards, and the table's estimate replays the streams in the order they were sent. "+
-		"Each stream cycles through %s questions, %s distinct (uniform) and %s distinct (Zipf); requests sent before the measured window: %s. "+
-		"Until a process has been asked the whole stream, verdict-cached measures mostly misses.\n",
-		groupDigits(int64(sr.CacheSize)), cacheTTL, groupDigits(int64(sr.Stream)),
-		groupDigits(int64(sr.Distinct["uniform"])), groupDigits(int64(sr.Distinct["zipf"])), strings.Join(parts, "; "))
+	rates := ""
+	if len(c.Rates) > 0 {
+		rates = " The fixed rates share one fresh process, without a warm pass."
+	}
+	return fmt.Sprintf("\nverdict-cached is verdict with `--decision-cache-size %s --decision-cache-ttl %s`. Its hits are measured: `%s{result=\"hit\"|\"miss\"}` on its /metrics, scraped at the edges of each measured window. "+
+		"%s%s Each stream cycles through %s questions, %s distinct (uniform) and %s distinct (Zipf): the hits are a property of these streams, "+
+		"and real traffic's hit ratio depends on how often its questions repeat within the TTL.\n",
+		groupDigits(int64(sr.CacheSize)), cacheTTL, cacheMetric, warmText, rates, groupDigits(int64(sr.Stream)),
+		groupDigits(int64(sr.Distinct["uniform"])), groupDigits(int64(sr.Distinct["zipf"])))
+}
+
+// fmtHits shows a hit ratio; 99.95 % and more, but not all, is not 100 %.
+func fmtHits(h float64) string {
+	if h < 1 && h >= 0.9995 {
+		return ">99.9%"
+	}
+	return fmt.Sprintf("%.1f%%", 100*h)
 }
 
 func metOrNot(ok bool) string {
