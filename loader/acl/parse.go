@@ -409,12 +409,33 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 		checkRefs(gl.Key("roles"), "role", g.Roles, hasRole)
 		checkRefs(gl.Key("policies"), "policy", g.Policies, hasPolicy)
 	}
-	for _, name := range sortedKeys(t.Members) {
+	// Members are many and their references almost always sound: they are
+	// sorted and given locations only when some reference is not.
+	known := func(refs []string, exists func(string) bool) bool {
+		for _, r := range refs {
+			if r != "" && !exists(r) {
+				return false
+			}
+		}
+		return true
+	}
+	sound := true
+	for _, m := range t.Members {
+		if !known(m.Roles, hasRole) || !known(m.Groups, hasGroup) || !known(m.Policies, hasPolicy) {
+			sound = false
+			break
+		}
+	}
+	for _, name := range sortedKeysUnless(sound, t.Members) {
 		m := t.Members[name]
 		ml := loc.Key("members").Key(name)
 		checkRefs(ml.Key("roles"), "role", m.Roles, hasRole)
 		checkRefs(ml.Key("groups"), "group", m.Groups, hasGroup)
 		checkRefs(ml.Key("policies"), "policy", m.Policies, hasPolicy)
+	}
+	resourceGroups := make(map[string]bool, len(t.ResourceGroups))
+	for code := range t.ResourceGroups {
+		resourceGroups[strings.ToLower(code)] = true
 	}
 	for _, code := range sortedKeys(t.Policies) {
 		for _, s := range t.Policies[code].Statements {
@@ -433,7 +454,7 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 				}
 			}
 			for i, r := range s.Resources {
-				if r.Kind == ResourceKindGroup && r.Literal && !t.hasResourceGroupFold(r.Pattern) {
+				if r.Kind == ResourceKindGroup && r.Literal && !resourceGroups[r.Pattern] {
 					ps.Add(sl.Key("Resource").Index(i), "unknown resource group %q", r.Raw)
 				}
 			}
@@ -441,13 +462,12 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 	}
 }
 
-func (t *Tenant) hasResourceGroupFold(lower string) bool {
-	for code := range t.ResourceGroups {
-		if strings.ToLower(code) == lower {
-			return true
-		}
+// sortedKeysUnless is sortedKeys(m), or nothing when skip is true.
+func sortedKeysUnless[V any](skip bool, m map[string]V) []string {
+	if skip {
+		return nil
 	}
-	return false
+	return sortedKeys(m)
 }
 
 func parsePolicy(code string, raw any, loc Loc, ps *Problems, doc *Document) *Policy {
