@@ -90,11 +90,12 @@ type StatementList struct {
 	Array *ast.Term
 }
 
-// ObjectGroupsRecord lists the resource groups an object is assigned to.
+// ObjectGroupsRecord lists, for each object of a tenant (lower-cased FRN),
+// the resource groups (lower case, sorted) it is assigned to. It is
+// immutable once stored.
 type ObjectGroupsRecord struct {
 	Tenant string
-	FRN    string // lower case
-	Groups []string
+	Groups map[string][]string
 }
 
 // ServiceRecord is a loaded catalog service.

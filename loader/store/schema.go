@@ -74,19 +74,15 @@ func membersTable() *memdb.TableSchema {
 	}
 }
 
-// objectGroupsTable maps an object FRN to the resource groups that the
-// tenant's bundle assigns it to.
+// objectGroupsTable holds one ObjectGroupsRecord per tenant: the resource
+// groups its bundle assigns each object (lower-cased FRN) to, in a plain
+// map replaced as a whole with the tenant.
 func objectGroupsTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableObjectGroups,
 		Indexes: map[string]*memdb.IndexSchema{
-			// id looks an object up by tenant code and lower-cased FRN.
-			indexID: {Name: indexID, Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "Tenant"},
-				&memdb.StringFieldIndex{Field: "FRN"},
-			}}},
-			// tenant finds every assignment of a tenant.
-			indexTenant: {Name: indexTenant, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
+			// id looks a tenant's assignments up by tenant code.
+			indexID: {Name: indexID, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Tenant"}},
 		},
 	}
 }

@@ -99,10 +99,8 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.txn.Insert(tableMembers, members); err != nil {
 		return fmt.Errorf("insert members of %s: %w", t.Code, err)
 	}
-	for frn, groups := range objectAssignments(t) {
-		if err := w.txn.Insert(tableObjectGroups, &ObjectGroupsRecord{Tenant: t.Code, FRN: frn, Groups: groups}); err != nil {
-			return fmt.Errorf("insert assignments of %s in %s: %w", frn, t.Code, err)
-		}
+	if err := w.txn.Insert(tableObjectGroups, &ObjectGroupsRecord{Tenant: t.Code, Groups: objectAssignments(t)}); err != nil {
+		return fmt.Errorf("insert assignments of %s: %w", t.Code, err)
 	}
 	return nil
 }
@@ -117,7 +115,7 @@ func (w *WriteTxn) DeleteTenant(code string) error {
 	if _, err := w.txn.DeleteAll(tableMembers, indexID, code); err != nil {
 		return fmt.Errorf("delete members of %s: %w", code, err)
 	}
-	if _, err := w.txn.DeleteAll(tableObjectGroups, indexTenant, code); err != nil {
+	if _, err := w.txn.DeleteAll(tableObjectGroups, indexID, code); err != nil {
 		return fmt.Errorf("delete assignments of %s: %w", code, err)
 	}
 	if _, err := w.txn.DeleteAll(tableKeys, indexTenant, code); err != nil {
@@ -253,11 +251,11 @@ func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
 // ObjectGroups returns the resource groups (lower case) the tenant's bundle
 // assigns the object (lower-cased FRN) to.
 func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
-	obj, err := r.txn.First(tableObjectGroups, indexID, tenant, frnLower)
+	obj, err := r.txn.First(tableObjectGroups, indexID, tenant)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "object", frnLower)
 	}
-	return obj.(*ObjectGroupsRecord).Groups, nil
+	return obj.(*ObjectGroupsRecord).Groups[frnLower], nil
 }
 
 // Key returns the application key, or nil.
