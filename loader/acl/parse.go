@@ -355,6 +355,27 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		}
 		t.ResourceGroups[k] = rg
 	})
+	// Members name the tenant's roles, groups and policies over and over:
+	// their lists share the codes' strings rather than keep the decoder's
+	// copy of each.
+	codes := make(map[string]string, len(t.Roles)+len(t.Groups)+len(t.Policies))
+	for c := range t.Roles {
+		codes[c] = c
+	}
+	for c := range t.Groups {
+		codes[c] = c
+	}
+	for c := range t.Policies {
+		codes[c] = c
+	}
+	shareCodes := func(list []string) []string {
+		for i, c := range list {
+			if shared, ok := codes[c]; ok {
+				list[i] = shared
+			}
+		}
+		return list
+	}
 	eachEntry(obj, "members", loc, ps, func(k string, v any, l Loc) {
 		o, ok := asObject(v, l, ps)
 		if !ok {
@@ -365,9 +386,9 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		if v, ok := o["is_admin"]; ok {
 			m.IsAdmin, _ = asBool(v, l.Key("is_admin"), ps)
 		}
-		m.Roles = refList(o, "roles", l, ps)
-		m.Groups = refList(o, "groups", l, ps)
-		m.Policies = refList(o, "policies", l, ps)
+		m.Roles = shareCodes(refList(o, "roles", l, ps))
+		m.Groups = shareCodes(refList(o, "groups", l, ps))
+		m.Policies = shareCodes(refList(o, "policies", l, ps))
 		if v, ok := o["acl"]; ok {
 			parseMemberACL(m, v, l.Key("acl"), ps, doc)
 		}
