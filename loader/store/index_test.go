@@ -43,6 +43,13 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 		for code, tenant := range doc.Tenants {
 			ix := newTenantIndexer(tenant)
 			compared, nonEmpty := 0, 0
+			for _, list := range ix.index.lists {
+				for _, f := range list {
+					if want := referenceStatementTerm(f.Statement); f.Term.Value.Compare(want.Value) != 0 {
+						t.Fatalf("%s: statement term %v, want %v", code, f.Term, want)
+					}
+				}
+			}
 			first := firstOrdinals(tenant)
 			groups := newGroupFactsInterner()
 			for name, m := range tenant.Members {
@@ -156,4 +163,37 @@ func BenchmarkMemberFacts(b *testing.B) {
 			b.Fatal("no facts")
 		}
 	}
+}
+
+// referenceStatementTerm builds a statement's term with nothing shared, as
+// the store once did.
+func referenceStatementTerm(s *acl.Statement) *ast.Term {
+	actions := make([]*ast.Term, len(s.Actions))
+	for i, a := range s.Actions {
+		actions[i] = ast.StringTerm(a.Glob)
+	}
+	resources := make([]*ast.Term, len(s.Resources))
+	for i, r := range s.Resources {
+		resources[i] = ast.ObjectTerm(
+			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(r.Kind))),
+			ast.Item(ast.StringTerm("pattern"), ast.StringTerm(r.Pattern)),
+			ast.Item(ast.StringTerm("literal"), ast.BooleanTerm(r.Literal)),
+		)
+	}
+	strs := func(list []string) *ast.Term {
+		terms := make([]*ast.Term, len(list))
+		for i, v := range list {
+			terms[i] = ast.StringTerm(v)
+		}
+		return ast.ArrayTerm(terms...)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("policy"), ast.StringTerm(s.Policy)),
+		ast.Item(ast.StringTerm("statement"), ast.IntNumberTerm(s.Index)),
+		ast.Item(ast.StringTerm("effect"), ast.StringTerm(string(s.Effect))),
+		ast.Item(ast.StringTerm("actions"), ast.ArrayTerm(actions...)),
+		ast.Item(ast.StringTerm("resources"), ast.ArrayTerm(resources...)),
+		ast.Item(ast.StringTerm("principals"), strs(s.Principals)),
+		ast.Item(ast.StringTerm("conditions"), strs(s.Conditions)),
+	)
 }

@@ -207,6 +207,34 @@ func (m *MemberRecord) Facts() *ast.Term {
 	)
 }
 
+// Pre-built keys and values of statement terms, shared by every statement.
+var (
+	keyPolicy     = ast.StringTerm("policy")
+	keyStatement  = ast.StringTerm("statement")
+	keyEffect     = ast.StringTerm("effect")
+	keyActions    = ast.StringTerm("actions")
+	keyResources  = ast.StringTerm("resources")
+	keyConditions = ast.StringTerm("conditions")
+	keyKind       = ast.StringTerm("kind")
+	keyPattern    = ast.StringTerm("pattern")
+	keyLiteral    = ast.StringTerm("literal")
+	sharedValues  = map[string]*ast.Term{}
+)
+
+func init() {
+	for _, v := range []string{string(acl.Allow), string(acl.Deny), string(acl.ResourceKindAny), string(acl.ResourceKindObject), string(acl.ResourceKindGroup), "*"} {
+		sharedValues[v] = ast.StringTerm(v)
+	}
+}
+
+// sharedString is a string term, one per value for the common ones.
+func sharedString(s string) *ast.Term {
+	if t, ok := sharedValues[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
 func statementTerm(s *acl.Statement) *ast.Term {
 	actions := make([]*ast.Term, len(s.Actions))
 	for i, a := range s.Actions {
@@ -214,27 +242,31 @@ func statementTerm(s *acl.Statement) *ast.Term {
 	}
 	resources := make([]*ast.Term, len(s.Resources))
 	for i, r := range s.Resources {
+		literal := falseTerm
+		if r.Literal {
+			literal = trueTerm
+		}
 		resources[i] = ast.ObjectTerm(
-			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(r.Kind))),
-			ast.Item(ast.StringTerm("pattern"), ast.StringTerm(r.Pattern)),
-			ast.Item(ast.StringTerm("literal"), ast.BooleanTerm(r.Literal)),
+			ast.Item(keyKind, sharedString(string(r.Kind))),
+			ast.Item(keyPattern, sharedString(r.Pattern)),
+			ast.Item(keyLiteral, literal),
 		)
 	}
 	strs := func(list []string) *ast.Term {
 		terms := make([]*ast.Term, len(list))
 		for i, v := range list {
-			terms[i] = ast.StringTerm(v)
+			terms[i] = sharedString(v)
 		}
 		return ast.ArrayTerm(terms...)
 	}
 	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("policy"), ast.StringTerm(s.Policy)),
-		ast.Item(ast.StringTerm("statement"), ast.IntNumberTerm(s.Index)),
-		ast.Item(ast.StringTerm("effect"), ast.StringTerm(string(s.Effect))),
-		ast.Item(ast.StringTerm("actions"), ast.ArrayTerm(actions...)),
-		ast.Item(ast.StringTerm("resources"), ast.ArrayTerm(resources...)),
-		ast.Item(ast.StringTerm("principals"), strs(s.Principals)),
-		ast.Item(ast.StringTerm("conditions"), strs(s.Conditions)),
+		ast.Item(keyPolicy, ast.StringTerm(s.Policy)),
+		ast.Item(keyStatement, ast.IntNumberTerm(s.Index)),
+		ast.Item(keyEffect, sharedString(string(s.Effect))),
+		ast.Item(keyActions, ast.ArrayTerm(actions...)),
+		ast.Item(keyResources, ast.ArrayTerm(resources...)),
+		ast.Item(keyPrincipals, strs(s.Principals)),
+		ast.Item(keyConditions, strs(s.Conditions)),
 	)
 }
 
