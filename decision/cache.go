@@ -45,7 +45,10 @@ type cacheShard struct {
 type cacheEntry struct {
 	key      string // the full key: a hash collision must never match
 	decision *Decision
-	expires  int64 // unix nanoseconds
+	// req is set on entries keyed by a request body (putBody): the
+	// request the body parsed to, for the observer.
+	req     *Request
+	expires int64 // unix nanoseconds
 }
 
 func newDecisionCache(o CacheOptions) *decisionCache {
@@ -69,18 +72,41 @@ func (c *decisionCache) get(key string) *Decision {
 	s.mu.Lock()
 	e, ok := s.entries[h]
 	s.mu.Unlock()
-	if !ok || e.key != key || c.now().UnixNano() >= e.expires {
+	if !ok || e.req != nil || e.key != key || c.now().UnixNano() >= e.expires {
 		return nil
 	}
 	return e.decision
 }
 
+// getBody returns the decision cached for a request body, byte for byte,
+// and the request it parsed to; nil if there is none.
+func (c *decisionCache) getBody(body []byte) (*Decision, *Request) {
+	h := xxhash.Sum64(body)
+	s := &c.shards[h%cacheShards]
+	s.mu.Lock()
+	e, ok := s.entries[h]
+	s.mu.Unlock()
+	if !ok || e.req == nil || e.key != string(body) || c.now().UnixNano() >= e.expires {
+		return nil, nil
+	}
+	return e.decision, e.req
+}
+
+// putBody remembers d, decided for req, under the request body it was
+// parsed from. Body entries share the cache's bound with the others.
+func (c *decisionCache) putBody(body []byte, req *Request, d *Decision) {
+	c.store(xxhash.Sum64(body), cacheEntry{key: string(body), decision: d, req: req})
+}
+
 // put remembers d under key, evicting an arbitrary entry when the shard is
 // full (map iteration order is random enough for a cache of hot keys).
 func (c *decisionCache) put(key string, d *Decision) {
-	h := xxhash.Sum64String(key)
+	c.store(xxhash.Sum64String(key), cacheEntry{key: key, decision: d})
+}
+
+func (c *decisionCache) store(h uint64, e cacheEntry) {
+	e.expires = c.now().Add(c.ttl).UnixNano()
 	s := &c.shards[h%cacheShards]
-	e := cacheEntry{key: key, decision: d, expires: c.now().Add(c.ttl).UnixNano()}
 	s.mu.Lock()
 	if _, exists := s.entries[h]; !exists && len(s.entries) >= c.perCap {
 		for victim := range s.entries {

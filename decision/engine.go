@@ -97,6 +97,13 @@ func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchRespon
 // error into a deny and reports the decision to the observer. tracer, when
 // not nil, records the Rego evaluation (explain=full).
 func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) *Decision {
+	d, _ := e.decideReporting(ctx, gen, req, tracer)
+	return d
+}
+
+// decideReporting is decideOrFail that also says whether the decision is
+// in gen's decision cache (answered from it, or evaluated and stored).
+func (e *Engine) decideReporting(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) (*Decision, bool) {
 	var start time.Time
 	if e.observer != nil {
 		start = time.Now()
@@ -113,7 +120,7 @@ func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, req *Request
 	if e.observer != nil {
 		e.observer.ObserveDecision(ctx, req, d, DecisionInfo{Start: start, Duration: time.Since(start), Err: err, Explained: tracer != nil, Cache: cached})
 	}
-	return d
+	return d, err == nil && cached != ""
 }
 
 // facts are what Go gathered for one decision.
@@ -164,6 +171,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	d.Action = f.action
 	d.Revision = gen.Revisions
 	if key != "" {
+		d.encodedRest = encodeRest(d)
 		gen.cache.put(key, d)
 	}
 	return d, cached, nil

@@ -52,6 +52,10 @@ type Decision struct {
 	Fields     []string          `json:"fields"`
 	Reasons    []Reason          `json:"reasons"`
 	Revision   map[string]string `json:"revision"`
+
+	// encodedRest is the JSON encoding of everything after decision_id,
+	// made once when the decision is cached (see AppendJSON).
+	encodedRest []byte
 }
 
 // Reason is one ground of a decision.

@@ -124,6 +124,20 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 	buf := s.bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer s.bufPool.Put(buf)
+	if !s.readBody(w, r, buf) {
+		return false
+	}
+	if err := decodeStrict(buf.Bytes(), v, true); err != nil {
+		field, msg := describeJSONError(err)
+		writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
+		return false
+	}
+	return true
+}
+
+// readBody reads the request body into buf. On failure it answers 413
+// (too large) or 400 and returns false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -132,11 +146,6 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "invalid_request", "", "could not read the request body: "+err.Error())
-		return false
-	}
-	if err := decodeStrict(buf.Bytes(), v, true); err != nil {
-		field, msg := describeJSONError(err)
-		writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
 		return false
 	}
 	return true
@@ -211,16 +220,47 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		s.handleDecideQuery(w, r) // explain=full (explain.go)
 		return
 	}
-	var req decision.Request
-	if !s.decodeJSON(w, r, &req) {
+	buf := s.bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.bufPool.Put(buf)
+	if !s.readBody(w, r, buf) {
 		return
 	}
-	d, err := s.engine.Decide(r.Context(), &req)
-	if err != nil {
+	d, err := s.engine.DecideJSON(r.Context(), buf.Bytes(), parseDecideBody)
+	var jsonErr *bodyError
+	switch {
+	case errors.As(err, &jsonErr):
+		field, msg := describeJSONError(jsonErr.err)
+		writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
+		return
+	case err != nil:
 		s.writeDecideError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	// The body has been read and parsed: its buffer now holds the answer.
+	out, err := d.AppendJSON(buf.Bytes()[:0])
+	if err != nil {
+		writeJSON(w, http.StatusOK, d) // reports the encoding failure
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(out, '\n'))
+}
+
+// bodyError is a request body that is not one well-formed JSON request.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// parseDecideBody decodes a POST /v1/decide body strictly.
+func parseDecideBody(body []byte) (*decision.Request, error) {
+	req := new(decision.Request)
+	if err := decodeStrict(body, req, true); err != nil {
+		return nil, &bodyError{err}
+	}
+	return req, nil
 }
 
 func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
