@@ -25,6 +25,7 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 	if testing.Short() {
 		big.Members = 100
 	}
+	forms := map[uint16]int{} // members by the form of their policy set
 	for _, spec := range []worldgen.Spec{worldgen.Small, big} {
 		w := worldgen.Generate(spec)
 		var ps acl.Problems
@@ -55,6 +56,7 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			for name, m := range tenant.Members {
 				mine := tenant.MemberPolicies(m)
 				rec := &MemberRecord{Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m)}
+				forms[rec.policies[0]]++
 				if got, want := rec.Facts(), prebuiltMemberFacts(m); got.Value.Compare(want.Value) != 0 {
 					t.Fatalf("%s/%s: facts %v, want %v", code, name, got, want)
 				}
@@ -74,6 +76,9 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			}
 			t.Logf("%s (%d members): %d lookups, %d with statements", code, len(tenant.Members), compared, nonEmpty)
 		}
+	}
+	if forms[sparseSet] == 0 || forms[denseSet] == 0 {
+		t.Errorf("policy sets by form: %v; the worlds must exercise both", forms)
 	}
 }
 

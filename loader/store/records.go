@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	mathbits "math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -296,14 +297,26 @@ func (ix *actionIndex) lookup(key string) []*StatementFact {
 	return nil
 }
 
-// policySet is a set of a tenant's policies as a bitset over their
-// positions in code order (StatementFact.policy). Members with the same
-// policies share one.
-type policySet []uint64
+// policySet is a set of a tenant's policies, by their positions in code
+// order (StatementFact.policy), shared by the members with the same
+// policies. It is whichever is smaller: the sorted positions after a
+// sparseSet marker, or a bitset after a denseSet marker. (A member has tens
+// of a tenant's thousand policies: the list is a third of the bitset.)
+type policySet []uint16
+
+const (
+	sparseSet = 0
+	denseSet  = 1
+)
 
 func (s policySet) has(policy int) bool {
-	w := policy >> 6
-	return w < len(s) && s[w]&(1<<(policy&63)) != 0
+	if s[0] == denseSet {
+		w := 1 + policy>>4
+		return w < len(s) && s[w]&(1<<(policy&15)) != 0
+	}
+	// Sets are sparse only when every position fits in 16 bits.
+	_, found := slices.BinarySearch(s[1:], uint16(policy))
+	return found
 }
 
 // tenantIndexer builds a tenant's action index and its members' policy
@@ -312,11 +325,13 @@ func (s policySet) has(policy int) bool {
 type tenantIndexer struct {
 	index         *actionIndex
 	policyID      map[string]int // policy code → position in code order
-	words         int            // length of a policySet
+	words         int            // length of a bitset over the policies
 	rolePolicies  map[string][]int
 	groupPolicies map[string][]int
+	sparseOK      bool                 // every position fits in a uint16
 	sets          map[string]policySet // by the set's bytes
-	scratch       policySet
+	scratch       []uint64
+	scratchSet    policySet
 	scratchSig    []byte
 }
 
@@ -332,6 +347,7 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 		words:         (len(codes) + 63) / 64,
 		rolePolicies:  make(map[string][]int, len(t.Roles)),
 		groupPolicies: make(map[string][]int, len(t.Groups)),
+		sparseOK:      len(codes) <= 1<<16,
 		sets:          map[string]policySet{},
 	}
 	byKey := map[string][]*StatementFact{}
@@ -384,9 +400,9 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 // memberPolicies returns the set of the member's policies: its direct
 // policies, its roles', its groups' and its groups' roles'.
 func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
-	set := b.scratch[:0]
-	set = append(set, make(policySet, b.words)...)
-	add := func(id int) { set[id>>6] |= 1 << (id & 63) }
+	bits := b.scratch[:0]
+	bits = append(bits, make([]uint64, b.words)...)
+	add := func(id int) { bits[id>>6] |= 1 << (id & 63) }
 	for _, c := range m.Policies {
 		if id, ok := b.policyID[c]; ok {
 			add(id)
@@ -402,10 +418,29 @@ func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
 			add(id)
 		}
 	}
-	b.scratch = set
+	b.scratch = bits
+	n := 0
+	for _, w := range bits {
+		n += mathbits.OnesCount64(w)
+	}
+	set := b.scratchSet[:0]
+	if denseWords := (b.words*64 + 15) / 16; b.sparseOK && n < denseWords {
+		set = append(set, sparseSet)
+		for i, w := range bits {
+			for ; w != 0; w &= w - 1 {
+				set = append(set, uint16(i*64+mathbits.TrailingZeros64(w)))
+			}
+		}
+	} else {
+		set = append(set, denseSet)
+		for _, w := range bits {
+			set = append(set, uint16(w), uint16(w>>16), uint16(w>>32), uint16(w>>48))
+		}
+	}
+	b.scratchSet = set
 	sig := b.scratchSig[:0]
-	for _, w := range set {
-		sig = binary.LittleEndian.AppendUint64(sig, w)
+	for _, v := range set {
+		sig = binary.LittleEndian.AppendUint16(sig, v)
 	}
 	b.scratchSig = sig
 	if shared, ok := b.sets[string(sig)]; ok {
