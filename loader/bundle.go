@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -97,15 +99,31 @@ type Bundle struct {
 	// aclData is the bundle's verdict.catalog and verdict.tenants as
 	// decoded (see ACLData), until the bundle is installed.
 	aclData atomic.Pointer[map[string]any]
-	// dataFiles are the bundle's data files as read, from which ACLData
-	// decodes them again once aclData is dropped.
-	dataFiles []dataFile
+	// dataFiles are the bundle's data files as read, compressed, from
+	// which ACLData decodes them again once aclData is dropped.
+	dataFiles []*dataFile
 }
 
 // dataFile is a data file of a bundle as read.
 type dataFile struct {
 	url, path string
-	content   []byte
+	// deflated is the file's content compressed with DEFLATE: JSON shrinks
+	// to a fifth, and it is only read again for lint rules.
+	deflated []byte
+	// problems are the file's duplicate keys.
+	problems []acl.Problem
+}
+
+// deflate compresses content quickly.
+func deflate(content []byte) []byte {
+	var out bytes.Buffer
+	w, err := flate.NewWriter(&out, flate.BestSpeed)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	w.Write(content) // writes to a bytes.Buffer do not fail
+	w.Close()
+	return bytes.Clone(out.Bytes())
 }
 
 // ACLData returns the bundle's verdict.catalog and verdict.tenants as
@@ -142,7 +160,7 @@ func aclData(data map[string]any) map[string]any {
 
 // memoryLoader hands OPA's bundle reader files kept in memory.
 type memoryLoader struct {
-	files []dataFile
+	files []*dataFile
 	next  int
 }
 
@@ -152,7 +170,7 @@ func (l *memoryLoader) NextFile() (*bundle.Descriptor, error) {
 	}
 	f := l.files[l.next]
 	l.next++
-	return bundle.NewDescriptor(f.url, f.path, bytes.NewReader(f.content)), nil
+	return bundle.NewDescriptor(f.url, f.path, flate.NewReader(bytes.NewReader(f.deflated))), nil
 }
 
 func (l *memoryLoader) WithFilter(filter.LoaderFilter) bundle.DirectoryLoader   { return l }
@@ -162,13 +180,25 @@ func (l *memoryLoader) WithFollowSymlinks(bool) bundle.DirectoryLoader          
 
 // recordingLoader remembers the path of every file OPA's reader takes, so
 // that problems can name the data file an entry came from, and checks data
-// files for keys written twice.
+// files for keys written twice and keeps them compressed — both on another
+// goroutine while OPA's reader decodes: call wait before reading dataFiles.
 type recordingLoader struct {
 	bundle.DirectoryLoader
 	files     []string
-	dataFiles []dataFile
-	problems  []acl.Problem
+	dataFiles []*dataFile
 	digest    hash.Hash
+	pending   sync.WaitGroup
+}
+
+// wait waits for the data files' checks and compression, and returns the
+// duplicate keys found, file by file.
+func (l *recordingLoader) wait() []acl.Problem {
+	l.pending.Wait()
+	var out []acl.Problem
+	for _, f := range l.dataFiles {
+		out = append(out, f.problems...)
+	}
+	return out
 }
 
 func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
@@ -188,10 +218,14 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	fmt.Fprintf(l.digest, "%s\x00%d\x00", name, len(content))
 	l.digest.Write(content)
 	if isDataFile(name) {
-		l.problems = append(l.problems, duplicateKeys(name, content)...)
-		// Kept for as long as the bundle is served: no spare capacity.
-		content = bytes.Clone(content)
-		l.dataFiles = append(l.dataFiles, dataFile{url: d.URL(), path: d.Path(), content: content})
+		f := &dataFile{url: d.URL(), path: d.Path()}
+		l.dataFiles = append(l.dataFiles, f)
+		l.pending.Add(1)
+		go func() { // content is only read, here and by OPA's reader
+			defer l.pending.Done()
+			f.problems = duplicateKeys(name, content)
+			f.deflated = deflate(content)
+		}()
 	}
 	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(content)), nil
 }
@@ -260,6 +294,7 @@ func readOnce(src Source) (*Bundle, error) {
 		reader = reader.WithSkipBundleVerification(true)
 	}
 	raw, err := reader.Read()
+	duplicates := rec.wait()
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
@@ -275,7 +310,7 @@ func readOnce(src Source) (*Bundle, error) {
 		b.Modules[moduleName(src, m)] = m.Parsed
 	}
 	var ps acl.Problems
-	for _, p := range rec.problems {
+	for _, p := range duplicates {
 		ps.AddProblem(p)
 	}
 	b.checkRoots(&ps)
