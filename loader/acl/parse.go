@@ -368,12 +368,27 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 	for c := range t.Policies {
 		codes[c] = c
 	}
+	// Identical lists (members with the same roles or groups) are shared
+	// too: the model is read-only once parsed.
+	lists := map[string][]string{}
+	var key []byte
 	shareCodes := func(list []string) []string {
+		if len(list) == 0 {
+			return list
+		}
+		key = key[:0]
+		for _, c := range list {
+			key = append(append(key, c...), 0)
+		}
+		if shared, ok := lists[string(key)]; ok {
+			return shared
+		}
 		for i, c := range list {
 			if shared, ok := codes[c]; ok {
 				list[i] = shared
 			}
 		}
+		lists[string(key)] = list
 		return list
 	}
 	eachEntry(obj, "members", loc, ps, func(k string, v any, l Loc) {
