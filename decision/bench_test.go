@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader"
@@ -139,4 +141,41 @@ func BenchmarkHTTPDecide(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkEngineDecideParts splits BenchmarkEngineDecide's work: the Go
+// side (gathering facts into the Rego input) and the Rego evaluation of the
+// decision rules on that input, over the same requests.
+func BenchmarkEngineDecideParts(b *testing.B) {
+	engine, w := loadWorld(b, worldgen.Bench)
+	reqs := toDecisionRequests(w.Requests(1, 1024))
+	gen := engine.Current()
+	inputs := make([]ast.Value, len(reqs))
+	for i, r := range reqs {
+		if err := r.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		v, err := decision.GatherForTest(gen, r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inputs[i] = v
+	}
+	ctx := context.Background()
+	b.Run("gather", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := decision.GatherForTest(gen, reqs[i%len(reqs)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rego", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := decision.EvalForTest(ctx, gen, inputs[i%len(inputs)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,0 +1,22 @@
+package decision
+
+import (
+	"context"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// GatherForTest exposes gather, so that benchmarks can time the Go side
+// and the Rego evaluation of a decision apart.
+func GatherForTest(g *Generation, req *Request) (ast.Value, error) {
+	f, err := gather(g.Facts.Read(), req)
+	if err != nil {
+		return nil, err
+	}
+	return f.input, nil
+}
+
+// EvalForTest evaluates the decision query on a gathered input.
+func EvalForTest(ctx context.Context, g *Generation, input ast.Value) (*ast.Term, error) {
+	return g.Policy.eval(ctx, input)
+}
