@@ -13,8 +13,8 @@ import (
 // BENCHMARKS.md). Each budget is the count measured when it was set plus
 // about 15%; lower it when a change makes decisions cheaper.
 func TestDecisionAllocationBudget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation budgets are checked without -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation budgets are checked without -short and without -race")
 	}
 	plain := demoEngine(t)
 	cached := demoEngine(t, decision.WithDecisionCache(decision.CacheOptions{Size: 100, TTL: time.Hour}))
