@@ -36,8 +36,11 @@ func (e *Engine) DecideJSON(ctx context.Context, body []byte, parse func([]byte)
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	d, cached := e.decideReporting(ctx, gen, req, nil)
-	if cached {
+	// Only a decision evaluated now is remembered under the body: one
+	// answered from the cache under its normalised key expires with that
+	// entry, and must not live on under the body beyond its TTL.
+	d, fresh := e.decideReporting(ctx, gen, req, nil)
+	if fresh {
 		gen.cache.putBody(body, req, d)
 	}
 	return d, nil

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -215,5 +216,39 @@ func TestObserverLearnsCacheHitsAndMisses(t *testing.T) {
 				t.Errorf("cache results %q, want %q", rec.results, tc.want)
 			}
 		})
+	}
+}
+
+// A decision answered from the cache under its normalised key is not
+// remembered again under a new body: that would let it outlive its TTL.
+func TestDecideJSONKeepsTheTTLOfTheEvaluation(t *testing.T) {
+	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &cacheRecorder{}
+	engine := NewEngine(nil, WithObserver(rec), WithDecisionCache(CacheOptions{Size: 100, TTL: time.Second}))
+	gen := &Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}}
+	engine.Install(gen)
+	now := time.Unix(0, 0)
+	gen.cache.now = func() time.Time { return now }
+	parse := func(b []byte) (*Request, error) {
+		var r Request
+		return &r, json.Unmarshal(b, &r)
+	}
+	decide := func(body string) {
+		t.Helper()
+		if _, err := engine.DecideJSON(t.Context(), []byte(body), parse); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide(`{"tenant":"nope","action":"finmars:Portfolio:list"}`) // evaluated at 0
+	now = now.Add(900 * time.Millisecond)
+	decide(`{"action":"finmars:Portfolio:list","tenant":"nope"}`) // same request, other bytes: a hit
+	now = now.Add(600 * time.Millisecond)
+	decide(`{"action":"finmars:Portfolio:list","tenant":"nope"}`) // 1.5 s after the evaluation
+	want := []CacheResult{CacheMiss, CacheHit, CacheMiss}
+	if fmt.Sprint(rec.results) != fmt.Sprint(want) {
+		t.Errorf("cache results %q, want %q (an answer outlived its TTL)", rec.results, want)
 	}
 }

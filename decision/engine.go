@@ -101,8 +101,9 @@ func (e *Engine) decideOrFail(ctx context.Context, gen *Generation, req *Request
 	return d
 }
 
-// decideReporting is decideOrFail that also says whether the decision is
-// in gen's decision cache (answered from it, or evaluated and stored).
+// decideReporting is decideOrFail that also says whether the decision was
+// evaluated just now and stored in gen's decision cache (a cache miss that
+// succeeded), so that it is as fresh as the cache's TTL allows.
 func (e *Engine) decideReporting(ctx context.Context, gen *Generation, req *Request, tracer topdown.QueryTracer) (*Decision, bool) {
 	var start time.Time
 	if e.observer != nil {
@@ -120,7 +121,7 @@ func (e *Engine) decideReporting(ctx context.Context, gen *Generation, req *Requ
 	if e.observer != nil {
 		e.observer.ObserveDecision(ctx, req, d, DecisionInfo{Start: start, Duration: time.Since(start), Err: err, Explained: tracer != nil, Cache: cached})
 	}
-	return d, err == nil && cached != ""
+	return d, err == nil && cached == CacheMiss
 }
 
 // facts are what Go gathered for one decision.
