@@ -1170,3 +1170,28 @@ func TestParseProblemEntryNamesItsPlaceInTheFile(t *testing.T) {
 		}
 	})
 }
+
+// Members' identical role, group and policy lists are shared after
+// parsing; lists whose codes merely concatenate alike must not be (a code
+// may hold any character, NUL included).
+func TestParseSharesOnlyIdenticalLists(t *testing.T) {
+	tenant := decode(t, validTenant)
+	set(tenant, "groups", map[string]any{"a": map[string]any{}, "b": map[string]any{}, "a\x00b": map[string]any{}})
+	set(tenant, "members", map[string]any{
+		"m1":  map[string]any{"groups": []any{"a\x00b"}},
+		"m2":  map[string]any{"groups": []any{"a", "b"}},
+		"m3":  map[string]any{"groups": []any{"a", "b"}},
+		"bob": map[string]any{},
+	})
+	set(tenant, "groups", map[string]any{"a": map[string]any{}, "b": map[string]any{}, "a\x00b": map[string]any{}, "staff": map[string]any{}})
+	doc, ps := parse(t, map[string]any{"tenants": map[string]any{"acme": tenant}})
+	if got := problemStrings(ps); got != nil {
+		t.Fatalf("problems: %v", got)
+	}
+	members := doc.Tenants["acme"].Members
+	for name, want := range map[string][]string{"m1": {"a\x00b"}, "m2": {"a", "b"}, "m3": {"a", "b"}} {
+		if got := members[name].Groups; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: groups %q, want %q", name, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -377,8 +378,8 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 			return list
 		}
 		key = key[:0]
-		for _, c := range list {
-			key = append(append(key, c...), 0)
+		for _, c := range list { // length-prefixed: no two lists share a key
+			key = append(binary.AppendUvarint(key, uint64(len(c))), c...)
 		}
 		if shared, ok := lists[string(key)]; ok {
 			return shared

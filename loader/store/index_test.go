@@ -202,3 +202,20 @@ func referenceStatementTerm(s *acl.Statement) *ast.Term {
 		ast.Item(ast.StringTerm("conditions"), strs(s.Conditions)),
 	)
 }
+
+// The group facts interner shares facts between identical group lists
+// only: lists whose codes merely concatenate alike get their own.
+func TestGroupFactsInternerKeysListsExactly(t *testing.T) {
+	in := newGroupFactsInterner()
+	joined := in.facts([]string{"a\x00b"})
+	split := in.facts([]string{"a", "b"})
+	if joined == split {
+		t.Fatal(`["a\x00b"] and ["a", "b"] share group facts`)
+	}
+	if again := in.facts([]string{"a", "b"}); again != split {
+		t.Error("an identical list did not share its group facts")
+	}
+	if got := split.set.String(); got != `{"a", "b"}` {
+		t.Errorf(`facts of ["a", "b"]: groups %s`, got)
+	}
+}

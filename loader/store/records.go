@@ -156,8 +156,8 @@ func (in *groupFactsInterner) term(s string) *ast.Term {
 
 func (in *groupFactsInterner) facts(groups []string) *groupFacts {
 	key := in.key[:0]
-	for _, g := range groups {
-		key = append(append(key, g...), 0)
+	for _, g := range groups { // length-prefixed: no two lists share a key
+		key = append(binary.AppendUvarint(key, uint64(len(g))), g...)
 	}
 	in.key = key
 	if gf, ok := in.byList[string(key)]; ok {
