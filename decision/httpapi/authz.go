@@ -38,7 +38,9 @@ type AuthzOptions struct {
 	// when set, is a value its "aud" (a string or an array of strings)
 	// must contain. A token missing either, or carrying another value, is
 	// refused like an expired or forged one (401 token.invalid). Unset,
-	// neither claim is checked.
+	// neither claim is checked. Both apply to JWKS-verified tokens only:
+	// without JWKS no token is read (the CLI refuses them without
+	// --authz-jwks-file).
 	Issuer   string
 	Audience string
 
