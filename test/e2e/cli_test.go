@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 const manifest = `{"revision": "r1", "roots": ["verdict"]}`
@@ -335,7 +337,7 @@ access_policies:
 
 func TestRunRejectsBadBundle(t *testing.T) {
 	dir := acmeBundle(t, strings.Replace(acmeTenant, "roles: [viewer]", "roles: [viewer, viwer]", 1))
-	addr, err := freeAddr()
+	addr, err := e2eutil.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

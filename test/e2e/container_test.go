@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 // dockerfile reads the repository's Dockerfile into instructions (with
@@ -102,7 +104,7 @@ func TestContainerRecipe(t *testing.T) {
 	if err := json.Unmarshal([]byte(instruction(t, lines, "CMD ")), &args); err != nil {
 		t.Fatalf("CMD is not in exec form: %v", err)
 	}
-	addr, err := freeAddr()
+	addr, err := e2eutil.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,7 +180,7 @@ func TestConcurrentDecisions(t *testing.T) {
 			defer func() { done <- struct{}{} }()
 			for i := 0; i < 25; i++ {
 				p := probes[(w+i)%len(probes)]
-				resp, err := httpClient.Post(s.url+"/v1/decide", "application/json", strings.NewReader(p.body))
+				resp, err := httpClient.Post(s.URL+"/v1/decide", "application/json", strings.NewReader(p.body))
 				if err != nil {
 					errs <- err.Error()
 					return

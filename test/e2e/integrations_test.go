@@ -111,7 +111,7 @@ func TestAuthzEndpoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", s.url+"/v1/authz", nil)
+			req, _ := http.NewRequest("GET", s.URL+"/v1/authz", nil)
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)
 			}

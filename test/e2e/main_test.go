@@ -10,14 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,34 +54,14 @@ func runMain(m *testing.M) int {
 	code := m.Run()
 	sharedMu.Lock()
 	if sharedServer != nil {
-		sharedServer.stop()
+		sharedServer.Stop()
 	}
 	sharedMu.Unlock()
 	return code
 }
 
-// syncBuffer collects a child process's output for the test to read.
-type syncBuffer = e2eutil.SyncBuffer
-
-// server is a running `verdict run`.
-type server struct {
-	url    string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-	err    error // the process's exit, once done is closed
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
-}
+// server is a running `verdict run` (see e2eutil.Server).
+type server struct{ *e2eutil.Server }
 
 // startServer runs `verdict run` on a free 127.0.0.1 port with args and
 // waits until /health/ready answers 200. It is stopped when the test ends.
@@ -93,75 +71,18 @@ func startServer(t *testing.T, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.stop)
+	t.Cleanup(s.Stop)
 	return s
 }
 
+// launch runs `verdict run` with args and waits until it is ready; the
+// caller stops it.
 func launch(args ...string) (*server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		s := &server{url: "http://" + addr, stderr: &syncBuffer{}, done: make(chan struct{})}
-		s.cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
-		s.cmd.Stdout = s.stderr
-		s.cmd.Stderr = s.stderr
-		if err := s.cmd.Start(); err != nil {
-			return nil, err
-		}
-		go func() {
-			s.err = s.cmd.Wait()
-			close(s.done)
-		}()
-		if lastErr = s.waitReady(15 * time.Second); lastErr == nil {
-			return s, nil
-		}
-		s.stop()
-		if !strings.Contains(s.stderr.String(), "address already in use") {
-			break
-		}
+	s, err := e2eutil.Launch(binary, e2eutil.Options{WaitPath: "/health/ready"}, args...)
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
-}
-
-func (s *server) waitReady(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("verdict run exited (%v) before it was ready:\n%s", s.err, s.stderr.String())
-		default:
-		}
-		resp, err := client.Get(s.url + "/health/ready")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("verdict run was not ready within %v:\n%s", timeout, s.stderr.String())
-}
-
-// stop asks the server to shut down (SIGTERM) and kills it if it lingers.
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	return &server{s}, nil
 }
 
 // demo returns the server that serves the demo bundle from the repository,
@@ -191,7 +112,7 @@ type response struct {
 
 func (s *server) do(t *testing.T, method, path, contentType string, body io.Reader) response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, s.url+path, body)
+	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +121,7 @@ func (s *server) do(t *testing.T, method, path, contentType string, body io.Read
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v\nserver log:\n%s", method, path, err, s.stderr.String())
+		t.Fatalf("%s %s: %v\nserver log:\n%s", method, path, err, s.Out.String())
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

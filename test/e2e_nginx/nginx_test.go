@@ -22,6 +22,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 func freeAddr(t *testing.T) string {
@@ -117,10 +119,9 @@ func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp 
 func TestNginxAuthRequest(t *testing.T) {
 	nginx := nginxBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "verdict")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/verdict")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build verdict: %v\n%s", err, out)
+	bin, err := e2eutil.BuildVerdict(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	jwksPath, sign, signFor := keys(t, dir)
 
@@ -130,20 +131,20 @@ func TestNginxAuthRequest(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	verdictAddr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v := exec.CommandContext(ctx, bin, "run", "--addr", verdictAddr, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
+	v, err := e2eutil.Launch(bin, e2eutil.Options{WaitPath: "/health/ready"}, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
 		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience)
-	v.Stderr = os.Stderr
-	if err := v.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer v.Stop()
 	defer func() {
-		cancel()
-		v.Wait()
+		if t.Failed() {
+			t.Logf("verdict's log:\n%s", v.Out.String())
+		}
 	}()
-	waitFor(t, "http://"+verdictAddr+"/health/ready", func(r *http.Response) bool { return r.StatusCode == 200 })
+	verdictAddr := v.Addr
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 
 	nginxAddr := freeAddr(t)
 	conf, err := os.ReadFile("nginx.example.conf")

@@ -9,22 +9,18 @@ package e2eotel
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,31 +32,14 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 // binary is the verdict binary TestMain built.
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "verdict-e2e-otel-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e_otel:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "verdict")
-	build := exec.Command("go", "build", "-o", binary, "github.com/verdict-authz/verdict/cmd/verdict")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e_otel: go build:", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(e2eutil.RunMain(m, &binary)) }
 
 // --- the OTLP receivers
 
@@ -179,59 +158,19 @@ func newGRPCReceiver(t *testing.T) (string, *spanStore) {
 
 // --- running verdict
 
-type server struct {
-	url    string
-	cmd    *exec.Cmd
-	output *lockedBuffer
-	done   chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// server is a running `verdict run` (see e2eutil.Server).
+type server struct{ *e2eutil.Server }
 
 // start runs `verdict run` (the embedded demo bundle) on a free loopback
 // port with env added to the environment, and waits until it is ready.
 func start(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		s := &server{url: "http://" + addr, output: &lockedBuffer{}, done: make(chan struct{})}
-		s.cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
-		s.cmd.Env = append(cleanEnv(), env...)
-		s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { s.cmd.Wait(); close(s.done) }()
-		err = s.waitReady(20 * time.Second)
-		if err == nil {
-			t.Cleanup(s.stop)
-			return s
-		}
-		s.stop()
-		if attempt == 2 || !strings.Contains(s.output.String(), "address already in use") {
-			t.Fatal(err)
-		}
+	s, err := e2eutil.Launch(binary, e2eutil.Options{Env: append(cleanEnv(), env...), WaitPath: "/health/ready", Timeout: 20 * time.Second}, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(s.Stop)
+	return &server{s}
 }
 
 // cleanEnv is the test's environment without OTEL_* variables, so that the
@@ -244,44 +183,6 @@ func cleanEnv() []string {
 		}
 	}
 	return out
-}
-
-func (s *server) waitReady(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("verdict run exited before it was ready:\n%s", s.output.String())
-		default:
-		}
-		if resp, err := client.Get(s.url + "/health/ready"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("verdict run was not ready within %v:\n%s", timeout, s.output.String())
-}
-
-// stop sends SIGTERM (verdict flushes its spans and decision log) and
-// waits for the process to end.
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -299,7 +200,7 @@ type decisionAnswer struct {
 
 func (s *server) decide(t *testing.T, body, traceparent string) decisionAnswer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/decide", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/v1/decide", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +211,7 @@ func (s *server) decide(t *testing.T, body, traceparent string) decisionAnswer {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("POST /v1/decide: %v\n%s", err, s.output.String())
+		t.Fatalf("POST /v1/decide: %v\n%s", err, s.Out.String())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -452,7 +353,7 @@ func TestDecisionSpanReachesAnOTLPHTTPReceiver(t *testing.T) {
 
 	checkMetrics(t, s)
 
-	s.stop() // flushes the decision log
+	s.Stop() // flushes the decision log
 	lines := readLog(t, logPath)
 	if len(lines) != 2 {
 		t.Fatalf("%d decision log lines, want 2", len(lines))
@@ -484,7 +385,7 @@ func TestDecisionSpanReachesAnOTLPGRPCReceiver(t *testing.T) {
 // parser.
 func scrapeMetrics(t *testing.T, s *server) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := client.Get(s.url + "/metrics")
+	resp, err := client.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,7 +550,7 @@ func TestReloadsAreTracedAndCounted(t *testing.T) {
 func TestRegistrationIsTraced(t *testing.T) {
 	receiver, store := newHTTPReceiver(t)
 	s := start(t, otelEnv(receiver.URL, "http/protobuf"), "--state-dir", t.TempDir())
-	req, err := http.NewRequest(http.MethodPut, s.url+"/v1/services/requisition",
+	req, err := http.NewRequest(http.MethodPut, s.URL+"/v1/services/requisition",
 		strings.NewReader(`{"routes": [{"path": "/api/requisitionTemplates/", "viewset": "RequisitionTemplate"}]}`))
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func TestKill9DuringConcurrentPutsLosesNoAcknowledgedWrite(t *testing.T) {
 	put := func(i int) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/services/burst-%d", s.url, i), strings.NewReader(doc(i)))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/services/burst-%d", s.URL, i), strings.NewReader(doc(i)))
 		req.Header.Set("Authorization", "Bearer t0ken")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -84,7 +84,7 @@ func TestKill9DuringConcurrentPutsLosesNoAcknowledgedWrite(t *testing.T) {
 	select {
 	case <-killed:
 	default:
-		t.Fatalf("the burst ended before %d writes were acknowledged (%d failed):\n%s", killAt, failed.Load(), s.out.String())
+		t.Fatalf("the burst ended before %d writes were acknowledged (%d failed):\n%s", killAt, failed.Load(), s.Out.String())
 	}
 	mu.Lock()
 	ackedCount := len(acked)

@@ -11,13 +11,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,38 +26,21 @@ var (
 	demoBundle string
 )
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "verdict-e2e-runtime-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if binary, err = e2eutil.BuildVerdict(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+func TestMain(m *testing.M) {
+	var err error
 	if demoBundle, err = filepath.Abs(filepath.Join("..", "..", "bundles", "demo")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
-	return m.Run()
+	os.Exit(e2eutil.RunMain(m, &binary))
 }
 
-// syncBuffer collects a child process's output for the test to read.
-type syncBuffer = e2eutil.SyncBuffer
-
-// server is a running `verdict run`.
+// server is a running `verdict run`, with the arguments to restart it and
+// the admin token requests carry.
 type server struct {
+	*e2eutil.Server
 	t     *testing.T
-	url   string
-	addr  string
 	args  []string
-	cmd   *exec.Cmd
-	out   *syncBuffer
-	done  chan struct{}
 	token string
 }
 
@@ -69,97 +49,40 @@ type server struct {
 // ends.
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
-	for attempt := 0; attempt < 3; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		s := startAt(t, addr, args...)
-		if err := s.waitReady(20 * time.Second); err == nil {
-			return s
-		} else if !strings.Contains(s.out.String(), "address already in use") {
-			t.Fatal(err)
-		}
+	es, err := e2eutil.Launch(binary, e2eutil.Options{WaitPath: "/health/ready", Timeout: 20 * time.Second}, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return nil
+	t.Cleanup(es.Stop)
+	return &server{Server: es, t: t, args: args}
 }
 
 // startAt runs the server on addr without waiting.
 func startAt(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, url: "http://" + addr, addr: addr, args: args, out: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
+	es, err := e2eutil.LaunchAt(binary, addr, nil, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		s.cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) waitReady(timeout time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("verdict run exited before it was ready:\n%s", s.out.String())
-		default:
-		}
-		if resp, err := c.Get(s.url + "/health/ready"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("verdict run was not ready within %v:\n%s", timeout, s.out.String())
+	t.Cleanup(es.Stop)
+	return &server{Server: es, t: t, args: args}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := e2eutil.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// stop ends the server with SIGTERM (SIGKILL after 10 s).
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	return addr
 }
 
 // kill ends the server with SIGKILL, as kill -9 does.
 func (s *server) kill() {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.t.Fatal("the server did not die of SIGKILL")
+	if err := s.Kill(); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
@@ -167,7 +90,7 @@ func (s *server) kill() {
 // new port.
 func (s *server) restart(t *testing.T) *server {
 	t.Helper()
-	s.stop()
+	s.Stop()
 	n := start(t, s.args...)
 	n.token = s.token
 	return n
@@ -195,7 +118,7 @@ func (s *server) call(t *testing.T, method, path, body string) response {
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(context.Background(), method, s.url+path, r)
+	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +127,7 @@ func (s *server) call(t *testing.T, method, path, body string) response {
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v\nserver log:\n%s", method, path, err, s.out.String())
+		t.Fatalf("%s %s: %v\nserver log:\n%s", method, path, err, s.Out.String())
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -162,9 +162,9 @@ func TestAdminToken(t *testing.T) {
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	bad := startAt(t, freeAddr(t), "--bundle", demoBundle, "--admin-token-file", empty)
 	select {
-	case <-bad.done:
-		if !strings.Contains(bad.out.String(), "--admin-token-file") {
-			t.Errorf("exit message: %s", bad.out.String())
+	case <-bad.Done:
+		if !strings.Contains(bad.Out.String(), "--admin-token-file") {
+			t.Errorf("exit message: %s", bad.Out.String())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("verdict run started with an empty admin token file")
@@ -176,7 +176,7 @@ func TestCorruptStateFileIsReported(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	s := start(t, "--bundle", demoBundle, "--state-dir", state)
 	s.must(t, http.StatusOK, http.MethodPut, "/v1/services/requisition", requisitionDoc)
-	s.stop()
+	s.Stop()
 	if err := os.WriteFile(filepath.Join(state, "services", "garbage.json"), []byte("\x00\x01not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +196,8 @@ func TestCorruptStateFileIsReported(t *testing.T) {
 		!strings.HasSuffix(st.Runtime.StateProblems[0].File, "garbage.json") {
 		t.Errorf("status: %+v", st)
 	}
-	if !strings.Contains(s.out.String(), "state entry ignored") {
-		t.Errorf("the log does not report the file:\n%s", s.out.String())
+	if !strings.Contains(s.Out.String(), "state entry ignored") {
+		t.Errorf("the log does not report the file:\n%s", s.Out.String())
 	}
 }
 
@@ -218,7 +218,7 @@ func TestClientRegistersBeforeTheSidecarIsUp(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	s := startAt(t, addr, "--bundle", demoBundle, "--state-dir", filepath.Join(t.TempDir(), "state"), "--admin-token-file", tokenFile(t, "t0ken"))
-	if err := s.waitReady(20 * time.Second); err != nil {
+	if err := s.Wait("/health/ready", 20*time.Second); err != nil {
 		t.Skipf("the port was taken meanwhile: %v", err)
 	}
 	select {

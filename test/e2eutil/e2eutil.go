@@ -6,6 +6,7 @@ package e2eutil
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +29,28 @@ func BuildVerdict(dir string) (string, error) {
 		return "", fmt.Errorf("go build: %w", err)
 	}
 	return bin, nil
+}
+
+// RunMain is TestMain's body for an end-to-end package: it builds
+// cmd/verdict into a temporary directory, points *binary at it, runs the
+// tests, then the cleanups in order, and removes the directory. It returns
+// the exit code.
+func RunMain(m *testing.M, binary *string, cleanups ...func()) int {
+	dir, err := os.MkdirTemp("", "verdict-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *binary, err = BuildVerdict(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
+	return code
 }
 
 // SyncBuffer is a bytes.Buffer safe for a writer goroutine (a child
@@ -59,50 +82,106 @@ type Server struct {
 	WaitErr error // set when Done is closed
 }
 
-var healthClient = &http.Client{Timeout: 10 * time.Second}
+// Options say how Launch starts and waits for a server.
+type Options struct {
+	// Env is the process's environment; nil inherits the test's.
+	Env []string
+	// WaitPath is the path that must answer 200 before Launch returns
+	// (default /health: a watched server may start unready).
+	WaitPath string
+	// Timeout bounds the wait (default 15 s).
+	Timeout time.Duration
+}
 
-// Start runs `binary run --addr <free port>` with args, stops it when the
-// test ends, and waits until /health answers (not /health/ready: a watched
-// server may start unready). A port taken between choosing and binding it
-// is retried.
-func Start(t testing.TB, binary string, args ...string) *Server {
-	t.Helper()
+var probeClient = &http.Client{Timeout: time.Second}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// LaunchAt runs `binary run --addr addr args…` without waiting for it.
+// The caller stops it.
+func LaunchAt(binary, addr string, env []string, args ...string) (*Server, error) {
+	s := &Server{Addr: addr, URL: "http://" + addr, Out: &SyncBuffer{}, Done: make(chan struct{})}
+	s.Cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
+	s.Cmd.Env = env
+	s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
+	if err := s.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.WaitErr = s.Cmd.Wait(); close(s.Done) }()
+	return s, nil
+}
+
+// Launch runs `binary run --addr <free port> args…` and waits until
+// o.WaitPath answers 200. A port taken between choosing and binding it is
+// retried. The caller stops the server.
+func Launch(binary string, o Options, args ...string) (*Server, error) {
+	if o.WaitPath == "" {
+		o.WaitPath = "/health"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 15 * time.Second
+	}
+	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		var addr string
+		if addr, err = FreeAddr(); err != nil {
+			return nil, err
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		s := &Server{Addr: addr, URL: "http://" + addr, Out: &SyncBuffer{}, Done: make(chan struct{})}
-		s.Cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
-		s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
-		if err := s.Cmd.Start(); err != nil {
-			t.Fatal(err)
+		var s *Server
+		if s, err = LaunchAt(binary, addr, o.Env, args...); err != nil {
+			return nil, err
 		}
-		go func() { s.WaitErr = s.Cmd.Wait(); close(s.Done) }()
-		t.Cleanup(s.Stop)
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-s.Done:
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			if resp, err := healthClient.Get(s.URL + "/health"); err == nil {
-				resp.Body.Close()
-				return s
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err = s.Wait(o.WaitPath, o.Timeout); err == nil {
+			return s, nil
 		}
 		s.Stop()
 		if !strings.Contains(s.Out.String(), "address already in use") {
-			t.Fatalf("verdict run did not come up:\n%s", s.Out.String())
+			return nil, err
 		}
 	}
-	t.Fatal("no free port")
-	return nil
+	return nil, err
+}
+
+// Start is Launch for a test: it fails the test when the server does not
+// come up and stops the server when the test ends.
+func Start(t testing.TB, binary string, args ...string) *Server {
+	t.Helper()
+	s, err := Launch(binary, Options{}, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Wait polls path until it answers 200, the process exits or timeout
+// passes.
+func (s *Server) Wait(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.Done:
+			return fmt.Errorf("verdict run exited (%v) before %s answered 200:\n%s", s.WaitErr, path, s.Out.String())
+		default:
+		}
+		if resp, err := probeClient.Get(s.URL + path); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("verdict run: %s did not answer 200 within %v:\n%s", path, timeout, s.Out.String())
 }
 
 // Stop sends SIGTERM and waits for the process to end, killing it after
@@ -119,5 +198,16 @@ func (s *Server) Stop() {
 	case <-time.After(15 * time.Second):
 		s.Cmd.Process.Kill()
 		<-s.Done
+	}
+}
+
+// Kill ends the process with SIGKILL, as kill -9 does, and waits for it.
+func (s *Server) Kill() error {
+	s.Cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.Done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("verdict run did not die of SIGKILL")
 	}
 }

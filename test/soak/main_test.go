@@ -8,7 +8,6 @@
 package soak
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,24 +19,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "verdict-soak-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if binary, err = e2eutil.BuildVerdict(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-// syncBuffer collects a child process's output for the test to read.
-type syncBuffer = e2eutil.SyncBuffer
+func TestMain(m *testing.M) { os.Exit(e2eutil.RunMain(m, &binary)) }
 
 // server is a running `verdict run` (see e2eutil.Server).
 type server struct{ *e2eutil.Server }
