@@ -28,7 +28,7 @@ access_policies:
 
 func acmeBundle(t *testing.T, tenantYAML string) string {
 	t.Helper()
-	return writeBundle(t, map[string]string{
+	return e2eutil.WriteFiles(t, map[string]string{
 		".manifest":                      manifest,
 		"verdict/tenants/acme/data.yaml": tenantYAML,
 	})
@@ -158,7 +158,7 @@ func TestCheckRejectsDuplicateKeys(t *testing.T) {
 		{"verdict/tenants/acme/data.json", `{"members": {"bob": {"roles": []}, "bob": {"is_admin": true}}}`},
 	} {
 		t.Run(filepath.Ext(tc.file), func(t *testing.T) {
-			dir := writeBundle(t, map[string]string{".manifest": manifest, tc.file: tc.content})
+			dir := e2eutil.WriteFiles(t, map[string]string{".manifest": manifest, tc.file: tc.content})
 			res := verdict(t, "", "check", dir)
 			if res.code != 1 || !strings.Contains(res.stderr, tc.file) || !strings.Contains(res.stderr, "bob") {
 				t.Errorf("exit %d; want 1 and a message naming %s and bob\nstdout: %s\nstderr: %s", res.code, tc.file, res.stdout, res.stderr)
@@ -168,8 +168,8 @@ func TestCheckRejectsDuplicateKeys(t *testing.T) {
 }
 
 func TestCheckOverlappingBundles(t *testing.T) {
-	a := writeBundle(t, map[string]string{"verdict/tenants/a/data.yaml": "name: A\n"})
-	b := writeBundle(t, map[string]string{"verdict/tenants/b/data.yaml": "name: B\n"})
+	a := e2eutil.WriteFiles(t, map[string]string{"verdict/tenants/a/data.yaml": "name: A\n"})
+	b := e2eutil.WriteFiles(t, map[string]string{"verdict/tenants/b/data.yaml": "name: B\n"})
 	res := verdict(t, "", "check", "a="+a, "b="+b)
 	if res.code != 1 || !strings.Contains(res.stderr, "overlaps") {
 		t.Errorf("exit %d, want 1 and an overlap error\nstderr: %s", res.code, res.stderr)

@@ -228,20 +228,3 @@ func verdict(t *testing.T, stdin string, args ...string) result {
 	}
 	return res
 }
-
-// writeBundle writes files (slash-separated path → content) under a new
-// directory and returns it.
-func writeBundle(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bundle")
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 func TestTestCommandOnTheDemo(t *testing.T) {
@@ -16,7 +18,7 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 }
 
 func TestTestCommandReportsFailures(t *testing.T) {
-	dir := writeBundle(t, map[string]string{
+	dir := e2eutil.WriteFiles(t, map[string]string{
 		"verdict/tenants/acme/data.yaml": `
 members:
   ann: {policies: [read]}
@@ -59,7 +61,7 @@ cases:
 }
 
 func TestCheckRunsLintRules(t *testing.T) {
-	dir := writeBundle(t, map[string]string{
+	dir := e2eutil.WriteFiles(t, map[string]string{
 		"verdict/tenants/acme/data.yaml": `
 members:
   ann: {policies: [all]}

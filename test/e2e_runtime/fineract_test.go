@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 // The Fineract CN world before provisioning: the tenant, its members and
@@ -71,7 +73,7 @@ const (
 // request, a consent) or a call that a service asks verdict about.
 func TestFineractCNProvisioningReplay(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
-	s := start(t, "--bundle", writeFiles(t, playground), "--state-dir", state, "--admin-token-file", tokenFile(t, "provisioner"))
+	s := start(t, "--bundle", e2eutil.WriteFiles(t, playground), "--state-dir", state, "--admin-token-file", tokenFile(t, "provisioner"))
 	s.token = "provisioner"
 	as := func(member, application, method, path string) ask {
 		return ask{tenant: "playground", member: member, application: application, method: method, path: path}

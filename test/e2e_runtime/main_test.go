@@ -207,22 +207,6 @@ func (s *server) expect(t *testing.T, step string, a ask, allow bool, status int
 	return d
 }
 
-// writeFiles writes files (slash path → content) under a new directory.
-func writeFiles(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bundle")
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // tokenFile writes an admin token file (with a trailing newline, as editors
 // leave it) and returns its path.
 func tokenFile(t *testing.T, token string) string {

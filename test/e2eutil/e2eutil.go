@@ -53,6 +53,23 @@ func RunMain(m *testing.M, binary *string, cleanups ...func()) int {
 	return code
 }
 
+// WriteFiles writes files (slash-separated path → content) under a new
+// directory "bundle" of the test's temporary directory and returns it.
+func WriteFiles(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // SyncBuffer is a bytes.Buffer safe for a writer goroutine (a child
 // process's output) and a reader (the test) at once.
 type SyncBuffer struct {
