@@ -238,19 +238,7 @@ func (s *jsonKeyScanner) object() {
 		s.pos++
 		s.value()
 		s.path = s.path[:len(s.path)-1]
-		s.skipSpace()
-		if s.pos >= len(s.content) {
-			s.failed = true
-			return
-		}
-		switch s.content[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return
-		default:
-			s.failed = true
+		if s.afterElement('}') {
 			return
 		}
 	}
@@ -267,21 +255,31 @@ func (s *jsonKeyScanner) array() {
 		s.path = append(s.path, pathSeg{index: i})
 		s.value()
 		s.path = s.path[:len(s.path)-1]
-		s.skipSpace()
-		if s.pos >= len(s.content) {
-			s.failed = true
+		if s.afterElement(']') {
 			return
 		}
-		switch s.content[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return
-		default:
-			s.failed = true
-			return
-		}
+	}
+}
+
+// afterElement reads what follows an object member or array element: a
+// ',' (false: another comes) or closer (true). Anything else marks the
+// input malformed and is true as well.
+func (s *jsonKeyScanner) afterElement(closer byte) (done bool) {
+	s.skipSpace()
+	if s.pos >= len(s.content) {
+		s.failed = true
+		return true
+	}
+	switch s.content[s.pos] {
+	case ',':
+		s.pos++
+		return false
+	case closer:
+		s.pos++
+		return true
+	default:
+		s.failed = true
+		return true
 	}
 }
 
