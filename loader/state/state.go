@@ -253,32 +253,8 @@ func syncDir(dir string) error {
 // write are removed. Entries are returned sorted by their key.
 func (d *Dir) Load() *Contents {
 	c := &Contents{}
-	for _, name := range d.entries(ServicesDir, c) {
-		path := filepath.Join(d.path, ServicesDir, name)
-		var f ServiceFile
-		if err := readJSON(path, &f); err != nil {
-			c.Problems = append(c.Problems, Problem{File: path, Message: err.Error()})
-			continue
-		}
-		if err := f.check(); err != nil {
-			c.Problems = append(c.Problems, Problem{File: path, Message: err.Error()})
-			continue
-		}
-		c.Services = append(c.Services, &f)
-	}
-	for _, name := range d.entries(DelegationsDir, c) {
-		path := filepath.Join(d.path, DelegationsDir, name)
-		var f DelegationFile
-		if err := readJSON(path, &f); err != nil {
-			c.Problems = append(c.Problems, Problem{File: path, Message: err.Error()})
-			continue
-		}
-		if err := f.check(); err != nil {
-			c.Problems = append(c.Problems, Problem{File: path, Message: err.Error()})
-			continue
-		}
-		c.Delegations = append(c.Delegations, &f)
-	}
+	c.Services = loadEntries[ServiceFile](d, ServicesDir, c)
+	c.Delegations = loadEntries[DelegationFile](d, DelegationsDir, c)
 	sort.Slice(c.Services, func(i, j int) bool { return c.Services[i].Name < c.Services[j].Name })
 	sort.Slice(c.Delegations, func(i, j int) bool {
 		a, b := c.Delegations[i], c.Delegations[j]
@@ -314,6 +290,29 @@ func (d *Dir) entries(sub string, c *Contents) []string {
 		case strings.HasSuffix(name, ".json"):
 			out = append(out, name)
 		}
+	}
+	return out
+}
+
+// loadEntries reads and checks every entry of the subdirectory; one that
+// cannot be read, parsed or checked is listed in c.Problems and left out.
+func loadEntries[T any, P interface {
+	*T
+	check() error
+}](d *Dir, sub string, c *Contents) []P {
+	var out []P
+	for _, name := range d.entries(sub, c) {
+		path := filepath.Join(d.path, sub, name)
+		f := P(new(T))
+		err := readJSON(path, f)
+		if err == nil {
+			err = f.check()
+		}
+		if err != nil {
+			c.Problems = append(c.Problems, Problem{File: path, Message: err.Error()})
+			continue
+		}
+		out = append(out, f)
 	}
 	return out
 }
