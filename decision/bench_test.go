@@ -17,6 +17,7 @@ import (
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 	"github.com/verdict-authz/verdict/test/worldgen"
 )
 
@@ -28,15 +29,7 @@ func loadWorld(tb testing.TB, spec worldgen.Spec, opts ...decision.EngineOption)
 	if err := w.WriteBundle(dir, "bench"); err != nil {
 		tb.Fatal(err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet, opts...)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "world", Location: dir}}); err != nil {
-		tb.Fatal(err)
-	}
+	engine, _ := loadertest.Load(tb, []loader.Source{{Name: "world", Location: dir}}, opts...)
 	return engine, w
 }
 

@@ -2,14 +2,13 @@ package decision_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 // Fault injection on the request path (issue 8, "fail closed"): a Rego rule
@@ -56,16 +55,7 @@ deny contains "boom" if {
 
 func faultyEngine(t *testing.T) *decision.Engine {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ld.Close)
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "faulty", FS: faultyBundle()}}); err != nil {
-		t.Fatal(err)
-	}
+	engine, _ := loadertest.Load(t, []loader.Source{{Name: "faulty", FS: faultyBundle()}})
 	return engine
 }
 

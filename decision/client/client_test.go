@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/verdict-authz/verdict/bundles"
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/client"
 	"github.com/verdict-authz/verdict/decision/httpapi"
-	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 const token = "admin-token"
@@ -28,17 +25,8 @@ const token = "admin-token"
 // sidecar is the verdict HTTP API over the demo bundle, in process.
 func sidecar(t *testing.T) http.Handler {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ld.Close)
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {
-		t.Fatal(err)
-	}
-	return httpapi.New(engine, httpapi.Options{Log: quiet, Runtime: ld, AdminToken: []byte(token)})
+	engine, ld := loadertest.Demo(t)
+	return httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, Runtime: ld, AdminToken: []byte(token)})
 }
 
 func serve(t *testing.T, h http.Handler) *client.Client {

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,10 +15,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
-	"github.com/verdict-authz/verdict/bundles"
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
-	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 // authzSigner holds a signing key whose public half is in jwks.
@@ -77,15 +74,7 @@ func (s *authzSigner) sign(t *testing.T, sub string, exp time.Time, claims map[s
 // authzServer serves the demo bundle with /v1/authz verifying bearer JWTs.
 func authzServer(t *testing.T, o httpapi.AuthzOptions) *httptest.Server {
 	t.Helper()
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ld.Close)
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", Location: "(embedded demo bundle)", FS: bundles.Demo()}}); err != nil {
-		t.Fatal(err)
-	}
+	engine, _ := loadertest.Demo(t)
 	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: quiet, Authz: o}))
 	t.Cleanup(srv.Close)
 	return srv

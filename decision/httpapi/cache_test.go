@@ -1,10 +1,8 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -12,26 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/verdict-authz/verdict/bundles"
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
-	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 // With the decision cache on, a repeated body is answered from the cache:
 // the same bytes but for a new decision_id; bad bodies stay 400s naming the
 // field however often they come.
 func TestDecideWithTheCacheOn(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet, decision.WithDecisionCache(decision.CacheOptions{Size: 100, TTL: time.Hour}))
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: quiet}))
+	engine, _ := loadertest.Demo(t, decision.WithDecisionCache(decision.CacheOptions{Size: 100, TTL: time.Hour}))
+	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet}))
 	defer srv.Close()
 	post := func(body string) (int, string) {
 		t.Helper()

@@ -1,18 +1,14 @@
 package httpapi_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/verdict-authz/verdict/bundles"
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
-	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 const okDecide = `{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:list"`
@@ -68,16 +64,8 @@ func TestBodyAndBatchLimits(t *testing.T) {
 // TestMaxConcurrentDecisionsOption: a server with the limit on serves
 // decisions and health as usual (the 503 path is TestLimitDecisions).
 func TestMaxConcurrentDecisionsOption(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {
-		t.Fatal(err)
-	}
-	h := httpapi.New(engine, httpapi.Options{Log: quiet, MaxConcurrentDecisions: 1})
+	engine, _ := loadertest.Demo(t)
+	h := httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, MaxConcurrentDecisions: 1})
 	for i := range 3 {
 		if rec := post(t, h, "/v1/decide", []byte(okDecide+`}`)); rec.Code != http.StatusOK {
 			t.Fatalf("decision %s: %d %s", strconv.Itoa(i), rec.Code, rec.Body)

@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
@@ -53,20 +52,10 @@ func acmeBundle(revision, tenantJSON string, modules map[string]string) fstest.M
 // setup serves the catalog and acme bundles; bob may list portfolios.
 func setup(t *testing.T) (*decision.Engine, *loader.Loader) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ld.Close)
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{
+	return loadertest.Load(t, []loader.Source{
 		{Name: "catalog", FS: catalogBundle()},
 		{Name: "acme", FS: acmeBundle("a1", tenant(readAll), nil)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return engine, ld
+	})
 }
 
 // answers records the decisions that show what is served.
