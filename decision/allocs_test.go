@@ -29,7 +29,7 @@ func TestDecisionAllocationBudget(t *testing.T) {
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
 			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 980},
 		{"iam deny, no statement applies", plain, decision.Request{Tenant: "bank", Member: "user_a",
-			Action: "finmars:Currency:destroy"}, false, 665},
+			Action: "finmars:Currency:destroy"}, false, 495},
 		{"package and iam layers (SOAJS key)", plain, decision.Request{Key: demoKeyTnt2, Member: "goldie",
 			Request: &decision.HTTPRequest{Service: "example04", Method: "GET", Path: "/users/7"}}, true, 915},
 		{"decision cache hit", cached, decision.Request{Tenant: "bank", Member: "user_a",

@@ -47,7 +47,14 @@ decision := deny_decision(tenant_denies, []) if {
 
 deny_decision(denies, granted) := {
 	"allow": false,
-	"status": deny_status(denies[0]),
+	# What the calling service should answer: 401 for the SOAJS "log in"
+	# and "not in your package" codes, 404 for an unknown tenant or route,
+	# 401 for an anonymous request, otherwise 403.
+	"status": object.get(
+		{154: 401, 157: 401, 158: 401, 159: 401, 160: 401, 161: 401},
+		object.get(denies[0], "soajs_code", null),
+		object.get({"tenant.unknown": 404, "route.unknown": 404, "iam.anonymous": 401}, denies[0].code, 403),
+	),
 	"visibility": "none",
 	"fields": [],
 	"reasons": array.concat(granted, denies),
@@ -61,19 +68,6 @@ grants := array.concat(array.concat(pkg.grants, iam.grants), delegation.grants)
 verdict := {
 	"denies": [r | some r in decision.reasons; r.effect == "deny"],
 	"grants": [r | some r in decision.reasons; r.effect != "deny"],
-}
-
-# deny_status is what the calling service should answer for a deny.
-deny_status(reason) := 401 if {
-	reason.soajs_code in {154, 157, 158, 159, 160, 161}
-} else := status_by_code[reason.code] if {
-	status_by_code[reason.code]
-} else := 403
-
-status_by_code := {
-	"tenant.unknown": 404,
-	"route.unknown": 404,
-	"iam.anonymous": 401,
 }
 
 # --- layer 1: tenant (and SOAJS key) -------------------------------------------
@@ -269,6 +263,11 @@ iam := {"denies": [], "grants": []} if {
 	"message": sprintf("Member %q is an admin: access policies are not evaluated.", [input.member]),
 }]} if {
 	input.facts.member.is_admin
+} else := {"denies": [no_allow_deny], "grants": []} if {
+	# No candidate statement: nothing can deny or allow explicitly, and
+	# the member does not own the object.
+	count(input.facts.statements) == 0
+	not input.resource.owner == input.member
 } else := {"denies": explicit_denies, "grants": []} if {
 	count(explicit_denies) > 0
 } else := {"denies": [], "grants": [{
@@ -278,10 +277,7 @@ iam := {"denies": [], "grants": []} if {
 	"message": sprintf("Member %q owns the object.", [input.member]),
 }]} if {
 	input.resource.owner == input.member
-} else := {"denies": [iam_deny("iam.no_allow", sprintf(
-	"%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
-	[user_frn, action_name, action_resource, action_name],
-))], "grants": []} if {
+} else := {"denies": [no_allow_deny], "grants": []} if {
 	count(applicable_allows) == 0
 } else := {"denies": [], "grants": [
 	{
@@ -305,32 +301,42 @@ iam := {"denies": [], "grants": []} if {
 	read_action
 } else := {"denies": [iam_deny("resource.not_covered", sprintf(
 	"%s is not authorized to perform: %s on resource: %s because no access policy that allows the '%s' action covers this object.",
-	[user_frn, action_name, input.resource.frn, action_name],
+	[user_frn, action.name, input.resource.frn, action.name],
 ))], "grants": []}
 
 iam_deny(code, message) := {"layer": "iam", "code": code, "effect": "deny", "message": message}
+
+no_allow_deny := {
+	"layer": "iam",
+	"code": "iam.no_allow",
+	"effect": "deny",
+	"message": sprintf(
+		"User: frn:finmars:users:member:%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
+		[input.member, action.name, action.resource, action.name],
+	),
+}
 
 user_frn := sprintf("User: frn:finmars:users:member:%s", [input.member])
 
 action_lower := lower(input.action)
 
-# action_name and action_resource split the action for messages:
-# finmars:Portfolio:list is list and finmars:Portfolio. The Go side provides
-# them as input.facts.action; the rest is for inputs built by hand (tests).
-action_name := input.facts.action.name if {
+# action splits the action for messages: finmars:Portfolio:list has the
+# name list and the resource finmars:Portfolio. The Go side provides it as
+# input.facts.action; the rest is for inputs built by hand (tests).
+action := input.facts.action if {
 	input.facts.action.name
-} else := action_parts[count(action_parts) - 1]
-
-action_resource := input.facts.action.resource if {
 	input.facts.action.resource
-} else := concat(":", array.slice(action_parts, 0, count(action_parts) - 1)) if {
+} else := {
+	"name": action_parts[count(action_parts) - 1],
+	"resource": concat(":", array.slice(action_parts, 0, count(action_parts) - 1)),
+} if {
 	count(action_parts) > 1
-} else := input.action
+} else := {"name": input.action, "resource": input.action}
 
 action_parts := split(input.action, ":")
 
 # read_action: list, retrieve, or an action that a GET route maps to.
-read_action if lower(action_name) in {"list", "retrieve"}
+read_action if lower(action.name) in {"list", "retrieve"}
 
 read_action if input.facts.get_route_action
 
@@ -362,7 +368,7 @@ explicit_denies := [{
 	"statement": s.statement,
 	"message": sprintf(
 		"%s is not authorized to perform: %s on resource: %s with an explicit deny in access policy %q, statement %d.",
-		[user_frn, action_name, requested_resource, s.policy, s.statement],
+		[user_frn, action.name, requested_resource, s.policy, s.statement],
 	),
 } |
 	some s in applicable
@@ -371,7 +377,7 @@ explicit_denies := [{
 ]
 
 requested_resource := input.resource.frn if input.resource.frn
-else := action_resource
+else := action.resource
 
 # covering_allows: [statement, resource] for each Allow whose resource covers
 # the request, in policy order. A request with no object is covered by any
