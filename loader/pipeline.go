@@ -85,6 +85,12 @@ type Event struct {
 	Generation uint64
 	// ClosedBy names the processor that closed the event, if one did.
 	ClosedBy string
+	// Origin is the context of the request that asked for a run-time change,
+	// without its cancellation (the request may end before the NOTIFY
+	// processors run). The processors see its values — the caller's trace
+	// above all — so that what they record joins the request's trace. Nil
+	// for changes verdict makes by itself (bundle loads, state restore).
+	Origin context.Context
 
 	closed bool
 }
@@ -325,6 +331,16 @@ func (p *Pipeline) notifyOne(ctx context.Context, proc AsyncProcessor, ev *Event
 			p.log.Error("notify processor panicked", "processor", proc.Name(), "subject", ev.Subject.String(), "panic", r)
 		}
 	}()
+	if ev.Origin != nil {
+		// The request's values, the pipeline's lifetime.
+		octx, cancel := context.WithCancel(context.WithoutCancel(ev.Origin))
+		stop := context.AfterFunc(ctx, cancel)
+		defer func() {
+			stop()
+			cancel()
+		}()
+		ctx = octx
+	}
 	proc.Notify(ctx, ev)
 }
 

@@ -172,6 +172,45 @@ func TestPipelineNotifiesAsyncProcessorsInOrder(t *testing.T) {
 	}
 }
 
+// ctxProbe is an asynchronous processor that reports what its context
+// carries: a value the request set, and whether it is cancelled.
+type ctxProbe struct{ seen chan<- [2]any }
+
+type probeKey struct{}
+
+func (ctxProbe) Name() string { return "probe" }
+func (ctxProbe) Order() int   { return 1 }
+func (p ctxProbe) Notify(ctx context.Context, _ *Event) {
+	p.seen <- [2]any{ctx.Value(probeKey{}), ctx.Err()}
+}
+
+// TestPipelineNotifyCarriesTheOrigin: a NOTIFY processor sees the values of
+// the request that caused the change (its trace) even after the request
+// ended, and none for a change without one.
+func TestPipelineNotifyCarriesTheOrigin(t *testing.T) {
+	p, _ := newTestPipeline(t)
+	seen := make(chan [2]any, 2)
+	p.RegisterAsync(ctxProbe{seen: seen})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+
+	request, endRequest := context.WithCancel(context.WithValue(context.Background(), probeKey{}, "caller"))
+	endRequest() // the HTTP request is over before the processors run
+	p.Notify(&Event{Kind: KindUpdate, Subject: Subject{Type: SubjectService, Name: "s"}, Origin: context.WithoutCancel(request)})
+	p.Notify(&Event{Kind: KindUpdate, Subject: Subject{Type: SubjectBundle, Name: "b"}})
+	for i, want := range [][2]any{{"caller", nil}, {nil, nil}} {
+		select {
+		case got := <-seen:
+			if got != want {
+				t.Errorf("event %d: processor saw value %v, err %v; want %v, %v", i, got[0], got[1], want[0], want[1])
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d was not notified", i)
+		}
+	}
+}
+
 func TestDebouncerCollapsesABurst(t *testing.T) {
 	var mu sync.Mutex
 	fired := map[string]int{}

@@ -556,7 +556,8 @@ func (l *Loader) RegisterService(ctx context.Context, name string, doc map[strin
 	if prev, _ := l.store.Snapshot().Read().Registration(name); prev != nil {
 		kind = KindUpdate
 	}
-	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectService, Name: name}, Started: time.Now(), Service: c}
+	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectService, Name: name}, Started: time.Now(), Service: c,
+		Origin: context.WithoutCancel(ctx)}
 	gen, err := l.runLocked(ctx, ev)
 	if err != nil {
 		return c, 0, err
@@ -613,7 +614,8 @@ func (l *Loader) delegationChange(ctx context.Context, c *DelegationChange) erro
 			kind = KindCreate
 		}
 	}
-	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectDelegation, Name: name}, Started: time.Now(), Delegation: c}
+	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectDelegation, Name: name}, Started: time.Now(), Delegation: c,
+		Origin: context.WithoutCancel(ctx)}
 	_, err := l.runLocked(ctx, ev)
 	return err
 }

@@ -9,6 +9,7 @@ package e2eotel
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/hex"
@@ -546,7 +547,7 @@ func TestReloadsAreTracedAndCounted(t *testing.T) {
 // TestRegistrationIsTraced registers a service at run time with a
 // traceparent: the HTTP server span of PUT /v1/services/{name} sits in the
 // caller's trace, and the change pipeline records a verdict.register span
-// and counts the registration.
+// as its child and counts the registration.
 func TestRegistrationIsTraced(t *testing.T) {
 	receiver, store := newHTTPReceiver(t)
 	s := start(t, otelEnv(receiver.URL, "http/protobuf"), "--state-dir", t.TempDir())
@@ -582,6 +583,11 @@ func TestRegistrationIsTraced(t *testing.T) {
 	}).span
 	if attrs(reg.GetAttributes())["verdict.outcome"].GetStringValue() != "success" {
 		t.Errorf("registration span %v", reg.GetAttributes())
+	}
+	// The change is recorded inside the request that asked for it.
+	if hex.EncodeToString(reg.GetTraceId()) != callerTraceID || !bytes.Equal(reg.GetParentSpanId(), httpSpan.GetSpanId()) {
+		t.Errorf("registration span: trace %x parent %x, want trace %s parent %x (the HTTP span)",
+			reg.GetTraceId(), reg.GetParentSpanId(), callerTraceID, httpSpan.GetSpanId())
 	}
 	fams := scrapeMetrics(t, s)
 	var n float64
