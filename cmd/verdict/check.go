@@ -1,29 +1,54 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/state"
 )
 
 func newCheckCommand() *cobra.Command {
-	return &cobra.Command{
+	var stateDir string
+	cmd := &cobra.Command{
 		Use:   "check PATH...",
 		Short: "Validate bundles together, listing every problem with its file and entry",
 		Long: "check reads the bundles (directories or .tar.gz, as PATH or NAME=PATH) the way\n" +
 			"`verdict run` would load them together, and prints every problem it finds.\n" +
-			"It exits 1 when there is any.",
+			"It exits 1 when there is any.\n\n" +
+			"With --state-dir DIR the bundles are checked with the services registered at run\n" +
+			"time that `verdict run --state-dir DIR` restores before loading them (bundles may\n" +
+			"refer to those services and their permittable groups; a registration overrides\n" +
+			"the bundles' service of the same name). DIR is only read: it must exist, and a\n" +
+			"state file verdict run would ignore is printed as a warning.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			sources, err := bundleSources(args)
 			if err != nil {
 				return err
+			}
+			var rs *runtimeState
+			if stateDir != "" {
+				quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+				ld, err := loader.New(decision.NewEngine(quiet), quiet)
+				if err != nil {
+					return err
+				}
+				defer ld.Close()
+				if rs, err = readRuntimeState(ctx, ld, stateDir, out); err != nil {
+					return err
+				}
 			}
 			bundles, readErr := loader.ReadAll(sources)
 			for _, b := range bundles {
@@ -35,12 +60,12 @@ func newCheckCommand() *cobra.Command {
 				printProblems(cmd, readErr)
 				return &exitError{code: 1}
 			}
-			asm, err := loader.Assemble(cmd.Context(), bundles)
+			asm, err := loader.AssembleWith(ctx, bundles, rs.registered())
 			if err != nil {
 				printProblems(cmd, err)
 				return &exitError{code: 1}
 			}
-			if err := loader.Lint(cmd.Context(), asm); err != nil {
+			if err := loader.Lint(ctx, asm); err != nil {
 				printProblems(cmd, err)
 				return &exitError{code: 1}
 			}
@@ -53,11 +78,118 @@ func newCheckCommand() *cobra.Command {
 					policies += len(t.Policies)
 				}
 			}
-			fmt.Fprintf(out, "ok: %d bundle(s), %d service(s), %d tenant(s), %d member(s), %d access polic(ies)\n",
-				len(bundles), services, tenants, members, policies)
+			registered := ""
+			if rs != nil {
+				registered = fmt.Sprintf(", %d registered service(s)", len(rs.services))
+			}
+			fmt.Fprintf(out, "ok: %d bundle(s), %d service(s)%s, %d tenant(s), %d member(s), %d access polic(ies)\n",
+				len(bundles), services, registered, tenants, members, policies)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "check with the services registered at run time kept in this `verdict run --state-dir` (read only; must exist)")
+	return cmd
+}
+
+// runtimeState is what `verdict run --state-dir DIR` restores before it
+// loads the bundles, read without writing to DIR.
+type runtimeState struct {
+	dir string
+	out io.Writer
+	// services are the registered services that restore, parsed by the
+	// loader's service-validate processor.
+	services []*acl.Service
+	// delegations are the entries whose request would restore.
+	delegations []*state.DelegationFile
+}
+
+// readRuntimeState reads the state directory dir (never creating or
+// changing it) and registers its services in ld, which has no state
+// directory, so nothing is written. A file verdict run would ignore is
+// printed to out as a warning, as verdict run logs it.
+func readRuntimeState(ctx context.Context, ld *loader.Loader, dir string, out io.Writer) (*runtimeState, error) {
+	contents, err := state.Read(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	rs := &runtimeState{dir: dir, out: out}
+	for _, p := range contents.Problems {
+		rs.warn(p.File, p.Message)
+	}
+	for _, f := range contents.Services {
+		doc, err := f.DocumentMap()
+		var c *loader.ServiceChange
+		if err == nil {
+			c, _, err = ld.RegisterService(ctx, f.Name, doc)
+		}
+		if err != nil {
+			// As verdict run words it: the problems, not the processor.
+			var perr *loader.ProcessorError
+			if errors.As(err, &perr) {
+				err = perr.Err
+			}
+			for _, line := range problemLines(err) {
+				rs.warn("service "+f.Name, "the registered document no longer validates: "+line)
+			}
+			continue
+		}
+		rs.services = append(rs.services, c.Service)
+	}
+	for _, f := range contents.Delegations {
+		if f.Request != nil {
+			if _, err := acl.NormalizeOperations(f.Request.Operations); err != nil {
+				rs.warn(delegationWhere(f), "request.operations: "+err.Error())
+				continue
+			}
+		}
+		rs.delegations = append(rs.delegations, f)
+	}
+	return rs, nil
+}
+
+// registered is the registered services; none without a state directory.
+func (rs *runtimeState) registered() []*acl.Service {
+	if rs == nil {
+		return nil
+	}
+	return rs.services
+}
+
+// applyDelegations gives ld, once its bundles are loaded, the delegation
+// requests and consents of the state directory. One that ld refuses (its
+// tenant, group or member is in no loaded bundle) is printed as a warning:
+// verdict run would keep it, unused, until a bundle brings them.
+func (rs *runtimeState) applyDelegations(ctx context.Context, ld *loader.Loader) {
+	if rs == nil {
+		return
+	}
+	for _, f := range rs.delegations {
+		where := delegationWhere(f)
+		if f.Request != nil {
+			if _, err := ld.RequestDelegation(ctx, f.Tenant, f.Application, f.Group, f.Request.Operations); err != nil {
+				rs.warn(where, "not applied: "+err.Error())
+				continue
+			}
+		}
+		members := make([]string, 0, len(f.Consents))
+		for m := range f.Consents {
+			members = append(members, m)
+		}
+		sort.Strings(members)
+		for _, m := range members {
+			if _, err := ld.SetConsent(ctx, f.Tenant, f.Application, f.Group, m, f.Consents[m].Enabled); err != nil {
+				rs.warn(where, "consent of "+m+" not applied: "+err.Error())
+			}
+		}
+	}
+}
+
+func (rs *runtimeState) warn(file, message string) {
+	fmt.Fprintf(rs.out, "warning: state %s: %s\n", rs.dir, state.Problem{File: file, Message: message})
+}
+
+func delegationWhere(f *state.DelegationFile) string {
+	return fmt.Sprintf("delegation %s/%s/%s", f.Tenant, f.Application, f.Group)
 }
 
 // printProblems prints every problem on its own "error:" line.

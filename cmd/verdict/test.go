@@ -37,7 +37,10 @@ type fixtureCase struct {
 }
 
 func newTestCommand() *cobra.Command {
-	var verbose bool
+	var (
+		verbose  bool
+		stateDir string
+	)
 	cmd := &cobra.Command{
 		Use:   "test [PATH...]",
 		Short: "Run bundles' Rego tests and decision fixtures (*_test.yaml); the demo bundle when no PATH",
@@ -51,13 +54,16 @@ func newTestCommand() *cobra.Command {
 			"              resource: {frn: \"frn:finmars:portfolios:portfolio:bonds-portfolio\"}}\n" +
 			"      expect: {allow: true, status: 200, reasons: [iam.allow, resource.group]}\n\n" +
 			"expect.reasons lists the reason codes in order; any expect field left out is not\n" +
-			"checked. It prints each case and a summary and exits 1 when anything fails.",
+			"checked. It prints each case and a summary and exits 1 when anything fails.\n\n" +
+			"With --state-dir DIR the bundles are loaded with the services registered, and the\n" +
+			"delegations requested and consented to, at run time that `verdict run --state-dir\n" +
+			"DIR` restores; DIR is only read (it must exist).",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sources, err := bundleSources(args)
 			if err != nil {
 				return err
 			}
-			failed, err := runBundleTests(cmd.Context(), cmd.OutOrStdout(), sources, verbose)
+			failed, err := runBundleTests(cmd.Context(), cmd.OutOrStdout(), sources, stateDir, verbose)
 			if err != nil {
 				return err
 			}
@@ -68,16 +74,31 @@ func newTestCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print passing cases too, and Rego print() output")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "load the bundles with the run-time registrations and delegations kept in this `verdict run --state-dir` (read only; must exist)")
 	return cmd
 }
 
-func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source, verbose bool) (failed int, err error) {
+func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source, stateDir string, verbose bool) (failed int, err error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	engine := decision.NewEngine(quiet)
+	ld, err := loader.New(engine, quiet)
+	if err != nil {
+		return 0, err
+	}
+	defer ld.Close()
+	var rs *runtimeState
+	if stateDir != "" {
+		// Like verdict run: the state before the bundles, which may refer to
+		// registered services.
+		if rs, err = readRuntimeState(ctx, ld, stateDir, out); err != nil {
+			return 0, err
+		}
+	}
 	bundles, err := loader.ReadAll(sources)
 	if err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
 	}
-	asm, err := loader.Assemble(ctx, bundles)
+	asm, err := loader.AssembleWith(ctx, bundles, rs.registered())
 	if err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
 	}
@@ -88,15 +109,10 @@ func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source,
 	}
 	passed, failed = passed+p, failed+f
 
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		return 0, err
-	}
-	defer ld.Close()
 	if _, err := ld.LoadAll(ctx, sources); err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
 	}
+	rs.applyDelegations(ctx, ld)
 	for _, src := range sources {
 		p, f, err := runFixtures(ctx, out, engine, src, verbose)
 		if err != nil {

@@ -252,9 +252,36 @@ func syncDir(dir string) error {
 // in Problems and left out; leftover temporary files of an interrupted
 // write are removed. Entries are returned sorted by their key.
 func (d *Dir) Load() *Contents {
+	return d.load(true)
+}
+
+// Read reads the state directory at path the way Load does, for a checker
+// (`verdict check --state-dir`): it never creates, writes or removes
+// anything, so it leaves temporary files of an interrupted write alone
+// (they are not entries). A missing subdirectory holds no entries; a path
+// that does not exist or is not a directory is an error.
+func Read(path string) (*Contents, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", path, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("state directory %s does not exist", abs)
+	case err != nil:
+		return nil, fmt.Errorf("state directory %s: %w", abs, err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("state directory %s is not a directory", abs)
+	}
+	return (&Dir{path: abs}).load(false), nil
+}
+
+// load reads every entry; with cleanup it removes leftover temporary files.
+func (d *Dir) load(cleanup bool) *Contents {
 	c := &Contents{}
-	c.Services = loadEntries[ServiceFile](d, ServicesDir, c)
-	c.Delegations = loadEntries[DelegationFile](d, DelegationsDir, c)
+	c.Services = loadEntries[ServiceFile](d, ServicesDir, c, cleanup)
+	c.Delegations = loadEntries[DelegationFile](d, DelegationsDir, c, cleanup)
 	sort.Slice(c.Services, func(i, j int) bool { return c.Services[i].Name < c.Services[j].Name })
 	sort.Slice(c.Delegations, func(i, j int) bool {
 		a, b := c.Delegations[i], c.Delegations[j]
@@ -269,9 +296,9 @@ func (d *Dir) Load() *Contents {
 	return c
 }
 
-// entries lists the *.json files of a subdirectory and removes temporary
-// files left by an interrupted write.
-func (d *Dir) entries(sub string, c *Contents) []string {
+// entries lists the *.json files of a subdirectory and, with cleanup,
+// removes temporary files left by an interrupted write.
+func (d *Dir) entries(sub string, c *Contents, cleanup bool) []string {
 	dir := filepath.Join(d.path, sub)
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -286,7 +313,9 @@ func (d *Dir) entries(sub string, c *Contents) []string {
 		switch {
 		case de.IsDir():
 		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp"):
-			os.Remove(filepath.Join(dir, name))
+			if cleanup {
+				os.Remove(filepath.Join(dir, name))
+			}
 		case strings.HasSuffix(name, ".json"):
 			out = append(out, name)
 		}
@@ -299,9 +328,9 @@ func (d *Dir) entries(sub string, c *Contents) []string {
 func loadEntries[T any, P interface {
 	*T
 	check() error
-}](d *Dir, sub string, c *Contents) []P {
+}](d *Dir, sub string, c *Contents, cleanup bool) []P {
 	var out []P
-	for _, name := range d.entries(sub, c) {
+	for _, name := range d.entries(sub, c, cleanup) {
 		path := filepath.Join(d.path, sub, name)
 		f := P(new(T))
 		err := readJSON(path, f)
@@ -357,6 +386,22 @@ func (f *ServiceFile) check() error {
 	}
 	f.Document = compact.Bytes()
 	return nil
+}
+
+// DocumentMap decodes the service document into the object a bundle's
+// catalog service is parsed from (acl.ParseService), numbers kept as
+// json.Number, the way a registration's body is decoded.
+func (f *ServiceFile) DocumentMap() (map[string]any, error) {
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(f.Document))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	if doc == nil {
+		return nil, errors.New("document is not a JSON object")
+	}
+	return doc, nil
 }
 
 func (f *DelegationFile) check() error {
