@@ -357,10 +357,8 @@ func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 		return nil
 	}
 	for _, f := range c.Contents.Services {
-		var doc map[string]any
-		dec := json.NewDecoder(bytes.NewReader(f.Document))
-		dec.UseNumber()
-		if err := dec.Decode(&doc); err != nil {
+		doc, err := f.DocumentMap()
+		if err != nil {
 			c.Problems = append(c.Problems, state.Problem{File: f.Name, Message: err.Error()})
 			continue
 		}
