@@ -119,7 +119,9 @@ func (c *decisionCache) store(h uint64, e cacheEntry) {
 }
 
 // cacheKey normalises a validated request into a key; ok is false when
-// the request cannot be keyed (its context does not encode).
+// the request cannot be keyed (its context does not encode). The key is a
+// sequence of length-prefixed fields ("5:hello") and one-letter markers,
+// so two different requests cannot make the same key.
 func cacheKey(r *Request) (key string, ok bool) {
 	var b strings.Builder
 	b.Grow(128)
@@ -143,7 +145,9 @@ func cacheKey(r *Request) (key string, ok bool) {
 		b.WriteByte('O')
 		field(res.FRN)
 		field(res.Owner)
-		b.WriteString(strconv.Itoa(len(res.ResourceGroups)))
+		// The count is a field too: a bare "1" followed by "217:…" would
+		// read the same as "12" followed by "17:…".
+		field(strconv.Itoa(len(res.ResourceGroups)))
 		for _, g := range res.ResourceGroups {
 			field(g)
 		}

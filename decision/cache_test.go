@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +57,30 @@ func TestCacheKeyDistinguishesEveryField(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: not keyable", name)
 		}
+		if other, dup := seen[k]; dup {
+			t.Errorf("%s has the same key as %s", name, other)
+		}
+		seen[k] = name
+	}
+	// Group counts: twelve groups, the first 17 bytes long, against one
+	// group of 217 bytes spelling the twelve's encoding ("12"+"17:…" and
+	// "1"+"217:…" read alike unless the count is delimited).
+	twelve := []string{strings.Repeat("a", 17)}
+	for i := 0; i < 10; i++ {
+		twelve = append(twelve, strings.Repeat("b", 16))
+	}
+	twelve = append(twelve, strings.Repeat("c", 8))
+	spelled := twelve[0]
+	for _, g := range twelve[1:] {
+		spelled += strconv.Itoa(len(g)) + ":" + g
+	}
+	if len(spelled) != 217 {
+		t.Fatalf("the colliding group is %d bytes, want 217", len(spelled))
+	}
+	for name, groups := range map[string][]string{"twelve groups": twelve, "one group spelling twelve": {spelled}} {
+		r := base
+		r.Resource = &Resource{FRN: "frn:finmars:a:b:c", ResourceGroups: groups}
+		k, _ := cacheKey(&r)
 		if other, dup := seen[k]; dup {
 			t.Errorf("%s has the same key as %s", name, other)
 		}
