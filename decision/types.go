@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
@@ -122,6 +124,13 @@ func (r *Request) Validate() error {
 			if g == "" {
 				return &InputError{Field: fmt.Sprintf("resource.resource_groups[%d]", i), Message: "must not be empty"}
 			}
+		}
+	}
+	if r.Context != nil {
+		// What Rego cannot hold (a number beyond its range, say) is the
+		// caller's mistake, not an internal error of the decision.
+		if _, err := ast.InterfaceToValue(r.Context); err != nil {
+			return &InputError{Field: "context", Message: err.Error()}
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ func TestDecideBadRequests(t *testing.T) {
 		{"resource.frn without the prefix", `{"tenant": "bank", "action": "finmars:Portfolio:list", "resource": {"frn": "bonds-portfolio"}}`, "resource.frn"},
 		{"resource.frn naming a resource group", `{"tenant": "bank", "action": "finmars:Portfolio:list", "resource": {"frn": "frn:finmars:iam:resourcegroup:portfolio_group_a"}}`, "resource.frn"},
 		{"empty resource group", `{"tenant": "bank", "action": "finmars:Portfolio:list", "resource": {"resource_groups": ["a", ""]}}`, "resource.resource_groups[1]"},
+		{"context number beyond Rego's range", `{"tenant": "bank", "member": "admin", "action": "finmars:Portfolio:list", "context": {"n": 1e999999}}`, "context"},
 		{"malformed JSON", `{"tenant": "bank",`, ""},
 		{"not JSON", `tenant=bank`, ""},
 		{"empty body", ``, ""},

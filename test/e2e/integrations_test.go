@@ -158,6 +158,10 @@ func TestPlanEndpoint(t *testing.T) {
 	if bad.status != 400 || !strings.Contains(string(bad.body), `"field":"model"`) {
 		t.Errorf("bad model: %d %s", bad.status, bad.body)
 	}
+	bad = s.post(t, "/v1/plan", `{"tenant":"bank","member":"user_a","model":"portfolios:portfolio","action":"finmars:Portfolio:list","context":{"n":1e999999}}`)
+	if bad.status != 400 || !strings.Contains(string(bad.body), `"field":"context"`) {
+		t.Errorf("context beyond Rego's range: %d %s", bad.status, bad.body)
+	}
 }
 
 func TestBatchDecisions(t *testing.T) {
@@ -201,6 +205,7 @@ func TestBatchDecisions(t *testing.T) {
 		{`{"tenant":"bank","items":[{"action":"finmars:Portfolio:list"},{"request":{"method":"BREW","path":"/"}}]}`, "items[1].request.method"},
 		{`{"member":"user_a","items":[{"action":"finmars:Portfolio:list"}]}`, "tenant"},
 		{`{"tenant":"bank","items":[{"action":"a:b:c:d"}]}`, "items[0].action"},
+		{`{"tenant":"bank","items":[{"action":"finmars:Portfolio:list","context":{"n":1e999999}}]}`, "items[0].context"},
 	} {
 		bad := s.post(t, "/v1/decide/batch", tc.body)
 		if bad.status != 400 || !strings.Contains(string(bad.body), `"field":"`+tc.field+`"`) {
