@@ -40,6 +40,14 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		if isReserved(m.Package.Path) {
 			return nil, fmt.Errorf("%s: package %s is reserved for verdict's engine", name, strings.TrimPrefix(m.Package.Path.String(), "data."))
 		}
+		// A rule head is a ref too: "engine.covers(r) if …" in package
+		// verdict would add a definition to the engine's own rules.
+		for _, r := range m.Rules {
+			if path := m.Package.Path.Extend(r.Head.Ref()); isReserved(path) {
+				return nil, fmt.Errorf("%s:%d: rule %s is in data.%s, which is reserved for verdict's engine",
+					name, r.Location.Row, strings.TrimPrefix(path.String(), "data."), policy.Package)
+			}
+		}
 		all[name] = m
 	}
 	for name, m := range system {
