@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 	"github.com/verdict-authz/verdict/test/worldgen"
 )
 
@@ -48,11 +52,22 @@ func matches(c map[string]any, userCode, owner string) bool {
 	}
 	patterns, _ := c["user_code_patterns"].([]string)
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, uc); ok {
+		if starGlob(p).MatchString(uc) {
 			return true
 		}
 	}
 	return false
+}
+
+// starGlob compiles a user_code_patterns or resource_group_patterns entry as
+// the README documents it: "*" matches any run of characters, every other
+// character stands for itself.
+func starGlob(pattern string) *regexp.Regexp {
+	parts := strings.Split(pattern, "*")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile(`(?s)\A` + strings.Join(parts, ".*") + `\z`)
 }
 
 // TestPlanAgreesWithDecide draws members, list actions and objects over
@@ -135,5 +150,104 @@ func TestPlanKinds(t *testing.T) {
 				t.Errorf("kind = %s, want %s (reasons %v)", p.Kind, tt.want, p.Reasons)
 			}
 		})
+	}
+}
+
+// TestPlanOwnerFilterHonoursExtRules: intern has no policy, so a list plan
+// filters by owner; the demo's ip_blocked extension rule reads only
+// input.context, and decide denies intern's own objects from a blocked IP,
+// so the plan must keep nothing then (as it already did for user_a).
+func TestPlanOwnerFilterHonoursExtRules(t *testing.T) {
+	engine := demoEngine(t)
+	ctx := context.Background()
+	list := &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/"}
+	tests := []struct {
+		name, member, ip string
+		wantKind         string
+		wantFilter       map[string]any
+		wantReasons      []string
+		wantOwnedAllowed bool
+	}{
+		{"intern from a blocked IP", "intern", "203.0.113.66", "none", nil, []string{"ext.ip_blocked"}, false},
+		{"intern from another IP", "intern", "198.51.100.7", "some", map[string]any{"owner": "intern"}, []string{}, true},
+		{"user_a from a blocked IP", "user_a", "203.0.113.66", "none", nil, []string{"ext.ip_blocked"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reqCtx := map[string]any{"ip": tt.ip}
+			p, err := engine.Plan(ctx, &decision.PlanRequest{Tenant: "bank", Member: tt.member, Request: list,
+				Model: "portfolios:portfolio", Context: reqCtx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Kind != tt.wantKind || !reflect.DeepEqual(p.Filter, tt.wantFilter) || !slices.Equal(reasonCodes(p.Reasons), tt.wantReasons) {
+				t.Errorf("plan = %s filter=%v reasons=%v, want %s filter=%v reasons=%v",
+					p.Kind, p.Filter, reasonCodes(p.Reasons), tt.wantKind, tt.wantFilter, tt.wantReasons)
+			}
+			code := tt.member + "-pf"
+			d, err := engine.Decide(ctx, &decision.Request{Tenant: "bank", Member: tt.member, Request: list, Context: reqCtx,
+				Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:" + code, Owner: tt.member}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow != tt.wantOwnedAllowed {
+				t.Errorf("decide on an owned object: allow=%v (%v), want %v", d.Allow, reasonCodes(d.Reasons), tt.wantOwnedAllowed)
+			}
+			if got := passes(p, code, tt.member); got != d.Allow {
+				t.Errorf("the plan keeps the owned object %s: %v, but decide allow=%v (%v)", code, got, d.Allow, reasonCodes(d.Reasons))
+			}
+		})
+	}
+}
+
+func reasonCodes(rs []decision.Reason) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.Code)
+	}
+	return out
+}
+
+// TestPlanCriteriaAreTheStatementsText: statement resources whose codes hold
+// glob meta characters other than "*" (testdata/plan_metachars). The loader
+// escapes them for glob.match; the plan's prefixes and patterns carry the
+// statement's text, so a service applying them as documented keeps exactly
+// what decide allows.
+func TestPlanCriteriaAreTheStatementsText(t *testing.T) {
+	engine, _ := loadertest.Load(t, []loader.Source{{Name: "metachars", Location: filepath.Join("testdata", "plan_metachars")}})
+	ctx := context.Background()
+	const action = "finmars:Portfolio:list"
+	p, err := engine.Plan(ctx, &decision.PlanRequest{Tenant: "bank", Member: "user_a", Action: action, Model: "portfolios:portfolio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFilter := map[string]any{
+		"owner":                   "user_a",
+		"user_codes":              []string{"plain-code"},
+		"user_code_prefixes":      []string{`a?b{c}\d`, "book", "book[1]"},
+		"user_code_patterns":      []string{"x[2]*y"},
+		"resource_group_patterns": []string{"grp[x]*"},
+	}
+	wantExclude := map[string]any{
+		"user_code_prefixes": []string{"book[1]-secret"},
+		"user_code_patterns": []string{"x[2]*-secret*y"},
+	}
+	if p.Kind != "some" || !reflect.DeepEqual(p.Filter, wantFilter) || !reflect.DeepEqual(p.Exclude, wantExclude) {
+		t.Errorf("plan = %s\nfilter  %#v\nexclude %#v\nwant filter  %#v\nwant exclude %#v", p.Kind, p.Filter, p.Exclude, wantFilter, wantExclude)
+	}
+	for _, code := range []string{
+		"book[1]", "Book[1]-A", "book1", "book1-a", "book[1]-secret", "book[1]-secret-2",
+		`a?b{c}\d`, `a?b{c}\d-z`, `axb{c}\d`, `a?bc\d`, `a?b{c}d`,
+		"x[2]y", "x[2]zzy", "x2y", "x[2]y-z", "x[2]-secret-y", "x[2]-secretz",
+		"plain-code", "Plain-Code", "other",
+	} {
+		d, err := engine.Decide(ctx, &decision.Request{Tenant: "bank", Member: "user_a", Action: action,
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:" + code, Owner: "someone_else"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := passes(p, code, "someone_else"); got != d.Allow {
+			t.Errorf("%s: decide allow=%v (%v) but the plan keeps it=%v", code, d.Allow, reasonCodes(d.Reasons), got)
+		}
 	}
 }

@@ -10,6 +10,9 @@ package verdict.engine
 plan := {"kind": "none", "reasons": verdict.denies} if {
 	count(verdict.denies) > 0
 	not object_plannable_deny
+} else := {"kind": "none", "reasons": owner_denies} if {
+	object_plannable_deny
+	count(owner_denies) > 0
 } else := {"kind": "all", "reasons": verdict.grants} if {
 	count(plan_exclusions) == 0
 	unconditional_access
@@ -21,13 +24,23 @@ plan := {"kind": "none", "reasons": verdict.denies} if {
 }
 
 # object_plannable_deny: the request without an object is denied only
-# because no Allow applies; objects the member owns may still pass (unless
-# the delegation layer, which does not look at objects, would deny them).
+# because no Allow applies; objects the member owns may still pass, unless
+# a layer after IAM denies them (owner_denies).
 object_plannable_deny if {
 	count(verdict.denies) == 1
 	verdict.denies[0].code == "iam.no_allow"
-	count(delegation.denies) == 0
 }
+
+# owner_denies: what /v1/decide answers for an object the member owns when
+# the request without an object is denied only by iam.no_allow. IAM grants
+# it (resource.owner), so the layers after IAM decide, in the decision's
+# order: the delegation layer, then the extension rules. Neither was
+# evaluated for the object-less decision (IAM denied first), and neither
+# looks at an object (extension rules that read input.resource are not
+# reflected in plans, see the README), so a deny here denies every object.
+owner_denies := delegation.denies if {
+	count(delegation.denies) > 0
+} else := ext_denies
 
 # unconditional_access: every object passes once the layers before IAM
 # allowed (IAM not checked, an admin, or an Allow on "*").
@@ -62,7 +75,8 @@ plan_exclusions := criteria(plan_denies) if {
 # criteria turns statements' resources into filter criteria on the
 # objects' user codes (lower case) and resource groups. When the request
 # names the listed model (input.plan.model_prefix), FRNs of other models
-# are left out.
+# are left out. Patterns and prefixes are the text of the statement (see
+# unescaped), so "*" is their only wildcard.
 criteria(statements) := {k: v |
 	some k, v in {
 		"user_codes": sort({lower(u) |
@@ -78,8 +92,9 @@ criteria(statements) := {k: v |
 			some r in s.resources
 			r.kind == "object"
 			not r.literal
-			of_listed_model(r.pattern)
-			u := frn_user_code(r.pattern)
+			frn := unescaped(r.pattern)
+			of_listed_model(frn)
+			u := frn_user_code(frn)
 			endswith(u, "*")
 			p := trim_suffix(u, "*")
 			not contains(p, "*")
@@ -89,8 +104,9 @@ criteria(statements) := {k: v |
 			some r in s.resources
 			r.kind == "object"
 			not r.literal
-			of_listed_model(r.pattern)
-			u := frn_user_code(r.pattern)
+			frn := unescaped(r.pattern)
+			of_listed_model(frn)
+			u := frn_user_code(frn)
 			not prefix_pattern(u)
 		}),
 		"resource_groups": sort({r.pattern |
@@ -99,7 +115,7 @@ criteria(statements) := {k: v |
 			r.kind == "group"
 			r.literal
 		}),
-		"resource_group_patterns": sort({r.pattern |
+		"resource_group_patterns": sort({unescaped(r.pattern) |
 			some s in statements
 			some r in s.resources
 			r.kind == "group"
@@ -108,6 +124,19 @@ criteria(statements) := {k: v |
 	}
 	count(v) > 0
 }
+
+# unescaped: a statement resource's pattern as written (lower-cased). The
+# loader puts a backslash before every glob meta character but "*" (\ ? [ ]
+# { }, loader/acl/pattern.go globEscaper) of a pattern that holds a "*", for
+# glob.match; a plan's criteria carry the statement's own text instead, in
+# which "*" is the only wildcard and every other character stands for
+# itself. The escaping is undone in one left-to-right pass, as it was made:
+# each backslash escapes the character after it.
+unescaped(pattern) := strings.replace_n(glob_unescapes, pattern) if {
+	contains(pattern, `\`)
+} else := pattern
+
+glob_unescapes := {`\\`: `\`, `\?`: `?`, `\[`: `[`, `\]`: `]`, `\{`: `{`, `\}`: `}`}
 
 of_listed_model(_) if not input.plan.model_prefix
 
