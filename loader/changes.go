@@ -32,6 +32,11 @@ type Loader struct {
 	bundles map[string]*Bundle // the bundles of the installed generation
 	failed  map[string]bool    // bundles whose newest version was rejected
 	number  uint64
+	// remotes poll the remote sources, by name. Every version of a remote
+	// source that is installed is reported to its Remote (which persists
+	// it as the last good copy), also when a retry or a load of every
+	// source installs it rather than the Remote's own poll.
+	remotes map[string]*Remote
 
 	// The state directory of run-time changes (nil: kept in memory) and
 	// the entries of it that were ignored at start.
@@ -59,6 +64,7 @@ func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
 		sources:  map[string]Source{},
 		bundles:  map[string]*Bundle{},
 		failed:   map[string]bool{},
+		remotes:  map[string]*Remote{},
 	}
 	l.pipeline.Register(unchangedProcessor{}, assembleProcessor{}, lintProcessor{}, storeProcessor{})
 	l.registerRuntimeProcessors()
@@ -261,26 +267,48 @@ type DownloadError struct{ Err error }
 func (e *DownloadError) Error() string { return "download: " + e.Err.Error() }
 func (e *DownloadError) Unwrap() error { return e.Err }
 
-// retryFailedLocked reloads, once each, the local bundles whose newest
-// version was rejected: a change to one bundle (a package added to the
-// catalog) can make another bundle's rejected version fit.
+// retryFailedLocked reloads, once each, the bundles whose newest version
+// was rejected: a change to one bundle (a package added to the catalog) or a
+// run-time registration (a service or permittable group) can make another
+// bundle's rejected version fit. A local bundle is read again from disk; a
+// remote one from the copy downloaded last (it is not downloaded again: its
+// server answers 304 to the ETag of that copy), and its Remote is told when
+// that copy is accepted.
 func (l *Loader) retryFailedLocked(ctx context.Context, except string) {
 	var names []string
 	for name := range l.failed {
-		if name != except && !l.sources[name].IsRemote() {
+		if name != except {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		src := l.sources[name]
+		src, ok := l.sources[name]
+		if !ok {
+			continue
+		}
 		b, err := Read(src)
 		if err != nil {
-			continue // still unreadable: its status already says why
+			continue // still unreadable (or never downloaded): its status already says why
 		}
 		if err := l.applyOneLocked(ctx, src, b, nil, time.Now()); err == nil {
 			l.log.Info("rejected bundle accepted after another change", "bundle", name)
 		}
+	}
+}
+
+// acceptedLocked tells the Remote of a remote source that src, a version
+// of it, is now served.
+func (l *Loader) acceptedLocked(src Source) {
+	if !src.IsRemote() {
+		return
+	}
+	r := l.remotes[src.Name]
+	if r == nil {
+		return
+	}
+	if err := r.Accepted(src); err != nil {
+		l.log.Warn("cannot persist the remote bundle", "bundle", src.Name, "error", err)
 	}
 }
 
@@ -383,6 +411,9 @@ func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, n
 		gen = l.engine.Current()
 	}
 	ev.Duration = time.Since(started)
+	for _, b := range next {
+		l.acceptedLocked(b.Source)
+	}
 	l.notify(ev)
 	return gen, nil
 }

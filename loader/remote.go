@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -36,13 +38,29 @@ type RemoteOptions struct {
 // costs a 304, verifies the signature when the source asks for it (OPA's
 // .signatures.json format), installs a new version through the loader and
 // persists the last good copy in the state directory.
+//
+// A version that is rejected is not downloaded again (its ETag is sent with
+// If-None-Match) but it is not forgotten either: the loader keeps it as the
+// source's newest version and tries it again when another change may make it
+// fit (a catalog bundle reloaded, a service registered at run time). When it
+// is accepted then, the loader reports it through Accepted and it becomes the
+// persisted last good copy.
 type Remote struct {
 	loader *Loader
 	opts   RemoteOptions
 	log    *slog.Logger
+	name   string
+	url    string
 
-	src  Source // the last downloaded version (Tarball, ETag)
+	mu sync.Mutex // guards what follows: the poller and the loader (a retry) both write it
+	// src is the last good copy (Tarball, ETag): the last version accepted,
+	// or the one restored from the state directory.
+	src Source
+	// etag is sent with If-None-Match: that of the newest version
+	// downloaded, accepted or not.
 	etag string
+	// saved: src is what the state directory holds (or there is none).
+	saved bool
 }
 
 // NewRemote prepares polling for a remote source.
@@ -56,7 +74,11 @@ func NewRemote(l *Loader, src Source, opts RemoteOptions) *Remote {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Remote{loader: l, opts: opts, log: opts.Log, src: src}
+	r := &Remote{loader: l, opts: opts, log: opts.Log, name: src.Name, url: src.Location, src: src}
+	l.mu.Lock()
+	l.remotes[src.Name] = r
+	l.mu.Unlock()
+	return r
 }
 
 // persisted is the metadata stored beside a persisted bundle.
@@ -68,11 +90,14 @@ type persisted struct {
 
 func (r *Remote) paths() (tarball, meta string) {
 	dir := filepath.Join(r.opts.StateDir, "bundles")
-	return filepath.Join(dir, r.src.Name+".tar.gz"), filepath.Join(dir, r.src.Name+".json")
+	return filepath.Join(dir, r.name+".tar.gz"), filepath.Join(dir, r.name+".json")
 }
 
 // Restore returns the persisted last good copy, when the state directory
-// holds one for this URL.
+// holds one for this URL. Polls ask for changes since its ETag. If it is
+// rejected at start (a registration it refers to is gone), the server is
+// not asked for the same version again: the loader keeps the copy and tries
+// it again after later changes.
 func (r *Remote) Restore() (Source, bool) {
 	if r.opts.StateDir == "" {
 		return Source{}, false
@@ -83,28 +108,33 @@ func (r *Remote) Restore() (Source, bool) {
 		return Source{}, false
 	}
 	var meta persisted
-	if err := json.Unmarshal(raw, &meta); err != nil || meta.URL != r.src.Location {
+	if err := json.Unmarshal(raw, &meta); err != nil || meta.URL != r.url {
 		return Source{}, false
 	}
 	data, err := os.ReadFile(tarPath)
 	if err != nil {
 		return Source{}, false
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	src := r.src
 	src.Tarball, src.ETag = data, meta.ETag
-	r.src, r.etag = src, meta.ETag
+	r.src, r.etag, r.saved = src, meta.ETag, true
 	return src, true
 }
 
 // Fetch downloads the bundle unless the server says it has not changed
 // since the last download (changed is false then).
 func (r *Remote) Fetch(ctx context.Context) (src Source, changed bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.src.Location, nil)
+	r.mu.Lock()
+	last, etag := r.src, r.etag
+	r.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		return Source{}, false, err
 	}
-	if r.etag != "" {
-		req.Header.Set("If-None-Match", r.etag)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
 	}
 	req.Header.Set("Accept", "application/gzip, application/vnd.openpolicyagent.bundles, application/octet-stream")
 	resp, err := r.opts.Client.Do(req)
@@ -114,29 +144,37 @@ func (r *Remote) Fetch(ctx context.Context) (src Source, changed bool, err error
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusNotModified:
-		return r.src, false, nil
+		return last, false, nil
 	case http.StatusOK:
 	default:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return Source{}, false, fmt.Errorf("GET %s: HTTP %d", r.src.Location, resp.StatusCode)
+		return Source{}, false, fmt.Errorf("GET %s: HTTP %d", r.url, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxRemoteBundleBytes+1))
 	if err != nil {
-		return Source{}, false, fmt.Errorf("GET %s: %w", r.src.Location, err)
+		return Source{}, false, fmt.Errorf("GET %s: %w", r.url, err)
 	}
 	if len(body) > MaxRemoteBundleBytes {
-		return Source{}, false, fmt.Errorf("GET %s: the bundle exceeds %d bytes", r.src.Location, MaxRemoteBundleBytes)
+		return Source{}, false, fmt.Errorf("GET %s: the bundle exceeds %d bytes", r.url, MaxRemoteBundleBytes)
 	}
-	src = r.src
+	src = last
 	src.Tarball, src.ETag = body, resp.Header.Get("ETag")
 	return src, true, nil
 }
 
 // Accepted records that src was installed: later polls ask for changes
-// since its ETag, and it becomes the persisted last good copy.
+// since its ETag, and it becomes the persisted last good copy. The loader
+// calls it for every version of the source it installs; the copy already
+// persisted is not written again.
 func (r *Remote) Accepted(src Source) error {
-	r.src, r.etag = src, src.ETag
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.saved && r.src.ETag == src.ETag && bytes.Equal(r.src.Tarball, src.Tarball) {
+		return nil
+	}
+	r.src, r.etag, r.saved = src, src.ETag, false
 	if r.opts.StateDir == "" {
+		r.saved = true
 		return nil
 	}
 	tarPath, metaPath := r.paths()
@@ -150,16 +188,21 @@ func (r *Remote) Accepted(src Source) error {
 	if err := writeFileAtomic(metaPath, meta); err != nil {
 		return fmt.Errorf("persist bundle %s: %w", src.Name, err)
 	}
+	r.saved = true
 	return nil
 }
 
 // Poll fetches once and installs a changed bundle. A bundle that is
 // rejected keeps the last good one serving; its ETag is remembered so the
-// same bad version is not downloaded again and again.
+// same bad version is not downloaded again and again, and the loader keeps
+// it to try again after later changes (see Remote).
 func (r *Remote) Poll(ctx context.Context) error {
 	src, changed, err := r.Fetch(ctx)
 	if err != nil {
-		r.loader.ReportDownloadError(r.src, err)
+		r.mu.Lock()
+		last := r.src
+		r.mu.Unlock()
+		r.loader.ReportDownloadError(last, err)
 		return &DownloadError{Err: err}
 	}
 	if !changed {
@@ -167,9 +210,13 @@ func (r *Remote) Poll(ctx context.Context) error {
 	}
 	b, readErr := Read(src)
 	if err := r.loader.Apply(ctx, src, b, readErr); err != nil {
+		r.mu.Lock()
 		r.etag = src.ETag
+		r.mu.Unlock()
 		return err
 	}
+	// The loader has reported src through Accepted already; this returns
+	// the error of persisting it, if any (and tries once more).
 	return r.Accepted(src)
 }
 
@@ -183,7 +230,7 @@ func (r *Remote) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := r.Poll(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				r.log.Debug("remote bundle poll failed", "bundle", r.src.Name, "error", err)
+				r.log.Debug("remote bundle poll failed", "bundle", r.name, "error", err)
 			}
 		}
 	}

@@ -60,8 +60,10 @@ func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source
 			}
 		}
 	}
+	// A Remote reports itself to the loader, which hands it every version of
+	// its bundle that is installed (at start, by a poll, or by a retry after
+	// another change) to persist as the last good copy.
 	remotes := map[string]*loader.Remote{}
-	fresh := map[string]bool{}
 	for i, src := range sources {
 		if !src.IsRemote() {
 			continue
@@ -85,7 +87,6 @@ func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source
 			continue
 		}
 		sources[i] = got
-		fresh[src.Name] = true
 	}
 	var revisions map[string]string
 	if o.live.watch {
@@ -108,13 +109,6 @@ func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source
 	// the OS now rather than carry it as resident memory (one collection,
 	// once, before the server is ready).
 	debug.FreeOSMemory()
-	for _, src := range sources {
-		if fresh[src.Name] && ld.Bundle(src.Name) != nil {
-			if err := remotes[src.Name].Accepted(src); err != nil {
-				log.Warn("cannot persist the remote bundle", "bundle", src.Name, "error", err)
-			}
-		}
-	}
 	for _, r := range remotes {
 		if o.live.pollInterval > 0 {
 			go r.Run(ctx)

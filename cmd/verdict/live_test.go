@@ -1,10 +1,21 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader"
 )
 
 // A key file whose text holds a run of more than 255 characters without a
@@ -26,5 +37,72 @@ func TestVerificationKeyWithALongRunWithoutSlash(t *testing.T) {
 	}
 	if _, err := verificationConfig(liveOptions{verificationKey: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("a missing key file was accepted")
+	}
+}
+
+// liveTarGz packs files (slash path → content) as a bundle tarball.
+func liveTarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, content := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func newLiveTestLoader(t *testing.T) *loader.Loader {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ld, err := loader.New(decision.NewEngine(log), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ld.Close)
+	return ld
+}
+
+// A remote bundle downloaded at start is persisted in the state directory
+// once it is served, and the next start serves that copy without the
+// network.
+func TestRemoteBundleDownloadedAtStartIsPersisted(t *testing.T) {
+	body := liveTarGz(t, map[string]string{
+		".manifest":                   `{"revision": "r1", "roots": ["verdict/tenants/r"]}`,
+		"verdict/tenants/r/data.yaml": "name: r\nmembers:\n  m: {}\n",
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("ETag", `"r1"`)
+		w.Write(body)
+	}))
+	stateDir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := runOptions{stateDir: stateDir}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := loader.Source{Name: "remote", Location: srv.URL + "/b.tar.gz"}
+	revisions, err := loadBundles(ctx, newLiveTestLoader(t), []loader.Source{src}, o, log)
+	if err != nil || revisions["remote"] != "r1" {
+		t.Fatalf("load = %v %v", revisions, err)
+	}
+	saved, err := os.ReadFile(filepath.Join(stateDir, "bundles", "remote.tar.gz"))
+	if err != nil || !bytes.Equal(saved, body) {
+		t.Fatalf("persisted copy: %d bytes, %v", len(saved), err)
+	}
+	srv.Close()
+	revisions, err = loadBundles(ctx, newLiveTestLoader(t), []loader.Source{src}, o, log)
+	if err != nil || revisions["remote"] != "r1" {
+		t.Fatalf("load without the network = %v %v", revisions, err)
 	}
 }
