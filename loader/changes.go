@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/store"
@@ -172,8 +174,130 @@ func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bo
 	for i, b := range bundles {
 		readable[i] = b.Source
 	}
+	if partial {
+		gen, err := l.applyAvailableLocked(ctx, readable, bundles, started)
+		return gen, errors.Join(readErr, err)
+	}
 	gen, err := l.applyLocked(ctx, KindCreate, readable, bundles, started)
 	return gen, errors.Join(readErr, err)
+}
+
+// applyAvailableLocked installs the bundles as one change, or as many of
+// them as fit together: when the change is rejected, the bundles its errors
+// name are left out, each rejected with its own problems, and the rest are
+// tried again, until a set is accepted or none is left. A problem that names
+// no bundle (a lint rule's verdict, say) rejects every bundle of the set it
+// was found in, as LoadAll does.
+func (l *Loader) applyAvailableLocked(ctx context.Context, sources []Source, next []*Bundle, started time.Time) (*decision.Generation, error) {
+	var left []error // the problems of the bundles left out, in order
+	for {
+		ev, snap, err := l.processLocked(ctx, KindCreate, sources, next, started)
+		if err == nil {
+			return l.installLocked(ev, snap, next, started), errors.Join(left...)
+		}
+		own := blame(err, next)
+		if len(own) == 0 {
+			l.rejectLocked(ev, err, started)
+			return nil, errors.Join(append(left, err)...)
+		}
+		var keepSources []Source
+		var keep []*Bundle
+		for i, b := range next {
+			name := b.Source.Name
+			if own[name] == nil {
+				keepSources, keep = append(keepSources, sources[i]), append(keep, b)
+				continue
+			}
+			l.failed[name] = true
+			l.notify(&Event{Subject: bundleSubject(name), Change: KindCreate, Started: started, Err: own[name],
+				Bundle: &BundleChange{Sources: []Source{sources[i]}, Next: map[string]*Bundle{name: b}}})
+			left = append(left, own[name])
+		}
+		if len(keep) == 0 {
+			return nil, errors.Join(left...)
+		}
+		sources, next = keepSources, keep
+	}
+}
+
+// blame splits an error of a change that loads bundles into each bundle's
+// own problems, keeping the processor that found them: a problem that
+// begins "bundle NAME:" is NAME's, a Rego compile error is the bundle's
+// whose module it is in (when one bundle has a module of that file name).
+// It returns nil when some problem belongs to none of them, or to more than
+// one: then the bundles cannot be told apart.
+func blame(err error, bundles []*Bundle) map[string]error {
+	var pe *ProcessorError
+	inner := err
+	if p, ok := err.(*ProcessorError); ok {
+		pe, inner = p, p.Err
+	}
+	parts := []error{inner}
+	if joined, ok := inner.(interface{ Unwrap() []error }); ok {
+		parts = joined.Unwrap()
+	}
+	// The bundle each Rego file name belongs to ("" when several have it).
+	fileOwner := map[string]string{}
+	for _, b := range bundles {
+		for _, m := range b.Modules {
+			if m == nil || m.Package == nil || m.Package.Location == nil {
+				continue
+			}
+			f := m.Package.Location.File
+			if owner, dup := fileOwner[f]; dup && owner != b.Source.Name {
+				fileOwner[f] = ""
+			} else {
+				fileOwner[f] = b.Source.Name
+			}
+		}
+	}
+	mine := map[string][]error{}
+	for _, part := range parts {
+		if name := namedBundle(part, bundles); name != "" {
+			mine[name] = append(mine[name], part)
+			continue
+		}
+		var astErrs ast.Errors
+		if !errors.As(part, &astErrs) || len(astErrs) == 0 {
+			return nil
+		}
+		byBundle := map[string]ast.Errors{}
+		for _, e := range astErrs {
+			if e.Location == nil || fileOwner[e.Location.File] == "" {
+				return nil
+			}
+			owner := fileOwner[e.Location.File]
+			byBundle[owner] = append(byBundle[owner], e)
+		}
+		for name, errs := range byBundle {
+			mine[name] = append(mine[name], fmt.Errorf("bundle %s: compile policy: %w", name, errs))
+		}
+	}
+	out := make(map[string]error, len(mine))
+	for name, errs := range mine {
+		var e error = errors.Join(errs...)
+		if len(errs) == 1 {
+			e = errs[0]
+		}
+		if pe != nil {
+			e = &ProcessorError{Processor: pe.Processor, Err: e}
+		}
+		out[name] = e
+	}
+	return out
+}
+
+// namedBundle returns the name of the bundle whose problem err is ("bundle
+// NAME: …", or a module's "NAME/path: …" from the policy compiler), or "".
+func namedBundle(err error, bundles []*Bundle) string {
+	msg := err.Error()
+	for _, b := range bundles {
+		name := b.Source.Name
+		if strings.HasPrefix(msg, "bundle "+name+":") || strings.HasPrefix(msg, name+"/") {
+			return name
+		}
+	}
+	return ""
 }
 
 // errorFor picks the part of a joined error that is about one bundle.
@@ -360,6 +484,17 @@ func (l *Loader) installedCopy() map[string]*Bundle {
 // applyLocked runs one change through the pipeline and, when it stored
 // something, installs the next generation.
 func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, next []*Bundle, started time.Time) (*decision.Generation, error) {
+	ev, snap, err := l.processLocked(ctx, kind, sources, next, started)
+	if err != nil {
+		l.rejectLocked(ev, err, started)
+		return nil, err
+	}
+	return l.installLocked(ev, snap, next, started), nil
+}
+
+// processLocked runs one change through the pipeline; a change that is
+// rejected leaves nothing behind (see rejectLocked).
+func (l *Loader) processLocked(ctx context.Context, kind Kind, sources []Source, next []*Bundle, started time.Time) (*Event, *store.Snapshot, error) {
 	names := make([]string, len(sources))
 	for i, s := range sources {
 		names[i] = s.Name
@@ -371,17 +506,24 @@ func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, n
 	ev := &Event{Kind: kind, Subject: bundleSubject(strings.Join(names, ",")), Bundle: change, Started: started}
 	snap, err := l.pipeline.Process(ctx, ev)
 	ev.Change = kind
-	if err != nil {
-		for _, n := range names {
-			l.failed[n] = true
-		}
-		ev.Err = err
-		ev.Duration = time.Since(started)
-		l.notify(ev)
-		return nil, err
+	return ev, snap, err
+}
+
+// rejectLocked records that a change was rejected: every bundle of it failed.
+func (l *Loader) rejectLocked(ev *Event, err error, started time.Time) {
+	for _, s := range ev.Bundle.Sources {
+		l.failed[s.Name] = true
 	}
-	for _, n := range names {
-		delete(l.failed, n)
+	ev.Err = err
+	ev.Duration = time.Since(started)
+	l.notify(ev)
+}
+
+// installLocked installs what a change that was accepted stored.
+func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, started time.Time) *decision.Generation {
+	change := ev.Bundle
+	for _, s := range change.Sources {
+		delete(l.failed, s.Name)
 	}
 	var gen *decision.Generation
 	if change.Stored {
@@ -415,7 +557,7 @@ func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, n
 		l.acceptedLocked(b.Source)
 	}
 	l.notify(ev)
-	return gen, nil
+	return gen
 }
 
 func (l *Loader) notify(ev *Event) {
