@@ -28,6 +28,9 @@ func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryRes
 	if gen == nil {
 		return nil, ErrNotReady
 	}
+	if err := gen.Policy.checkDocument(path); err != nil {
+		return nil, err
+	}
 	pq, err := gen.Policy.preparedQuery(ctx, path)
 	if err != nil {
 		return nil, err
@@ -61,11 +64,37 @@ type queryCache struct {
 // maxCachedQueries bounds the prepared Data API queries kept per generation.
 const maxCachedQueries = 1024
 
-func (p *Policy) preparedQuery(ctx context.Context, path []string) (*rego.PreparedEvalQuery, error) {
+// dataRef is the reference data.<path>.
+func dataRef(path []string) ast.Ref {
 	ref := ast.DefaultRootRef.Copy()
 	for _, seg := range path {
 		ref = append(ref, ast.StringTerm(seg))
 	}
+	return ref
+}
+
+// checkDocument refuses a path that names a function (a rule with
+// arguments), or lies below one, with an InputError on "path": a function
+// is not a document, and evaluating it as one is a Rego type error. OPA's
+// server answers that with 500 internal_error; it is the caller's mistake.
+func (p *Policy) checkDocument(path []string) error {
+	ref := dataRef(path)
+	for _, r := range p.compiler.GetRulesForVirtualDocument(ref) {
+		if len(r.Head.Args) == 0 || r.Module == nil {
+			continue
+		}
+		const hint = "the Data API evaluates documents (data, and rules without arguments); call the function from a rule"
+		fn := r.Path()
+		if fn.Equal(ref) {
+			return &InputError{Field: "path", Message: fmt.Sprintf("%s is a function, not a document: %s", fn, hint)}
+		}
+		return &InputError{Field: "path", Message: fmt.Sprintf("%s is inside the function %s, not a document: %s", ref, fn, hint)}
+	}
+	return nil
+}
+
+func (p *Policy) preparedQuery(ctx context.Context, path []string) (*rego.PreparedEvalQuery, error) {
+	ref := dataRef(path)
 	key := ref.String()
 	p.dataQueries.mu.Lock()
 	pq, ok := p.dataQueries.queries[key]
