@@ -23,9 +23,9 @@ type authzFlags struct {
 }
 
 func (a *authzFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&a.tenant, "authz-tenant", "", "/v1/authz: tenant when the request names neither tenant nor key")
-	f.StringVar(&a.tenantHeader, "authz-tenant-header", "X-Verdict-Tenant", "/v1/authz: header naming the tenant")
-	f.StringVar(&a.keyHeader, "authz-key-header", "key", "/v1/authz: header carrying the tenant key")
+	f.StringVar(&a.tenant, "authz-tenant", "", "/v1/authz: the tenant of every request; the tenant header is then ignored and a key must belong to this tenant")
+	f.StringVar(&a.tenantHeader, "authz-tenant-header", "X-Verdict-Tenant", "/v1/authz: header naming the tenant when --authz-tenant is not set (the proxy must set or clear it)")
+	f.StringVar(&a.keyHeader, "authz-key-header", "key", "/v1/authz: header carrying the tenant key (names the tenant when neither --authz-tenant nor the tenant header does)")
 	f.StringVar(&a.serviceHeader, "authz-service-header", "X-Verdict-Service", "/v1/authz: header naming the service whose routes apply")
 	f.StringVar(&a.memberHeader, "authz-member-header", "", "/v1/authz: trusted header naming the member (only if the proxy strips it from clients)")
 	f.StringVar(&a.jwksFile, "authz-jwks-file", "", "/v1/authz: JWKS file verifying Authorization: Bearer JWTs")

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // A JWKS without --authz-jwt-audience warns once; with it, no warning and
@@ -44,5 +47,36 @@ func TestAuthzJWTFlags(t *testing.T) {
 				t.Errorf("options issuer %q audience %q, want %q %q", o.Issuer, o.Audience, tt.flags.jwtIssuer, tt.flags.jwtAudience)
 			}
 		})
+	}
+}
+
+// The header flags reach the /v1/authz options: --authz-tenant wins over
+// the tenant and key headers.
+func TestAuthzHeaderFlags(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	parse := func(args ...string) authzFlags {
+		t.Helper()
+		var a authzFlags
+		f := pflag.NewFlagSet("run", pflag.ContinueOnError)
+		a.register(f)
+		if err := f.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := parse()
+	o, err := a.options(quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Tenant != "" || o.TenantHeader != "X-Verdict-Tenant" || o.KeyHeader != "key" {
+		t.Errorf("defaults: %+v", o)
+	}
+	a = parse("--authz-tenant", "bank")
+	if o, err = a.options(quiet); err != nil {
+		t.Fatal(err)
+	}
+	if o.Tenant != "bank" {
+		t.Errorf("--authz-tenant bank: %+v", o)
 	}
 }

@@ -16,12 +16,18 @@ import (
 // AuthzOptions configures GET /v1/authz, the endpoint for nginx's
 // auth_request (and other proxies' forward-auth).
 type AuthzOptions struct {
-	// Tenant is used when the request carries neither TenantHeader nor
-	// KeyHeader.
+	// Tenant, when set, is the tenant of every request, whatever its
+	// headers say: TenantHeader is not read, and a key in KeyHeader must
+	// belong to this tenant (else the decision is key.invalid). The
+	// operator's setting wins, so that a client cannot pick a tenant by
+	// sending a header that the proxy passes on.
 	Tenant string
-	// TenantHeader names the tenant (default X-Verdict-Tenant).
+	// TenantHeader names the tenant (default X-Verdict-Tenant) when Tenant
+	// is not set. The proxy must set or clear it: a client-sent value
+	// that reaches verdict picks the tenant.
 	TenantHeader string
-	// KeyHeader carries the tenant key (default "key", as in SOAJS).
+	// KeyHeader carries the tenant key (default "key", as in SOAJS). With
+	// neither Tenant nor TenantHeader, the key names its tenant.
 	KeyHeader string
 	// ServiceHeader optionally names the service whose routes apply
 	// (default X-Verdict-Service).
@@ -98,12 +104,14 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &decision.Request{
-		Tenant:  r.Header.Get(o.TenantHeader),
+		// The operator's tenant wins over any header; a key must then
+		// belong to it.
+		Tenant:  o.Tenant,
 		Key:     r.Header.Get(o.KeyHeader),
 		Request: &decision.HTTPRequest{Method: method, Path: uri, Service: r.Header.Get(o.ServiceHeader)},
 	}
-	if req.Tenant == "" && req.Key == "" {
-		req.Tenant = o.Tenant
+	if req.Tenant == "" {
+		req.Tenant = r.Header.Get(o.TenantHeader)
 	}
 	member, err := s.authzMember(r)
 	if err != nil {

@@ -162,3 +162,85 @@ func TestAuthzJWTIssuerAndAudience(t *testing.T) {
 		})
 	}
 }
+
+// authzAsk sends GET /v1/authz for method and uri with extra headers and
+// returns the status, the X-Verdict-Reason and the body.
+func authzAsk(t *testing.T, srv *httptest.Server, method, uri string, h http.Header) (int, string, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", srv.URL+"/v1/authz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range h {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("X-Original-Method", method)
+	req.Header.Set("X-Original-URI", uri)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get(httpapi.HeaderReason), body
+}
+
+// tnt3Key is a SOAJS key of the demo tenant tnt3.
+const tnt3Key = "7bc1e66d003a3b2acfce1557cbda7320ec45057be0505fd7e9dec19e9fe74c194b109a48568f53449c1cc607a3cb23d70de86831a2ac4b87f1c0c5d57d19702a74ac22a64531185af11f75967f9ba54cb930149ed8a1384f924be9baa4ed5b0b"
+
+// TestAuthzConfiguredTenantWinsOverHeaders is a regression test: with
+// --authz-tenant bank, a client whose X-Verdict-Tenant reached verdict
+// (nginx passes client headers to the subrequest) picked the tenant:
+// antony, not a member of bank, is the administrator of fineract, so
+// "X-Verdict-Tenant: fineract" let him delete a portfolio. The operator's
+// tenant now wins; a key must belong to it. Headers name the tenant only
+// when none is configured.
+func TestAuthzConfiguredTenantWinsOverHeaders(t *testing.T) {
+	const deleteURI = "/api/v1/portfolios/portfolio/3/"
+	fixed := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", MemberHeader: "X-User"})
+	open := authzServer(t, httpapi.AuthzOptions{MemberHeader: "X-User"})
+	tests := []struct {
+		name       string
+		srv        *httptest.Server
+		method     string
+		uri        string
+		headers    http.Header
+		wantStatus int
+		wantReason string
+		wantTenant string
+	}{
+		{"configured tenant", fixed, "DELETE", deleteURI, http.Header{"X-User": {"antony"}}, 403, "iam.unknown_member", "bank"},
+		{"configured tenant: a tenant header does not change it", fixed, "DELETE", deleteURI,
+			http.Header{"X-User": {"antony"}, "X-Verdict-Tenant": {"fineract"}}, 403, "iam.unknown_member", "bank"},
+		{"configured tenant: a key of another tenant is invalid", fixed, "GET", "/buildName",
+			http.Header{"Key": {tnt3Key}}, 403, "key.invalid", "bank"},
+		{"configured tenant: a key and a tenant header of another tenant", fixed, "GET", "/buildName",
+			http.Header{"Key": {tnt3Key}, "X-Verdict-Tenant": {"tnt3"}}, 403, "key.invalid", "bank"},
+		{"no configured tenant: the tenant header names it", open, "DELETE", deleteURI,
+			http.Header{"X-User": {"antony"}, "X-Verdict-Tenant": {"fineract"}}, 200, "iam.admin", "fineract"},
+		{"no configured tenant: the key names it", open, "GET", "/buildName",
+			http.Header{"Key": {tnt3Key}}, 200, "package.allow", "tnt3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reason, body := authzAsk(t, tt.srv, tt.method, tt.uri, tt.headers)
+			if status != tt.wantStatus || reason != tt.wantReason {
+				t.Fatalf("status %d reason %q, want %d %q; body %v", status, reason, tt.wantStatus, tt.wantReason, body)
+			}
+			if body["tenant"] != tt.wantTenant {
+				t.Errorf("decided for tenant %v, want %s", body["tenant"], tt.wantTenant)
+			}
+		})
+	}
+	// Neither a configured tenant, a tenant header nor a key: 400 naming
+	// both headers.
+	status, _, body := authzAsk(t, open, "GET", "/api/v1/portfolios/portfolio/", nil)
+	if status != http.StatusBadRequest || body["field"] != "X-Verdict-Tenant or key" {
+		t.Errorf("no tenant: %d %v", status, body)
+	}
+}

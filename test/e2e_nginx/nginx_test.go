@@ -3,7 +3,6 @@
 package e2enginx
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -116,6 +115,49 @@ func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp 
 	return jwksPath, sign, signFor
 }
 
+// startNginx runs nginx with nginx.example.conf, its addresses replaced by
+// a free one for nginx, upstream (host:port) for the service and verdict
+// for verdict, and every path inside dir; it stops when the test ends.
+func startNginx(t *testing.T, nginx, dir, upstream, verdict string) string {
+	t.Helper()
+	nginxAddr := freeAddr(t)
+	conf, err := os.ReadFile("nginx.example.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(
+		"127.0.0.1:8000", nginxAddr,
+		"127.0.0.1:8080", upstream,
+		"127.0.0.1:8181", verdict,
+	).Replace(string(conf))
+	// Run as the current user with every path inside the temporary prefix.
+	prefix := "pid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + ";\n"
+	if os.Geteuid() == 0 {
+		prefix += "user root;\n"
+	}
+	text = prefix + strings.Replace(text, "http {", "http {\n    access_log off;\n    client_body_temp_path "+dir+"/body;\n    proxy_temp_path "+dir+"/proxy;\n    fastcgi_temp_path "+dir+"/fastcgi;\n    uwsgi_temp_path "+dir+"/uwsgi;\n    scgi_temp_path "+dir+"/scgi;\n", 1)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := exec.Command(nginx, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	n.Stderr = os.Stderr
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.Process.Signal(os.Interrupt) // nginx: fast shutdown
+		n.Wait()
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
+				t.Logf("nginx error.log:\n%s", log)
+			}
+		}
+	})
+	waitFor(t, "http://"+nginxAddr+"/", func(r *http.Response) bool { return r.StatusCode != 0 })
+	return nginxAddr
+}
+
 func TestNginxAuthRequest(t *testing.T) {
 	nginx := nginxBinary(t)
 	dir := t.TempDir()
@@ -131,8 +173,10 @@ func TestNginxAuthRequest(t *testing.T) {
 	}))
 	defer upstream.Close()
 
+	decisionLog := filepath.Join(dir, "decisions.log")
 	v, err := e2eutil.Launch(bin, e2eutil.Options{WaitPath: "/health/ready"}, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
-		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience)
+		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience,
+		"--decision-log", decisionLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,45 +186,7 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Logf("verdict's log:\n%s", v.Out.String())
 		}
 	}()
-	verdictAddr := v.Addr
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	nginxAddr := freeAddr(t)
-	conf, err := os.ReadFile("nginx.example.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.NewReplacer(
-		"127.0.0.1:8000", nginxAddr,
-		"127.0.0.1:8080", strings.TrimPrefix(upstream.URL, "http://"),
-		"127.0.0.1:8181", verdictAddr,
-	).Replace(string(conf))
-	// Run as the current user with every path inside the temporary prefix.
-	prefix := "pid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + ";\n"
-	if os.Geteuid() == 0 {
-		prefix += "user root;\n"
-	}
-	text = prefix + strings.Replace(text, "http {", "http {\n    access_log off;\n    client_body_temp_path "+dir+"/body;\n    proxy_temp_path "+dir+"/proxy;\n    fastcgi_temp_path "+dir+"/fastcgi;\n    uwsgi_temp_path "+dir+"/uwsgi;\n    scgi_temp_path "+dir+"/scgi;\n", 1)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := exec.CommandContext(ctx, nginx, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	n.Stderr = os.Stderr
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		n.Process.Signal(os.Interrupt) // nginx: fast shutdown
-		n.Wait()
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
-				t.Logf("nginx error.log:\n%s", log)
-			}
-		}
-	}()
-	waitFor(t, "http://"+nginxAddr+"/", func(r *http.Response) bool { return r.StatusCode != 0 })
+	nginxAddr := startNginx(t, nginx, dir, strings.TrimPrefix(upstream.URL, "http://"), v.Addr)
 
 	valid := sign("user_a", time.Now().Add(time.Hour))
 	tests := []struct {
@@ -188,16 +194,24 @@ func TestNginxAuthRequest(t *testing.T) {
 		wantStatus                int
 		wantReason                string
 		wantUpstream              bool
+		// headers are sent by the client besides Authorization.
+		headers map[string]string
 	}{
-		{"allowed list passes through", "GET", "/api/v1/portfolios/portfolio/?page=2", valid, 200, "iam.allow", true},
-		{"allowed read of own group's portfolio", "GET", "/api/v1/portfolios/portfolio/7/", valid, 200, "iam.allow", true},
-		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false},
-		{"no token is anonymous: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "iam.anonymous", false},
-		{"expired token: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Now().Add(-time.Hour)), 401, "token.invalid", false},
-		{"token for another audience: 401", "GET", "/api/v1/portfolios/portfolio/", signFor("billing", "user_a", time.Now().Add(time.Hour)), 401, "token.invalid", false},
-		{"forged token: 401", "GET", "/api/v1/portfolios/portfolio/", valid[:len(valid)-4] + "AAAA", 401, "token.invalid", false},
-		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false},
-		{"admin may delete", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true},
+		{"allowed list passes through", "GET", "/api/v1/portfolios/portfolio/?page=2", valid, 200, "iam.allow", true, nil},
+		{"allowed read of own group's portfolio", "GET", "/api/v1/portfolios/portfolio/7/", valid, 200, "iam.allow", true, nil},
+		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false, nil},
+		{"no token is anonymous: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "iam.anonymous", false, nil},
+		{"expired token: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Now().Add(-time.Hour)), 401, "token.invalid", false, nil},
+		{"token for another audience: 401", "GET", "/api/v1/portfolios/portfolio/", signFor("billing", "user_a", time.Now().Add(time.Hour)), 401, "token.invalid", false, nil},
+		{"forged token: 401", "GET", "/api/v1/portfolios/portfolio/", valid[:len(valid)-4] + "AAAA", 401, "token.invalid", false, nil},
+		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false, nil},
+		{"admin may delete", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true, nil},
+		// Headers verdict trusts, sent by a client: the example config
+		// clears them, and --authz-tenant wins anyway.
+		{"a client's X-Verdict-Tenant does not pick the tenant", "DELETE", "/api/v1/portfolios/portfolio/3/", sign("antony", time.Now().Add(time.Hour)), 403, "iam.unknown_member", false,
+			map[string]string{"X-Verdict-Tenant": "fineract"}},
+		{"a client's X-Verdict-Service does not pick the routes", "GET", "/api/v1/portfolios/portfolio/", valid, 200, "iam.allow", true,
+			map[string]string{"X-Verdict-Service": "no-such-service"}},
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, tt := range tests {
@@ -208,6 +222,9 @@ func TestNginxAuthRequest(t *testing.T) {
 			}
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
 			}
 			resp, err := client.Do(req)
 			if err != nil {
@@ -232,6 +249,111 @@ func TestNginxAuthRequest(t *testing.T) {
 			if reached && !strings.Contains(string(body), "decision="+id) {
 				t.Errorf("the upstream did not get the decision id %s: %q", id, body)
 			}
+			if id == "" {
+				return
+			}
+			// Whatever the client sent, verdict decided for the tenant it
+			// was configured with.
+			if in := loggedInput(t, decisionLog, id); in.Tenant != "bank" {
+				t.Errorf("decision %s: input tenant %q, want bank", id, in.Tenant)
+			}
 		})
+	}
+}
+
+// loggedInput waits for decision id in verdict's decision log and returns
+// the tenant of its input.
+func loggedInput(t *testing.T, path, id string) (in struct {
+	Tenant string `json:"tenant"`
+}) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, id) {
+				continue
+			}
+			var entry struct {
+				DecisionID string          `json:"decision_id"`
+				Input      json.RawMessage `json:"input"`
+			}
+			if json.Unmarshal([]byte(line), &entry) != nil || entry.DecisionID != id {
+				continue
+			}
+			if err := json.Unmarshal(entry.Input, &in); err != nil {
+				t.Fatalf("decision %s: input %s: %v", id, entry.Input, err)
+			}
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("decision %s is not in the decision log:\n%s", id, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNginxExampleConfigSetsVerdictHeaders checks the example config alone,
+// in front of a stand-in for verdict that records the subrequest: the
+// headers verdict trusts never carry what the client sent. nginx passes
+// every client header to an auth_request subrequest, so a header the
+// config does not set or clear reaches verdict as the client wrote it.
+func TestNginxExampleConfigSetsVerdictHeaders(t *testing.T) {
+	nginx := nginxBinary(t)
+	dir := t.TempDir()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "upstream")
+	}))
+	defer upstream.Close()
+	got := make(chan http.Header, 1)
+	verdict := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only the probe (not the requests that wait for nginx to start).
+		if r.URL.Path == "/v1/authz" && r.Header.Get("X-Probe") != "" {
+			select {
+			case got <- r.Header.Clone():
+			default:
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer verdict.Close()
+	nginxAddr := startNginx(t, nginx, dir, strings.TrimPrefix(upstream.URL, "http://"), strings.TrimPrefix(verdict.URL, "http://"))
+
+	req, err := http.NewRequest("GET", "http://"+nginxAddr+"/api/v1/portfolios/portfolio/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Verdict-Tenant", "fineract")
+	req.Header.Set("X-Verdict-Service", "other")
+	req.Header.Set("X-Original-Method", "DELETE")
+	req.Header.Set("X-Original-URI", "/admin/")
+	req.Header.Set("key", "a-key")
+	req.Header.Set("X-Probe", "1")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 (the stand-in allows everything)", resp.StatusCode)
+	}
+	var h http.Header
+	select {
+	case h = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the auth subrequest never reached verdict")
+	}
+	for name, want := range map[string][]string{
+		"X-Verdict-Tenant":  nil,
+		"X-Verdict-Service": nil,
+		"X-Original-Method": {"GET"},
+		"X-Original-Uri":    {"/api/v1/portfolios/portfolio/"},
+		// A SOAJS key is the client's credential: passed on, verified by
+		// verdict.
+		"Key": {"a-key"},
+	} {
+		if got := h.Values(name); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("verdict got %s %q, want %q", name, got, want)
+		}
 	}
 }
