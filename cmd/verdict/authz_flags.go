@@ -16,6 +16,7 @@ type authzFlags struct {
 	keyHeader     string
 	serviceHeader string
 	memberHeader  string
+	ipHeader      string
 	jwksFile      string
 	memberClaim   string
 	jwtIssuer     string
@@ -28,6 +29,7 @@ func (a *authzFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&a.keyHeader, "authz-key-header", "key", "/v1/authz: header carrying the tenant key (names the tenant when neither --authz-tenant nor the tenant header does)")
 	f.StringVar(&a.serviceHeader, "authz-service-header", "X-Verdict-Service", "/v1/authz: header naming the service whose routes apply")
 	f.StringVar(&a.memberHeader, "authz-member-header", "", "/v1/authz: trusted header naming the member (only if the proxy strips it from clients)")
+	f.StringVar(&a.ipHeader, "authz-ip-header", "", "/v1/authz: trusted header with the client's IP, passed as context.ip (e.g. X-Real-IP; only if the proxy overwrites it: proxy_set_header X-Real-IP $remote_addr)")
 	f.StringVar(&a.jwksFile, "authz-jwks-file", "", "/v1/authz: JWKS file verifying Authorization: Bearer JWTs")
 	f.StringVar(&a.memberClaim, "authz-member-claim", "sub", "/v1/authz: JWT claim naming the member")
 	f.StringVar(&a.jwtIssuer, "authz-jwt-issuer", "", "/v1/authz: refuse bearer JWTs whose iss is missing or not this value (needs --authz-jwks-file)")
@@ -44,6 +46,7 @@ func (a *authzFlags) options(log *slog.Logger) (httpapi.AuthzOptions, error) {
 		KeyHeader:     a.keyHeader,
 		ServiceHeader: a.serviceHeader,
 		MemberHeader:  a.memberHeader,
+		IPHeader:      a.ipHeader,
 		MemberClaim:   a.memberClaim,
 		Issuer:        a.jwtIssuer,
 		Audience:      a.jwtAudience,

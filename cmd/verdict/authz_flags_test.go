@@ -50,8 +50,9 @@ func TestAuthzJWTFlags(t *testing.T) {
 	}
 }
 
-// The header flags reach the /v1/authz options: --authz-tenant wins over
-// the tenant and key headers.
+// The header flags reach the /v1/authz options: --authz-tenant (which wins
+// over the tenant and key headers) and --authz-ip-header (context.ip, off
+// by default).
 func TestAuthzHeaderFlags(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parse := func(args ...string) authzFlags {
@@ -69,14 +70,14 @@ func TestAuthzHeaderFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Tenant != "" || o.TenantHeader != "X-Verdict-Tenant" || o.KeyHeader != "key" {
+	if o.Tenant != "" || o.TenantHeader != "X-Verdict-Tenant" || o.KeyHeader != "key" || o.IPHeader != "" {
 		t.Errorf("defaults: %+v", o)
 	}
-	a = parse("--authz-tenant", "bank")
+	a = parse("--authz-tenant", "bank", "--authz-ip-header", "X-Real-IP")
 	if o, err = a.options(quiet); err != nil {
 		t.Fatal(err)
 	}
-	if o.Tenant != "bank" {
-		t.Errorf("--authz-tenant bank: %+v", o)
+	if o.Tenant != "bank" || o.IPHeader != "X-Real-IP" {
+		t.Errorf("--authz-tenant bank --authz-ip-header X-Real-IP: %+v", o)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,14 @@ type AuthzOptions struct {
 	// to name the member (e.g. X-User). Never set it unless the proxy
 	// strips that header from client requests.
 	MemberHeader string
+	// IPHeader, when set, is a header the proxy sets to the client's
+	// address (nginx: proxy_set_header X-Real-IP $remote_addr); its value
+	// becomes the decision's context.ip, which extension rules read. The
+	// header must carry exactly one IP address (not a list such as an
+	// X-Forwarded-For chain), else the request is a 400. Unset, the
+	// decision has no context. Never set it unless the proxy overwrites
+	// that header: a client-sent value would let a client choose its IP.
+	IPHeader string
 	// JWKS, when set, verifies "Authorization: Bearer <JWT>"; the member is
 	// the token's MemberClaim (default "sub"). A bad token is a 401.
 	JWKS        jwk.Set
@@ -113,6 +122,14 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	if req.Tenant == "" {
 		req.Tenant = r.Header.Get(o.TenantHeader)
 	}
+	if o.IPHeader != "" {
+		ip, err := authzClientIP(r, o.IPHeader)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", o.IPHeader, err.Error())
+			return
+		}
+		req.Context = map[string]any{"ip": ip}
+	}
 	member, err := s.authzMember(r)
 	if err != nil {
 		w.Header().Set(HeaderReason, "token.invalid")
@@ -153,6 +170,25 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderReason, reason)
 	}
 	writeJSON(w, status, d)
+}
+
+// authzClientIP reads the client's address from the header the proxy sets:
+// exactly one value holding one IP address, returned in its canonical form
+// (an IPv4-mapped IPv6 address as IPv4, so that ::ffff:203.0.113.66 is
+// 203.0.113.66 to the rules).
+func authzClientIP(r *http.Request, header string) (string, error) {
+	values := r.Header.Values(header)
+	switch {
+	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
+		return "", fmt.Errorf("the proxy must set %s to the client's address (nginx: proxy_set_header %s $remote_addr)", header, header)
+	case len(values) > 1:
+		return "", fmt.Errorf("%s is given %d times; the proxy must set it once, overwriting what the client sent", header, len(values))
+	}
+	addr, err := netip.ParseAddr(strings.TrimSpace(values[0]))
+	if err != nil {
+		return "", fmt.Errorf("%s must be one IP address, set by the proxy (not a list such as an X-Forwarded-For chain): %q", header, values[0])
+	}
+	return addr.Unmap().String(), nil
 }
 
 // decidingReason is the code of the first deny, or of the first grant.

@@ -244,3 +244,50 @@ func TestAuthzConfiguredTenantWinsOverHeaders(t *testing.T) {
 		t.Errorf("no tenant: %d %v", status, body)
 	}
 }
+
+// TestAuthzClientIP: with IPHeader set, the proxy's client address is the
+// decision's context.ip, so extension rules such as the demo's
+// ext.ip_blocked apply behind nginx; a missing, repeated or non-IP value is
+// a 400 (nginx then fails the request) rather than a decision without it.
+// Without IPHeader the header is not read and the decision has no context.
+func TestAuthzClientIP(t *testing.T) {
+	withIP := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", MemberHeader: "X-User", IPHeader: "X-Real-IP"})
+	withoutIP := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", MemberHeader: "X-User"})
+	const list = "/api/v1/portfolios/portfolio/"
+	admin := func(ip ...string) http.Header {
+		h := http.Header{"X-User": {"admin"}}
+		if len(ip) > 0 {
+			h["X-Real-Ip"] = ip
+		}
+		return h
+	}
+	tests := []struct {
+		name       string
+		srv        *httptest.Server
+		headers    http.Header
+		wantStatus int
+		wantReason string
+	}{
+		{"an address that is not blocked", withIP, admin("10.0.0.1"), 200, "iam.admin"},
+		{"a blocked address denies", withIP, admin("203.0.113.66"), 403, "ext.ip_blocked"},
+		{"a blocked address, IPv4-mapped", withIP, admin("::ffff:203.0.113.66"), 403, "ext.ip_blocked"},
+		{"an IPv6 address", withIP, admin("2001:db8::1"), 200, "iam.admin"},
+		{"missing: 400", withIP, admin(), 400, ""},
+		{"empty: 400", withIP, admin(""), 400, ""},
+		{"a list: 400", withIP, admin("10.0.0.1, 203.0.113.66"), 400, ""},
+		{"given twice: 400", withIP, admin("10.0.0.1", "203.0.113.66"), 400, ""},
+		{"not an address: 400", withIP, admin("unknown"), 400, ""},
+		{"not configured: the header is not read", withoutIP, admin("203.0.113.66"), 200, "iam.admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reason, body := authzAsk(t, tt.srv, "GET", list, tt.headers)
+			if status != tt.wantStatus || reason != tt.wantReason {
+				t.Fatalf("status %d reason %q, want %d %q; body %v", status, reason, tt.wantStatus, tt.wantReason, body)
+			}
+			if status == http.StatusBadRequest && (body["code"] != "invalid_request" || body["field"] != "X-Real-IP") {
+				t.Errorf("400 body %v, want invalid_request on X-Real-IP", body)
+			}
+		})
+	}
+}

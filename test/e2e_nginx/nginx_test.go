@@ -175,7 +175,7 @@ func TestNginxAuthRequest(t *testing.T) {
 
 	decisionLog := filepath.Join(dir, "decisions.log")
 	v, err := e2eutil.Launch(bin, e2eutil.Options{WaitPath: "/health/ready"}, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
-		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience,
+		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience, "--authz-ip-header", "X-Real-IP",
 		"--decision-log", decisionLog)
 	if err != nil {
 		t.Fatal(err)
@@ -207,11 +207,13 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false, nil},
 		{"admin may delete", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true, nil},
 		// Headers verdict trusts, sent by a client: the example config
-		// clears them, and --authz-tenant wins anyway.
+		// clears or overwrites them, and --authz-tenant wins anyway.
 		{"a client's X-Verdict-Tenant does not pick the tenant", "DELETE", "/api/v1/portfolios/portfolio/3/", sign("antony", time.Now().Add(time.Hour)), 403, "iam.unknown_member", false,
 			map[string]string{"X-Verdict-Tenant": "fineract"}},
 		{"a client's X-Verdict-Service does not pick the routes", "GET", "/api/v1/portfolios/portfolio/", valid, 200, "iam.allow", true,
 			map[string]string{"X-Verdict-Service": "no-such-service"}},
+		{"a client's X-Real-IP does not choose its address", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true,
+			map[string]string{"X-Real-IP": "203.0.113.66"}},
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, tt := range tests {
@@ -253,18 +255,22 @@ func TestNginxAuthRequest(t *testing.T) {
 				return
 			}
 			// Whatever the client sent, verdict decided for the tenant it
-			// was configured with.
-			if in := loggedInput(t, decisionLog, id); in.Tenant != "bank" {
-				t.Errorf("decision %s: input tenant %q, want bank", id, in.Tenant)
+			// was configured with and the address nginx saw.
+			in := loggedInput(t, decisionLog, id)
+			if in.Tenant != "bank" || in.Context.IP != "127.0.0.1" {
+				t.Errorf("decision %s: input tenant %q, context.ip %q; want bank and 127.0.0.1", id, in.Tenant, in.Context.IP)
 			}
 		})
 	}
 }
 
 // loggedInput waits for decision id in verdict's decision log and returns
-// the tenant of its input.
+// the tenant and context.ip of its input.
 func loggedInput(t *testing.T, path, id string) (in struct {
-	Tenant string `json:"tenant"`
+	Tenant  string `json:"tenant"`
+	Context struct {
+		IP string `json:"ip"`
+	} `json:"context"`
 }) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -325,6 +331,8 @@ func TestNginxExampleConfigSetsVerdictHeaders(t *testing.T) {
 	}
 	req.Header.Set("X-Verdict-Tenant", "fineract")
 	req.Header.Set("X-Verdict-Service", "other")
+	req.Header.Add("X-Real-IP", "203.0.113.66")
+	req.Header.Add("X-Real-IP", "10.0.0.1")
 	req.Header.Set("X-Original-Method", "DELETE")
 	req.Header.Set("X-Original-URI", "/admin/")
 	req.Header.Set("key", "a-key")
@@ -346,6 +354,7 @@ func TestNginxExampleConfigSetsVerdictHeaders(t *testing.T) {
 	for name, want := range map[string][]string{
 		"X-Verdict-Tenant":  nil,
 		"X-Verdict-Service": nil,
+		"X-Real-Ip":         {"127.0.0.1"},
 		"X-Original-Method": {"GET"},
 		"X-Original-Uri":    {"/api/v1/portfolios/portfolio/"},
 		// A SOAJS key is the client's credential: passed on, verified by
