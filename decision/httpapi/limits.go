@@ -25,10 +25,10 @@ const overloadWait = 10 * time.Millisecond
 
 // isDecisionPath reports whether path is one of the decision endpoints the
 // concurrency limit covers: /v1/decide (and ?explain), /v1/decide/batch,
-// /v1/plan, /v1/data/* and /v1/authz.
+// /v1/plan, /v1/data, /v1/data/* and /v1/authz.
 func isDecisionPath(path string) bool {
 	switch path {
-	case "/v1/decide", "/v1/decide/batch", "/v1/plan", "/v1/authz":
+	case "/v1/decide", "/v1/decide/batch", "/v1/plan", "/v1/data", "/v1/authz":
 		return true
 	}
 	return strings.HasPrefix(path, "/v1/data/")

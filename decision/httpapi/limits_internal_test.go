@@ -41,7 +41,7 @@ func TestLimitDecisions(t *testing.T) {
 			t.Fatal("blocked requests did not start")
 		}
 	}
-	for _, path := range []string{"/v1/decide", "/v1/decide/batch", "/v1/plan", "/v1/data/x", "/v1/authz"} {
+	for _, path := range []string{"/v1/decide", "/v1/decide/batch", "/v1/plan", "/v1/data", "/v1/data/x", "/v1/authz"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
 		var e ErrorBody

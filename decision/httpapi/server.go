@@ -73,6 +73,9 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/plan", s.handlePlan)
 	s.mux.HandleFunc("POST /v1/data/{path...}", s.handleData)
 	s.mux.HandleFunc("GET /v1/data/{path...}", s.handleData)
+	// The whole data document, as OPA answers it (no redirect to /v1/data/).
+	s.mux.HandleFunc("POST /v1/data", s.handleData)
+	s.mux.HandleFunc("GET /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/authz", s.handleAuthz)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
