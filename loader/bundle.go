@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -182,8 +183,12 @@ func (l *memoryLoader) WithFollowSymlinks(bool) bundle.DirectoryLoader          
 // that problems can name the data file an entry came from, and checks data
 // files for keys written twice and keeps them compressed — both on another
 // goroutine while OPA's reader decodes: call wait before reading dataFiles.
+// It also holds each file, and all of them together, to the bundle's size
+// limits.
 type recordingLoader struct {
 	bundle.DirectoryLoader
+	limits    sizeLimits
+	total     int64
 	files     []string
 	dataFiles []*dataFile
 	digest    hash.Hash
@@ -209,11 +214,17 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	name := strings.TrimPrefix(filepath.ToSlash(d.Path()), "/")
 	l.files = append(l.files, name)
 	var buf bytes.Buffer
-	if _, err := d.Read(&buf, maxDataFileBytes); err != nil && !errors.Is(err, io.EOF) {
-		d.Close()
+	n, err := d.Read(&buf, l.limits.file+1)
+	d.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	d.Close()
+	if n > l.limits.file {
+		return nil, &sizeError{File: name, Limit: l.limits.file}
+	}
+	if l.total += n; l.total > l.limits.total {
+		return nil, &sizeError{File: name, Limit: l.limits.total, Total: true}
+	}
 	content := buf.Bytes()
 	fmt.Fprintf(l.digest, "%s\x00%d\x00", name, len(content))
 	l.digest.Write(content)
@@ -230,8 +241,48 @@ func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
 	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(content)), nil
 }
 
-// maxDataFileBytes bounds one data file.
-const maxDataFileBytes = 256 << 20
+// sizeLimits bound a bundle as read, decompressed: a .tar.gz of a few
+// hundred bytes can claim a file of terabytes, and one of a few hundred
+// kilobytes can hold gigabytes of zeros.
+type sizeLimits struct {
+	// file bounds one file.
+	file int64
+	// total bounds all the files of a bundle together; for a .tar.gz, the
+	// whole archive decompressed (its tar headers too).
+	total int64
+}
+
+// bundleLimits are the limits Read applies (tests lower them).
+var bundleLimits = sizeLimits{file: 256 << 20, total: 512 << 20}
+
+// sizeError is a bundle, or a file of it, larger than verdict reads.
+type sizeError struct {
+	// File is the file that is too large, or, for the total, the file
+	// being read when it was reached ("" when it is not known).
+	File string
+	// Limit is the limit exceeded, in bytes.
+	Limit int64
+	// Total: the limit is the one for the whole bundle.
+	Total bool
+}
+
+func (e *sizeError) Error() string {
+	switch {
+	case !e.Total:
+		return fmt.Sprintf("read failed on %s: the file is larger than %s, the limit for one file of a bundle", e.File, formatBytes(e.Limit))
+	case e.File != "":
+		return fmt.Sprintf("the bundle's files exceed %s in all, the limit for one bundle (reached at %s)", formatBytes(e.Limit), e.File)
+	default:
+		return fmt.Sprintf("the archive decompresses to more than %s, the limit for one bundle", formatBytes(e.Limit))
+	}
+}
+
+func formatBytes(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 func isDataFile(name string) bool {
 	switch path.Base(name) {
@@ -279,15 +330,17 @@ func localDir(src Source) string {
 
 // readOnce reads and validates the bundle as its location resolves now.
 func readOnce(src Source) (*Bundle, error) {
-	dl, closeFn, err := openSource(src)
+	limits := bundleLimits
+	dl, closeFn, err := openSource(src, limits)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
-	rec := &recordingLoader{DirectoryLoader: dl, digest: sha256.New()}
+	rec := &recordingLoader{DirectoryLoader: dl, limits: limits, digest: sha256.New()}
 	reader := bundle.NewCustomReader(rec).
 		WithRegoVersion(ast.RegoV1).
-		WithProcessAnnotations(true)
+		WithProcessAnnotations(true).
+		WithSizeLimitBytes(limits.file)
 	if src.Verification != nil {
 		reader = reader.WithBundleVerificationConfig(src.Verification)
 	} else {
@@ -348,16 +401,20 @@ func moduleName(src Source, m bundle.ModuleFile) string {
 	return src.Name + "/" + p
 }
 
-func openSource(src Source) (bundle.DirectoryLoader, func(), error) {
+// openSource opens the loader of the source's files, each held to
+// limits.file (OPA's tarball loader checks the size a tar header gives
+// before it allocates for the file).
+func openSource(src Source, limits sizeLimits) (bundle.DirectoryLoader, func(), error) {
 	if src.FS != nil {
 		dl, err := bundle.NewFSLoader(src.FS)
 		if err != nil {
 			return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 		}
-		return dl, func() {}, nil
+		return dl.WithSizeLimitBytes(limits.file), func() {}, nil
 	}
 	if src.Tarball != nil {
-		return bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(src.Tarball), src.Location), func() {}, nil
+		archive, closeFn := boundArchive(bytes.NewReader(src.Tarball), limits.total)
+		return bundle.NewTarballLoaderWithBaseURL(archive, src.Location).WithSizeLimitBytes(limits.file), closeFn, nil
 	}
 	if src.IsRemote() {
 		return nil, nil, fmt.Errorf("bundle %s: %s has not been downloaded", src.Name, src.Location)
@@ -371,13 +428,58 @@ func openSource(src Source) (bundle.DirectoryLoader, func(), error) {
 		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
 	if info.IsDir() {
-		return bundle.NewDirectoryLoader(dir).WithFollowSymlinks(true), func() {}, nil
+		return bundle.NewDirectoryLoader(dir).WithFollowSymlinks(true).WithSizeLimitBytes(limits.file), func() {}, nil
 	}
 	f, err := os.Open(src.Location)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
-	return bundle.NewTarballLoaderWithBaseURL(f, src.Location), func() { f.Close() }, nil
+	archive, closeArchive := boundArchive(f, limits.total)
+	return bundle.NewTarballLoaderWithBaseURL(archive, src.Location).WithSizeLimitBytes(limits.file), func() {
+		closeArchive()
+		f.Close()
+	}, nil
+}
+
+// boundArchive hands OPA's tarball loader the .tar.gz r with its
+// decompressed size bounded: OPA's loader reads the whole archive before it
+// returns the first file and bounds each file only, so r is decompressed
+// here, at most limit bytes of it, and handed over gzipped again without
+// compression (stored blocks, cheap to write and to read). Past the limit
+// the loader reads a *sizeError. Call the function returned once the loader
+// is done with the archive.
+func boundArchive(r io.Reader, limit int64) (io.Reader, func()) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(regzip(pw, r, limit))
+	}()
+	return pr, func() {
+		pr.Close() // a write the loader will not read fails, and the goroutine ends
+		<-done
+	}
+}
+
+// regzip writes to w, gzipped without compression, what the .tar.gz r
+// decompresses to, and fails past limit bytes.
+func regzip(w io.Writer, r io.Reader, limit int64) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return err
+	}
+	zw, err := gzip.NewWriterLevel(w, gzip.NoCompression)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(zw, io.LimitReader(zr, limit+1))
+	if err != nil {
+		return err
+	}
+	if n > limit {
+		return &sizeError{Limit: limit, Total: true}
+	}
+	return zw.Close()
 }
 
 // dataFileResolver maps a data path to the deepest data file whose
