@@ -428,7 +428,7 @@ func openSource(src Source, limits sizeLimits) (bundle.DirectoryLoader, func(), 
 		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
 	}
 	if info.IsDir() {
-		return bundle.NewDirectoryLoader(dir).WithFollowSymlinks(true).WithSizeLimitBytes(limits.file), func() {}, nil
+		return bundle.NewDirectoryLoader(dir).WithFollowSymlinks(true).WithFilter(skipEditorFiles).WithSizeLimitBytes(limits.file), func() {}, nil
 	}
 	f, err := os.Open(src.Location)
 	if err != nil {
@@ -480,6 +480,31 @@ func regzip(w io.Writer, r io.Reader, limit int64) error {
 		return &sizeError{Limit: limit, Total: true}
 	}
 	return zw.Close()
+}
+
+// skipEditorFiles is the filter of a bundle directory: it leaves out the
+// files editors write beside the ones they edit.
+func skipEditorFiles(_ string, info fs.FileInfo, _ int) bool {
+	return !info.IsDir() && isEditorFile(info.Name())
+}
+
+// isEditorFile reports whether a file name is an editor's lock, swap, backup
+// or auto-save file, or write probe. Emacs's lock, .#data.yaml, is a
+// dangling symlink, and .#conditions.rego would be read as a module.
+func isEditorFile(name string) bool {
+	n := len(name)
+	switch {
+	case strings.HasPrefix(name, ".#"): // Emacs: lock
+	case n > 1 && name[0] == '#' && name[n-1] == '#': // Emacs: auto-save
+	case strings.HasSuffix(name, "~"): // Emacs, Vim and others: backup
+	case name == "4913": // Vim: can it write in the directory?
+	case strings.HasSuffix(name, ".swp"): // Vim: swap
+	case n > 5 && name[0] == '.' && name[n-4:n-1] == ".sw" && name[n-1] >= 'a' && name[n-1] <= 'p': // Vim: .swo, .swn…
+	case strings.HasSuffix(name, "___jb_tmp___"), strings.HasSuffix(name, "___jb_old___"): // JetBrains: safe write
+	default:
+		return false
+	}
+	return true
 }
 
 // dataFileResolver maps a data path to the deepest data file whose
