@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +72,88 @@ func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 	writeFiles(t, dir, map[string]string{bank + "x#.rego": "package [", bank + "swp.rego": "package ["})
 	if _, err := Read(src); err == nil || !strings.Contains(err.Error(), "x#.rego") && !strings.Contains(err.Error(), "swp.rego") {
 		t.Errorf("x#.rego and swp.rego are modules: err = %v", err)
+	}
+}
+
+// TestBrokenLinksStillFailABundle: a dangling symlink that is not an
+// editor's fails the bundle with a message naming it — whether its name is
+// a data file's or not, since it may stand for a directory of data (a
+// tenant shared from elsewhere that is not there).
+func TestBrokenLinksStillFailABundle(t *testing.T) {
+	for _, tc := range []struct{ link, want string }{
+		{"verdict/tenants/bank/data.yaml", "read failed on verdict/tenants/bank/data.yaml: a symlink to ../elsewhere.yaml, which does not exist"},
+		{"verdict/tenants/shared", "read failed on verdict/tenants/shared: a symlink to ../elsewhere.yaml, which does not exist"},
+	} {
+		dir := t.TempDir()
+		writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+		os.Remove(filepath.Join(dir, filepath.FromSlash(tc.link)))
+		symlink(t, dir, tc.link, "../elsewhere.yaml")
+		_, err := Read(Source{Name: "b", Location: dir})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.link, err, tc.want)
+		}
+	}
+}
+
+// TestSymlinkedDirectoryIsReadAsADirectory: a directory of a bundle that is
+// a symlink to a directory elsewhere (a tenant shared between bundles) is
+// read as if it were there, with the same paths: the same digest as a copy,
+// and problems named with the path in the bundle.
+func TestSymlinkedDirectoryIsReadAsADirectory(t *testing.T) {
+	root := t.TempDir()
+	manifest := map[string]string{".manifest": `{"revision": "r1", "roots": ["verdict/tenants"]}`}
+	bankFiles := map[string]string{
+		"data.yaml": "name: Bank\nmembers:\n  alice: {policies: [read]}\n" +
+			"access_policies:\n  read:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:Portfolio:list\"], Resource: \"*\"}\n",
+		"ext/ext.rego": "package verdict.tenants.bank.ext\n\nx := 1\n",
+	}
+	acme := tenantBundle("acme", "r1", "  bob: {}\n")
+	delete(acme, ".manifest")
+
+	copied := filepath.Join(root, "copied")
+	writeFiles(t, copied, manifest)
+	writeFiles(t, copied, acme)
+	for name, content := range bankFiles {
+		writeFiles(t, copied, map[string]string{"verdict/tenants/bank/" + name: content})
+	}
+	want, err := Read(Source{Name: "b", Location: copied})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	shared := filepath.Join(root, "shared", "bank")
+	writeFiles(t, shared, bankFiles)
+	for i, target := range []string{shared, "../../../shared/bank"} { // relative to verdict/tenants
+		linked := filepath.Join(root, fmt.Sprintf("linked%d", i))
+		writeFiles(t, linked, manifest)
+		writeFiles(t, linked, acme)
+		symlink(t, linked, "verdict/tenants/bank", target)
+		b, err := Read(Source{Name: "b", Location: linked})
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		if b.Digest != want.Digest || b.Doc.Tenants["bank"] == nil || b.Doc.Tenants["acme"] == nil || b.Modules["b/verdict/tenants/bank/ext/ext.rego"] == nil {
+			t.Errorf("%s: tenants %v, modules %v, digest %s (a copy: %s)", target, b.Doc.Tenants, b.Modules, b.Digest, want.Digest)
+		}
+	}
+
+	// A problem in the linked directory names the file by its bundle path.
+	writeFiles(t, shared, map[string]string{"data.yaml": "name: Bank\nmembers:\n  alice: {policies: [missing]}\n"})
+	_, err = Read(Source{Name: "b", Location: filepath.Join(root, "linked1")})
+	if err == nil || !strings.Contains(err.Error(), "verdict/tenants/bank/data.yaml: members.alice.policies[0]") {
+		t.Errorf("a problem in the linked directory: %v", err)
+	}
+}
+
+// TestSymlinkToAnEnclosingDirectoryIsAnError: a symlink that would make the
+// walk go round forever fails the bundle, naming it.
+func TestSymlinkToAnEnclosingDirectoryIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	symlink(t, dir, "verdict/tenants/bank/again", "../..")
+	_, err := Read(Source{Name: "b", Location: dir})
+	if err == nil || !strings.Contains(err.Error(), "read failed on verdict/tenants/bank/again: a symlink to ") ||
+		!strings.Contains(err.Error(), "a directory that encloses it") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -188,7 +188,8 @@ func TestDirectoryBundleSizeLimits(t *testing.T) {
 	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 	writeFiles(t, dir, map[string]string{"notes/big.txt": string(big) + "!"})
 	_, err = Read(Source{Name: "onebig", Location: dir})
-	if err == nil || !strings.Contains(err.Error(), "notes/big.txt size (1048577 bytes) exceeds configured size_limit_bytes (1048576 bytes)") {
+	if !errors.As(err, &se) || se.Total || se.File != "notes/big.txt" ||
+		!strings.Contains(err.Error(), "read failed on notes/big.txt: the file is larger than 1 MiB, the limit for one file of a bundle") {
 		t.Errorf("a file over the limit: %v", err)
 	}
 
