@@ -89,7 +89,19 @@ func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source
 		sources[i] = got
 	}
 	var revisions map[string]string
+	var watcher *loader.Watcher
 	if o.live.watch {
+		// Watch before the first read: an edit made while the bundles are
+		// read, compiled and stored (seconds for a large one) is then an
+		// event, which the kernel holds until the watcher runs below and
+		// which reloads that bundle; a watcher made after the load would
+		// never see it. An event for a file the load read already ends as
+		// an unchanged reload.
+		w, err := loader.NewWatcher(ld, sources, loader.WatchOptions{Debounce: o.live.debounce, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		watcher = w
 		gen, err := ld.LoadAvailable(ctx, sources)
 		if err != nil {
 			log.Error("some bundles could not be loaded; serving the rest, not ready until they are fixed", "error", err)
@@ -114,13 +126,9 @@ func loadBundles(ctx context.Context, ld *loader.Loader, sources []loader.Source
 			go r.Run(ctx)
 		}
 	}
-	if o.live.watch {
-		w, err := loader.NewWatcher(ld, sources, loader.WatchOptions{Debounce: o.live.debounce, Log: log})
-		if err != nil {
-			return nil, err
-		}
+	if watcher != nil {
 		go func() {
-			if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := watcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("bundle watcher stopped", "error", err)
 			}
 		}()

@@ -12,10 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/store"
 )
 
 // A key file whose text holds a run of more than 255 characters without a
@@ -104,5 +107,63 @@ func TestRemoteBundleDownloadedAtStartIsPersisted(t *testing.T) {
 	revisions, err = loadBundles(ctx, newLiveTestLoader(t), []loader.Source{src}, o, log)
 	if err != nil || revisions["remote"] != "r1" {
 		t.Fatalf("load without the network = %v %v", revisions, err)
+	}
+}
+
+// editDuringLoad is a pipeline processor that runs edit once, during the
+// first bundle change: the initial load.
+type editDuringLoad struct {
+	once sync.Once
+	edit func()
+}
+
+func (p *editDuringLoad) Name() string { return "test-edit-during-load" }
+func (p *editDuringLoad) Order() int   { return 150 }
+func (p *editDuringLoad) Process(_ context.Context, ev *loader.Event, _ *store.WriteTxn) error {
+	if ev.Bundle != nil {
+		p.once.Do(p.edit)
+	}
+	return nil
+}
+
+// With --watch, an edit made while the bundles are being loaded at start
+// (after the bundle was read, before the server is ready) is reloaded: the
+// watcher exists before the first read.
+func TestWatchSeesAnEditMadeDuringTheInitialLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	manifest := func(rev string) string { return `{"revision": "` + rev + `", "roots": ["verdict/tenants/r"]}` }
+	write := func(name, content string) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".manifest", manifest("r1"))
+	write("verdict/tenants/r/data.yaml", "name: r\nmembers:\n  m: {}\n")
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	engine := decision.NewEngine(log)
+	ld, err := loader.New(engine, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ld.Close)
+	ld.Pipeline().Register(&editDuringLoad{edit: func() { write(".manifest", manifest("r2")) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	o := runOptions{live: liveOptions{watch: true, debounce: 20 * time.Millisecond}}
+	revisions, err := loadBundles(ctx, ld, []loader.Source{{Name: "b", Location: dir}}, o, log)
+	if err != nil || revisions["b"] != "r1" {
+		t.Fatalf("load = %v %v", revisions, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for engine.Current().Revisions["b"] != "r2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the edit made during the initial load was not reloaded: revision %q", engine.Current().Revisions["b"])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
