@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,12 +46,18 @@ type Engine struct {
 	cacheOpt CacheOptions
 }
 
+// enableUUIDPool makes decision ids come from a pool of random bytes
+// (one read of the system's random source per 16 ids). The uuid package's
+// switch is a plain global: it is set once, so that engines made at the same
+// time (tests, tools) do not race on it.
+var enableUUIDPool = sync.OnceFunc(uuid.EnableRandPool)
+
 // NewEngine returns an engine with no generation installed.
 func NewEngine(log *slog.Logger, opts ...EngineOption) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	uuid.EnableRandPool()
+	enableUUIDPool()
 	e := &Engine{log: log, newID: uuid.NewString}
 	for _, o := range opts {
 		o(e)
