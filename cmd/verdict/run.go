@@ -112,10 +112,19 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("load bundles:\n%w", err)
 	}
+	loaded := 0
 	for _, src := range sources {
-		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", revisions[src.Name])
+		rev, ok := revisions[src.Name]
+		if !ok {
+			// --watch started without it; its error is logged and in
+			// GET /v1/status, and it loads once it is fixed.
+			log.Warn("bundle not loaded yet", "bundle", src.Name, "source", src.Location)
+			continue
+		}
+		loaded++
+		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", rev)
 	}
-	log.Info("bundles loaded", "count", len(sources), "duration", time.Since(start))
+	log.Info("bundles loaded", "count", loaded, "of", len(sources), "duration", time.Since(start))
 
 	authzOpts, err := o.authz.options(log)
 	if err != nil {
