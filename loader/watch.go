@@ -37,10 +37,13 @@ type WatchOptions struct {
 
 // Watcher reloads local bundles (directories and tarballs) when their files
 // change. fsnotify watches every directory of each bundle, including the
-// ones created later, and the directory holding each bundle location, so
-// that a bundle replaced whole (rename, `ln -sfn`, a Kubernetes ConfigMap's
-// ..data swap) or deleted is seen too. Each bundle's events are debounced
-// and its reloads run one at a time, newest wins.
+// ones created later and those a symlink in the bundle points to, and the
+// directory holding each bundle location, so that a bundle replaced whole
+// (rename, `ln -sfn`, a Kubernetes ConfigMap's ..data swap) or deleted is
+// seen too. A directory replaced by another at its path (renamed away and
+// another renamed in, or removed and recreated) is watched again. Each
+// bundle's events are debounced and its reloads run one at a time, newest
+// wins.
 type Watcher struct {
 	loader *Loader
 	opts   WatchOptions
@@ -48,11 +51,24 @@ type Watcher struct {
 	fsw    *fsnotify.Watcher
 	deb    *debouncer
 
+	// syncMu serializes sync, so that one that listed the directories
+	// before a change cannot record its stale list after one that listed
+	// them since.
+	syncMu sync.Mutex
+
 	mu      sync.Mutex
 	sources map[string]Source
-	// dirs maps a watched directory (real path) to the bundles whose tree
-	// it belongs to.
+	// dirs maps a directory (real path) of a bundle's tree to the bundles
+	// whose tree it belongs to.
 	dirs map[string]map[string]bool
+	// live maps a directory of dirs that fsnotify watches to the directory
+	// it was when its watch was added. An inotify watch belongs to a
+	// directory, not to its path: a directory renamed away takes it along,
+	// one deleted loses it. So a directory renamed or removed is dropped
+	// from live with those below it (forget), and sync watches whatever is
+	// at those paths then; sync also watches again a path whose directory
+	// is not the one in live (replaced, its removal not handled yet).
+	live map[string]os.FileInfo
 	// parents maps a watched parent directory (real path) and a base name to
 	// the bundles located there.
 	parents map[string]map[string]map[string]bool
@@ -100,6 +116,7 @@ func NewWatcher(l *Loader, sources []Source, opts WatchOptions) (*Watcher, error
 		fsw:     fsw,
 		sources: map[string]Source{},
 		dirs:    map[string]map[string]bool{},
+		live:    map[string]os.FileInfo{},
 		parents: map[string]map[string]map[string]bool{},
 		owned:   map[string]map[string]bool{},
 		seq:     map[string]uint64{},
@@ -140,10 +157,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			// An overflowed queue loses events: reload everything.
+			// An overflowed queue loses events, a replaced directory's
+			// among them: watch everything again and reload everything.
 			w.log.Warn("bundle watcher error; reloading every watched bundle", "error", err)
-			for name := range w.sources {
-				w.touch(name)
+			w.forget("")
+			for _, src := range w.sources {
+				if err := w.sync(src); err != nil {
+					w.log.Warn("cannot watch bundle directories", "bundle", src.Name, "error", err)
+				}
+				w.touch(src.Name)
 			}
 		case ev, ok := <-w.fsw.Events:
 			if !ok {
@@ -171,20 +193,27 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	for name := range w.parents[dir][base] {
 		affected[name] = true
 	}
+	_, wasDir := w.dirs[ev.Name]
+	location := len(w.parents[dir][base]) > 0
 	w.mu.Unlock()
-	if len(affected) == 0 {
-		return
-	}
 	resync := false
 	switch {
 	case ev.Has(fsnotify.Create):
 		info, err := os.Stat(ev.Name)
 		resync = err == nil && info.IsDir() || base == k8sDataDir
 	case ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove):
-		w.mu.Lock()
-		_, wasDir := w.dirs[ev.Name]
-		resync = wasDir || len(w.parents[dir][base]) > 0 || base == k8sDataDir
-		w.mu.Unlock()
+		resync = wasDir || location || base == k8sDataDir
+		// The watches of a directory renamed away or deleted, and of the
+		// ones below it, are gone or follow the old directories: forget
+		// them before sync looks at what is at their paths now (it may be
+		// a new directory already, or come later with a Create).
+		for name := range w.forget(ev.Name) {
+			affected[name] = true
+			resync = true
+		}
+	}
+	if len(affected) == 0 {
+		return
 	}
 	for name := range affected {
 		if resync {
@@ -274,12 +303,54 @@ func (w *Watcher) reload(ctx context.Context, src Source, seq uint64) error {
 	return w.loader.Reload(ctx, src)
 }
 
+// forget drops the watches of path and of the directories below it (of
+// every directory when path is empty) and returns the bundles they served,
+// and those located below path, which must be synced to watch what is
+// there now.
+func (w *Watcher) forget(path string) map[string]bool {
+	below := func(d string) bool {
+		return path == "" || d == path || strings.HasPrefix(d, path+string(filepath.Separator))
+	}
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	affected := map[string]bool{}
+	for d := range w.live {
+		if !below(d) {
+			continue
+		}
+		delete(w.live, d)
+		w.fsw.Remove(d) // it may be gone already
+		for name := range w.dirs[d] {
+			affected[name] = true
+		}
+	}
+	for p, bases := range w.parents {
+		if !below(p) {
+			continue
+		}
+		// A bundle's parent directory: sync adds it again.
+		w.fsw.Remove(p)
+		for _, names := range bases {
+			for name := range names {
+				affected[name] = true
+			}
+		}
+	}
+	return affected
+}
+
 // sync (re)computes the directories watched for a bundle: the directory
 // holding its location, and for a directory bundle every directory of its
 // tree (the real paths, following symlinks and a ConfigMap's ..data), and
-// drops the watches it no longer needs.
+// drops the watches it no longer needs. A directory found at a watched path
+// that is not the one watched (replaced, and the removal not handled yet) is
+// watched again.
 func (w *Watcher) sync(src Source) error {
-	want := map[string]bool{}
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	want := map[string]os.FileInfo{}
 	abs, err := filepath.Abs(src.Location)
 	if err != nil {
 		return err
@@ -289,7 +360,7 @@ func (w *Watcher) sync(src Source) error {
 		return fmt.Errorf("bundle %s: the directory of %s: %w", src.Name, src.Location, err)
 	}
 	base := filepath.Base(abs)
-	var tree []string
+	var tree []walkedDir
 	if root, err := filepath.EvalSymlinks(abs); err == nil {
 		if info, err := os.Stat(root); err == nil && info.IsDir() {
 			tree = append(tree, walkDirs(root, true)...)
@@ -299,7 +370,7 @@ func (w *Watcher) sync(src Source) error {
 		}
 	}
 	for _, d := range tree {
-		want[d] = true
+		want[d.path] = d.info
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -314,33 +385,46 @@ func (w *Watcher) sync(src Source) error {
 		return fmt.Errorf("bundle %s: watch %s: %w", src.Name, parent, err)
 	}
 	old := w.owned[src.Name]
-	for d := range want {
-		if w.dirs[d] == nil {
-			w.dirs[d] = map[string]bool{}
+	// Watches are dropped before any is added: a directory renamed within
+	// the tree keeps its inotify watch, which fsnotify knows by its old
+	// path and would lend to the new path.
+	for d := range old {
+		if _, ok := want[d]; ok {
+			continue
 		}
-		if !w.dirs[d][src.Name] {
+		delete(w.dirs[d], src.Name)
+		if len(w.dirs[d]) == 0 {
+			delete(w.dirs, d)
+			delete(w.live, d)
+			if !w.isParentLocked(d) {
+				w.fsw.Remove(d) // it may be gone already
+			}
+		}
+	}
+	for d, info := range want {
+		if watched, ok := w.live[d]; ok && !os.SameFile(watched, info) {
+			delete(w.live, d)
+			w.fsw.Remove(d)
+		}
+	}
+	owned := map[string]bool{}
+	for d, info := range want {
+		owned[d] = true
+		if _, ok := w.live[d]; !ok {
 			if err := w.addLocked(d); err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
 					w.log.Warn("cannot watch a bundle directory", "bundle", src.Name, "dir", d, "error", err)
 				}
 				continue
 			}
-			w.dirs[d][src.Name] = true
+			w.live[d] = info
 		}
+		if w.dirs[d] == nil {
+			w.dirs[d] = map[string]bool{}
+		}
+		w.dirs[d][src.Name] = true
 	}
-	for d := range old {
-		if want[d] {
-			continue
-		}
-		delete(w.dirs[d], src.Name)
-		if len(w.dirs[d]) == 0 {
-			delete(w.dirs, d)
-			if !w.isParentLocked(d) {
-				w.fsw.Remove(d) // it may be gone already
-			}
-		}
-	}
-	w.owned[src.Name] = want
+	w.owned[src.Name] = owned
 	return nil
 }
 
@@ -348,23 +432,54 @@ func (w *Watcher) addLocked(dir string) error { return w.fsw.Add(dir) }
 
 func (w *Watcher) isParentLocked(d string) bool { _, ok := w.parents[d]; return ok }
 
-// walkDirs lists root and every directory below it. With skipK8s the hidden
-// ..<timestamp> directories of a ConfigMap volume are left out (they are
-// watched through ..data).
-func walkDirs(root string, skipK8s bool) []string {
-	var out []string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// walkedDir is a directory found by walkDirs and what it was then.
+type walkedDir struct {
+	path string
+	info os.FileInfo
+}
+
+// walkDirs lists root (a real path) and every directory below it, by their
+// real paths: a symlink to a directory is followed, as the bundle reader
+// reads it as the directory, and a directory reached twice (a symlink to an
+// enclosing one, say) is listed once. With skipK8s the hidden ..<timestamp>
+// directories and the ..data symlink of a ConfigMap volume are left out
+// (they are watched through ..data).
+func walkDirs(root string, skipK8s bool) []walkedDir {
+	var out []walkedDir
+	seen := map[string]bool{}
+	var walk func(dir string)
+	walk = func(dir string) {
+		if seen[dir] {
+			return
+		}
+		seen[dir] = true
+		info, err := os.Stat(dir)
+		if err != nil || !info.IsDir() {
+			return
+		}
+		// Pin the directory's identity now: on Windows os.SameFile reads it
+		// lazily, by path, and would compare a replacement with itself.
+		os.SameFile(info, info)
+		out = append(out, walkedDir{dir, info})
+		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return nil
+			return
 		}
-		if !d.IsDir() {
-			return nil
+		for _, e := range entries {
+			if skipK8s && strings.HasPrefix(e.Name(), "..") {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			switch {
+			case e.IsDir():
+				walk(p)
+			case e.Type()&fs.ModeSymlink != 0:
+				if real, err := filepath.EvalSymlinks(p); err == nil {
+					walk(real) // nothing if it is not a directory
+				}
+			}
 		}
-		if p != root && skipK8s && strings.HasPrefix(d.Name(), "..") {
-			return filepath.SkipDir
-		}
-		out = append(out, p)
-		return nil
-	})
+	}
+	walk(root)
 	return out
 }
