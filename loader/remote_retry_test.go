@@ -1,46 +1,16 @@
 package loader
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
-)
 
-// remoteTarGz packs files (slash path → content) as a bundle tarball.
-func remoteTarGz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[name])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+	"github.com/verdict-authz/verdict/internal/testfiles"
+)
 
 // etagServer serves one bundle tarball with an ETag and answers 304 to
 // If-None-Match with it, counting full downloads and 304s.
@@ -99,7 +69,7 @@ func cnCatalogSource(t *testing.T) Source {
 // persisted last good copy.
 func TestRejectedRemoteBundleIsAcceptedWhenTheRegistrationArrives(t *testing.T) {
 	srv := newETagServer(t)
-	srv.publish(remoteTarGz(t, cnTenant("t1", appSelf)), `"t1"`)
+	srv.publish(testfiles.TarGz(t, cnTenant("t1", appSelf)), `"t1"`)
 	stateDir := t.TempDir()
 	l, engine := newTestLoader(t)
 	ctx := context.Background()
@@ -115,7 +85,7 @@ func TestRejectedRemoteBundleIsAcceptedWhenTheRegistrationArrives(t *testing.T) 
 		t.Fatalf("revision %q", got)
 	}
 
-	srv.publish(remoteTarGz(t, cnTenant("t2", khepriDelegations)), `"t2"`)
+	srv.publish(testfiles.TarGz(t, cnTenant("t2", khepriDelegations)), `"t2"`)
 	if err := r.Poll(ctx); err == nil || !strings.Contains(err.Error(), `unknown permittable group "portfolio__v1__khepri"`) {
 		t.Fatalf("poll of t2 = %v", err)
 	}
@@ -162,7 +132,7 @@ func TestRejectedRemoteBundleIsAcceptedWhenTheRegistrationArrives(t *testing.T) 
 // answers 304 to the copy's ETag).
 func TestRestoredRemoteCopyIsAcceptedWhenTheRegistrationArrives(t *testing.T) {
 	srv := newETagServer(t)
-	body := remoteTarGz(t, cnTenant("t2", khepriDelegations))
+	body := testfiles.TarGz(t, cnTenant("t2", khepriDelegations))
 	srv.publish(body, `"t2"`)
 	stateDir := t.TempDir()
 	src := Source{Name: "cn", Location: srv.URL + "/cn.tar.gz"}

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // stateBundle refers to the service requisition, which no bundle declares:
@@ -83,30 +83,6 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// listTree lists every file and directory under dir with its mode, size
-// and modification time, to show that a command changed nothing there.
-func listTree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		out = append(out, fmt.Sprintf("%s %s %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // runVerdict runs the verdict command line in-process and returns what it
@@ -260,7 +236,7 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 			}
 			var before []string
 			if !none && !missing {
-				before = listTree(t, stateDir)
+				before = testfiles.Tree(t, stateDir)
 			}
 			args = append(args, "b="+bundle)
 
@@ -293,7 +269,7 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 					t.Errorf("the missing state directory was created (%v)", err)
 				}
 			case !none:
-				if after := listTree(t, stateDir); !reflect.DeepEqual(before, after) {
+				if after := testfiles.Tree(t, stateDir); !reflect.DeepEqual(before, after) {
 					t.Errorf("the state directory changed:\nbefore %v\nafter  %v", before, after)
 				}
 			}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/internal/testfiles"
 	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/store"
 )
@@ -43,29 +42,6 @@ func TestVerificationKeyWithALongRunWithoutSlash(t *testing.T) {
 	}
 }
 
-// liveTarGz packs files (slash path → content) as a bundle tarball.
-func liveTarGz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, content := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(content)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func newLiveTestLoader(t *testing.T) *loader.Loader {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -81,7 +57,7 @@ func newLiveTestLoader(t *testing.T) *loader.Loader {
 // once it is served, and the next start serves that copy without the
 // network.
 func TestRemoteBundleDownloadedAtStartIsPersisted(t *testing.T) {
-	body := liveTarGz(t, map[string]string{
+	body := testfiles.TarGz(t, map[string]string{
 		".manifest":                   `{"revision": "r1", "roots": ["verdict/tenants/r"]}`,
 		"verdict/tenants/r/data.yaml": "name: r\nmembers:\n  m: {}\n",
 	})

@@ -2,42 +2,15 @@ package state_test
 
 import (
 	"encoding/json"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
+	"github.com/verdict-authz/verdict/internal/testfiles"
 	"github.com/verdict-authz/verdict/loader/state"
 )
-
-// tree lists every file and directory under dir with its mode, size and
-// modification time (a directory's changes when an entry is added or
-// removed), to show that Read changed nothing.
-func tree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		out = append(out, fmt.Sprintf("%s %s %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // Read returns what Load returns, but never creates, writes or removes
 // anything: the leftover temporary file Load would remove stays.
@@ -59,13 +32,13 @@ func TestReadIsLoadWithoutWriting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := tree(t, d.Path())
+	before := testfiles.Tree(t, d.Path())
 
 	got, err := state.Read(d.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after := tree(t, d.Path()); !reflect.DeepEqual(before, after) {
+	if after := testfiles.Tree(t, d.Path()); !reflect.DeepEqual(before, after) {
 		t.Errorf("Read changed the directory:\nbefore %v\nafter  %v", before, after)
 	}
 	if len(got.Services) != 1 || got.Services[0].Name != "requisition" || string(got.Services[0].Document) != `{"routes":[]}` {
