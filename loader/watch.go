@@ -410,15 +410,19 @@ func (w *Watcher) sync(src Source) error {
 	owned := map[string]bool{}
 	for d, info := range want {
 		owned[d] = true
-		if _, ok := w.live[d]; !ok {
-			if err := w.addLocked(d); err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					w.log.Warn("cannot watch a bundle directory", "bundle", src.Name, "dir", d, "error", err)
-				}
-				continue
+		// Added again even when it is watched: inotify answers the same
+		// watch for the same directory and a new one for a directory
+		// recreated at the path, which the identity check above cannot
+		// tell from the old one when the file system hands the removed
+		// directory's inode number straight back (ext4 does).
+		if err := w.addLocked(d); err != nil {
+			delete(w.live, d)
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.log.Warn("cannot watch a bundle directory", "bundle", src.Name, "dir", d, "error", err)
 			}
-			w.live[d] = info
+			continue
 		}
+		w.live[d] = info
 		if w.dirs[d] == nil {
 			w.dirs[d] = map[string]bool{}
 		}
