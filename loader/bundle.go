@@ -104,6 +104,9 @@ type Bundle struct {
 	// dataFiles are the bundle's data files as read, compressed, from
 	// which ACLData decodes them again once aclData is dropped.
 	dataFiles []*dataFile
+	// files names the data file a data path comes from, for problems
+	// found when bundles are assembled together.
+	files acl.FileResolver
 }
 
 // dataFile is a data file of a bundle as read.
@@ -369,6 +372,7 @@ func readOnce(src Source) (*Bundle, error) {
 	}
 	b.checkRoots(&ps)
 	files := dataFileResolver(rec.files)
+	b.files = files
 	if v, ok := b.Data["verdict"]; ok {
 		if verdict, ok := v.(map[string]any); ok {
 			decoded := aclData(b.Data)

@@ -67,17 +67,21 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 	modules := map[string]*ast.Module{}
 	data := map[string]any{}
 	for _, b := range sorted {
-		for code := range b.Doc.Tenants {
+		var ps acl.Problems
+		for _, code := range sortedKeys(b.Doc.Tenants) {
 			if other, dup := tenantOwner[code]; dup {
-				errs = append(errs, fmt.Errorf("bundle %s: tenant %q is also declared by bundle %s", b.Source.Name, code, other))
+				ps.Add(acl.NewLoc(b.files, "verdict", "tenants", code), "tenant %q is also declared by bundle %s", code, other)
 			}
 			tenantOwner[code] = b.Source.Name
 		}
-		for name := range b.Doc.Catalog.Services {
+		for _, name := range sortedKeys(b.Doc.Catalog.Services) {
 			if other, dup := serviceOwner[name]; dup {
-				errs = append(errs, fmt.Errorf("bundle %s: service %q is also declared by bundle %s", b.Source.Name, name, other))
+				ps.Add(acl.NewLoc(b.files, "verdict", "catalog", "services", name), "service %q is also declared by bundle %s", name, other)
 			}
 			serviceOwner[name] = b.Source.Name
+		}
+		if err := ps.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("bundle %s: %w", b.Source.Name, err))
 		}
 		for name, m := range b.Modules {
 			modules[name] = m
@@ -141,11 +145,11 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 		for _, code := range sortedKeys(b.Doc.Tenants) {
 			t := b.Doc.Tenants[code]
 			for _, app := range sortedKeys(t.Applications) {
-				for _, k := range t.Applications[app].Keys {
+				for i, k := range t.Applications[app].Keys {
 					where := b.Source.Name + ": tenant " + code + ", application " + app
 					if other, dup := keyOwner[k.Key]; dup && other != where {
-						errs = append(errs, fmt.Errorf("bundle %s: key %s of tenant %s, application %s is also the key of %s; a key names one application",
-							b.Source.Name, acl.ShortKey(k.Key), code, app, other))
+						loc := acl.NewLoc(b.files, "verdict", "tenants", code, "applications", app, "keys").Index(i).Key("key")
+						ps.Add(loc, "key %s is also the key of %s; a key names one application", acl.ShortKey(k.Key), other)
 					}
 					keyOwner[k.Key] = where
 				}
