@@ -3,8 +3,6 @@
 package e2enginx
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/verdict-authz/verdict/internal/testjwt"
 	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
@@ -72,27 +69,12 @@ const (
 	audience = "verdict"
 )
 
-// keys makes an RSA key, writes its public JWKS and returns a token signer
+// keys makes a signing key, writes its public JWKS and returns a token signer
 // (for audience) and one for any audience.
 func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp time.Time) string, signFor func(aud, sub string, exp time.Time) string) {
 	t.Helper()
-	raw, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv.Set(jwk.KeyIDKey, "test")
-	priv.Set(jwk.AlgorithmKey, jwa.RS256())
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	set.AddKey(pub)
-	b, err := json.Marshal(set)
+	signer := testjwt.NewSigner(t)
+	b, err := json.Marshal(signer.JWKS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,15 +83,7 @@ func keys(t *testing.T, dir string) (jwksPath string, sign func(sub string, exp 
 		t.Fatal(err)
 	}
 	signFor = func(aud, sub string, exp time.Time) string {
-		tok, err := jwt.NewBuilder().Issuer(issuer).Audience([]string{aud}).Subject(sub).Expiration(exp).Build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256(), priv))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(signed)
+		return signer.Sign(t, sub, exp, map[string]any{jwt.IssuerKey: issuer, jwt.AudienceKey: []string{aud}})
 	}
 	sign = func(sub string, exp time.Time) string { return signFor(audience, sub, exp) }
 	return jwksPath, sign, signFor
