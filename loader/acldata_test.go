@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // TestACLDataDecodedAgainAfterInstall: once a bundle is installed its decoded
@@ -12,7 +14,7 @@ import (
 // data files (JSON and YAML, at several depths) again into the same value.
 func TestACLDataDecodedAgainAfterInstall(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	testfiles.Write(t, dir, map[string]string{
 		"data.json":                 `{"other": {"x": 1}, "verdict": {"ext": {"blocked": ["203.0.113.66"]}}}`,
 		"verdict/catalog/data.json": `{"services": {"portfolios": {"routes": [{"path": "/api/v1/portfolios/portfolio/", "viewset": "Portfolio"}]}}}`,
 		"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [read], is_admin: false}\n" +
@@ -56,13 +58,13 @@ deny contains sprintf("member %s of %s was removed (revision %s)", [name, code, 
 	not input.tenants[code].members[name]
 }
 `
-	writeFiles(t, dir, files)
+	testfiles.Write(t, dir, files)
 	l, _ := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
 	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": strings.Replace(files["verdict/tenants/ta/data.yaml"], "  bob: {policies: [read]}\n", "", 1)})
+	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": strings.Replace(files["verdict/tenants/ta/data.yaml"], "  bob: {policies: [read]}\n", "", 1)})
 	err := l.Reload(context.Background(), src)
 	if err == nil || !strings.Contains(err.Error(), "member bob of ta was removed (revision a1)") {
 		t.Fatalf("err = %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/verdict-authz/verdict/internal/testfiles"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
@@ -17,7 +18,7 @@ func TestAssembleProblemsNameFileAndEntry(t *testing.T) {
 		return "name: " + name + "\napplications:\n  " + name + "_app:\n    package: P\n    keys:\n      - key: other-" + name + "\n      - key: " + key + "\n"
 	}
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	testfiles.Write(t, dir, map[string]string{
 		"verdict/catalog/data.yaml": "services:\n  s:\n    routes:\n      - {path: /x/, viewset: X}\n" +
 			"products:\n  PROD:\n    packages:\n      P: {acl: {s: {}}}\n",
 		"verdict/tenants/ta/data.yaml": app("ta"),

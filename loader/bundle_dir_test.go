@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // symlink makes the symlink name (a slash path under dir) pointing to target.
@@ -29,7 +31,7 @@ func symlink(t *testing.T, dir, name, target string) {
 // read as a module.
 func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {policies: [read]}\n"))
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {policies: [read]}\n"))
 	src := Source{Name: "bank", Location: dir}
 	clean, err := Read(src)
 	if err != nil {
@@ -44,7 +46,7 @@ func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 	symlink(t, dir, bank+".#data.yaml", "alice@host.4242:1700000000")
 	symlink(t, dir, bank+".#conditions.rego", "alice@host.4242:1700000000")
 	symlink(t, dir, ".#.manifest", "alice@host.4242:1700000000")
-	writeFiles(t, dir, map[string]string{
+	testfiles.Write(t, dir, map[string]string{
 		bank + ".#lint.rego":                 "alice@host.4242:1700000000", // the lock where symlinks are not supported
 		bank + "#data.yaml#":                 "name: [",
 		bank + "data.yaml~":                  "name: [",
@@ -69,7 +71,7 @@ func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 	}
 
 	// Files that merely look alike are read.
-	writeFiles(t, dir, map[string]string{bank + "x#.rego": "package [", bank + "swp.rego": "package ["})
+	testfiles.Write(t, dir, map[string]string{bank + "x#.rego": "package [", bank + "swp.rego": "package ["})
 	if _, err := Read(src); err == nil || !strings.Contains(err.Error(), "x#.rego") && !strings.Contains(err.Error(), "swp.rego") {
 		t.Errorf("x#.rego and swp.rego are modules: err = %v", err)
 	}
@@ -85,7 +87,7 @@ func TestBrokenLinksStillFailABundle(t *testing.T) {
 		{"verdict/tenants/shared", "read failed on verdict/tenants/shared: a symlink to ../elsewhere.yaml, which does not exist"},
 	} {
 		dir := t.TempDir()
-		writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+		testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 		os.Remove(filepath.Join(dir, filepath.FromSlash(tc.link)))
 		symlink(t, dir, tc.link, "../elsewhere.yaml")
 		_, err := Read(Source{Name: "b", Location: dir})
@@ -111,10 +113,10 @@ func TestSymlinkedDirectoryIsReadAsADirectory(t *testing.T) {
 	delete(acme, ".manifest")
 
 	copied := filepath.Join(root, "copied")
-	writeFiles(t, copied, manifest)
-	writeFiles(t, copied, acme)
+	testfiles.Write(t, copied, manifest)
+	testfiles.Write(t, copied, acme)
 	for name, content := range bankFiles {
-		writeFiles(t, copied, map[string]string{"verdict/tenants/bank/" + name: content})
+		testfiles.Write(t, copied, map[string]string{"verdict/tenants/bank/" + name: content})
 	}
 	want, err := Read(Source{Name: "b", Location: copied})
 	if err != nil {
@@ -122,11 +124,11 @@ func TestSymlinkedDirectoryIsReadAsADirectory(t *testing.T) {
 	}
 
 	shared := filepath.Join(root, "shared", "bank")
-	writeFiles(t, shared, bankFiles)
+	testfiles.Write(t, shared, bankFiles)
 	for i, target := range []string{shared, "../../../shared/bank"} { // relative to verdict/tenants
 		linked := filepath.Join(root, fmt.Sprintf("linked%d", i))
-		writeFiles(t, linked, manifest)
-		writeFiles(t, linked, acme)
+		testfiles.Write(t, linked, manifest)
+		testfiles.Write(t, linked, acme)
 		symlink(t, linked, "verdict/tenants/bank", target)
 		b, err := Read(Source{Name: "b", Location: linked})
 		if err != nil {
@@ -138,7 +140,7 @@ func TestSymlinkedDirectoryIsReadAsADirectory(t *testing.T) {
 	}
 
 	// A problem in the linked directory names the file by its bundle path.
-	writeFiles(t, shared, map[string]string{"data.yaml": "name: Bank\nmembers:\n  alice: {policies: [missing]}\n"})
+	testfiles.Write(t, shared, map[string]string{"data.yaml": "name: Bank\nmembers:\n  alice: {policies: [missing]}\n"})
 	_, err = Read(Source{Name: "b", Location: filepath.Join(root, "linked1")})
 	if err == nil || !strings.Contains(err.Error(), "verdict/tenants/bank/data.yaml: members.alice.policies[0]") {
 		t.Errorf("a problem in the linked directory: %v", err)
@@ -149,7 +151,7 @@ func TestSymlinkedDirectoryIsReadAsADirectory(t *testing.T) {
 // walk go round forever fails the bundle, naming it.
 func TestSymlinkToAnEnclosingDirectoryIsAnError(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 	symlink(t, dir, "verdict/tenants/bank/again", "../..")
 	_, err := Read(Source{Name: "b", Location: dir})
 	if err == nil || !strings.Contains(err.Error(), "read failed on verdict/tenants/bank/again: a symlink to ") ||

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // setBundleLimits lowers the size limits for one test (not in parallel).
@@ -174,9 +176,9 @@ func TestDirectoryBundleSizeLimits(t *testing.T) {
 	big := make([]byte, 1<<20)
 
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 	for i := range 4 {
-		writeFiles(t, dir, map[string]string{fmt.Sprintf("blobs/%d.bin", i): string(big[1:])})
+		testfiles.Write(t, dir, map[string]string{fmt.Sprintf("blobs/%d.bin", i): string(big[1:])})
 	}
 	_, err := Read(Source{Name: "many", Location: dir})
 	var se *sizeError
@@ -185,8 +187,8 @@ func TestDirectoryBundleSizeLimits(t *testing.T) {
 	}
 
 	dir = t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
-	writeFiles(t, dir, map[string]string{"notes/big.txt": string(big) + "!"})
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	testfiles.Write(t, dir, map[string]string{"notes/big.txt": string(big) + "!"})
 	_, err = Read(Source{Name: "onebig", Location: dir})
 	if !errors.As(err, &se) || se.Total || se.File != "notes/big.txt" ||
 		!strings.Contains(err.Error(), "read failed on notes/big.txt: the file is larger than 1 MiB, the limit for one file of a bundle") {
@@ -194,7 +196,7 @@ func TestDirectoryBundleSizeLimits(t *testing.T) {
 	}
 
 	dir = t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 	outside := filepath.Join(t.TempDir(), "big.json")
 	if err := os.WriteFile(outside, append(big, '!'), 0o644); err != nil {
 		t.Fatal(err)

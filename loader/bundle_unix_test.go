@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // TestFifosInABundleDirectory: a fifo (or another file that is not a
@@ -16,7 +18,7 @@ import (
 // the bundle, naming it.
 func TestFifosInABundleDirectory(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
+	testfiles.Write(t, dir, tenantBundle("bank", "r1", "  alice: {}\n"))
 	if err := syscall.Mkfifo(filepath.Join(dir, "verdict", "notes"), 0o644); err != nil {
 		t.Skip("no fifo:", err)
 	}

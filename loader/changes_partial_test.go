@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // partialWorld writes the catalog, the cn tenant with the given delegations
@@ -12,9 +14,9 @@ import (
 func partialWorld(t *testing.T, delegations string) []Source {
 	t.Helper()
 	root := t.TempDir()
-	writeFiles(t, filepath.Join(root, "catalog"), cnCatalog)
-	writeFiles(t, filepath.Join(root, "cn"), cnTenant("t1", delegations))
-	writeFiles(t, filepath.Join(root, "b"), tenantBundle("tb", "b1", "  bob: {policies: [read]}\n"))
+	testfiles.Write(t, filepath.Join(root, "catalog"), cnCatalog)
+	testfiles.Write(t, filepath.Join(root, "cn"), cnTenant("t1", delegations))
+	testfiles.Write(t, filepath.Join(root, "b"), tenantBundle("tb", "b1", "  bob: {policies: [read]}\n"))
 	return []Source{
 		{Name: "b", Location: filepath.Join(root, "b")},
 		{Name: "catalog", Location: filepath.Join(root, "catalog")},
@@ -67,7 +69,7 @@ func TestLoadAvailableLeavesOutTheBundleThatDoesNotFit(t *testing.T) {
 func TestLoadAvailableLeavesOutTheBundleWhoseRegoDoesNotCompile(t *testing.T) {
 	sources := partialWorld(t, appSelf)
 	bad := filepath.Join(t.TempDir(), "bad")
-	writeFiles(t, bad, map[string]string{
+	testfiles.Write(t, bad, map[string]string{
 		".manifest":       `{"revision": "x1", "roots": ["bad"]}`,
 		"bad/policy.rego": "package bad\n\nallow if no_such_function(1)\n",
 	})

@@ -23,23 +23,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/keys"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// writeFiles writes files (slash path → content) under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func tenantBundle(code, revision, members string) map[string]string {
 	return map[string]string{
@@ -84,8 +71,8 @@ func bundleStatus(t *testing.T, st Status, name string) BundleStatus {
 func TestReloadRebuildsOnlyTheChangedBundle(t *testing.T) {
 	root := t.TempDir()
 	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
-	writeFiles(t, dirA, tenantBundle("ta", "a1", "  alice: {policies: [read]}\n"))
-	writeFiles(t, dirB, tenantBundle("tb", "b1", "  bob: {policies: [read]}\n"))
+	testfiles.Write(t, dirA, tenantBundle("ta", "a1", "  alice: {policies: [read]}\n"))
+	testfiles.Write(t, dirB, tenantBundle("tb", "b1", "  bob: {policies: [read]}\n"))
 	l, engine := newTestLoader(t)
 	srcA, srcB := Source{Name: "a", Location: dirA}, Source{Name: "b", Location: dirB}
 	if _, err := l.LoadAll(context.Background(), []Source{srcA, srcB}); err != nil {
@@ -96,7 +83,7 @@ func TestReloadRebuildsOnlyTheChangedBundle(t *testing.T) {
 	aliceBefore, _ := before.Facts.Read().Member("ta", "alice")
 	tenantBBefore, _ := before.Facts.Read().Tenant("tb")
 
-	writeFiles(t, dirA, tenantBundle("ta", "a2", "  alice: {policies: [read]}\n  carol: {}\n"))
+	testfiles.Write(t, dirA, tenantBundle("ta", "a2", "  alice: {policies: [read]}\n  carol: {}\n"))
 	if err := l.Reload(context.Background(), srcA); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +114,7 @@ func TestReloadRebuildsOnlyTheChangedBundle(t *testing.T) {
 
 func TestUnchangedReloadInstallsNothing(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("ta", "a1", "  alice: {}\n"))
+	testfiles.Write(t, dir, tenantBundle("ta", "a1", "  alice: {}\n"))
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
 	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
@@ -147,7 +134,7 @@ func TestUnchangedReloadInstallsNothing(t *testing.T) {
 
 func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, tenantBundle("ta", "a1", "  alice: {policies: [read]}\n"))
+	testfiles.Write(t, dir, tenantBundle("ta", "a1", "  alice: {policies: [read]}\n"))
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
 	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
@@ -163,7 +150,7 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": tc.content})
+			testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": tc.content})
 			if err := l.Reload(context.Background(), src); err == nil {
 				t.Fatal("the bad version was accepted")
 			}
@@ -187,7 +174,7 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 			}
 		})
 	}
-	writeFiles(t, dir, tenantBundle("ta", "a3", "  alice: {policies: [read]}\n"))
+	testfiles.Write(t, dir, tenantBundle("ta", "a3", "  alice: {policies: [read]}\n"))
 	if err := l.Reload(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +186,14 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 func TestRemovedBundleIsUnloadedAndClearsItsFailure(t *testing.T) {
 	root := t.TempDir()
 	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
-	writeFiles(t, dirA, tenantBundle("ta", "a1", "  alice: {}\n"))
-	writeFiles(t, dirB, tenantBundle("tb", "b1", "  bob: {}\n"))
+	testfiles.Write(t, dirA, tenantBundle("ta", "a1", "  alice: {}\n"))
+	testfiles.Write(t, dirB, tenantBundle("tb", "b1", "  bob: {}\n"))
 	l, engine := newTestLoader(t)
 	srcA, srcB := Source{Name: "a", Location: dirA}, Source{Name: "b", Location: dirB}
 	if _, err := l.LoadAll(context.Background(), []Source{srcA, srcB}); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dirB, map[string]string{"verdict/tenants/tb/data.yaml": "name: [\n"})
+	testfiles.Write(t, dirB, map[string]string{"verdict/tenants/tb/data.yaml": "name: [\n"})
 	if err := l.Reload(context.Background(), srcB); err == nil {
 		t.Fatal("bad version accepted")
 	}
@@ -246,14 +233,14 @@ deny contains {"message": sprintf("tenant %s: policy %s grants finmars:* outside
 
 admin_policy(t, name) if name in t.roles.admin.policies
 `
-	writeFiles(t, dir, files)
+	testfiles.Write(t, dir, files)
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
 	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 	good := engine.Current()
-	writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
+	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
 	err := l.Reload(context.Background(), src)
 	if err == nil || !strings.Contains(err.Error(), "policy all grants finmars:* outside the admin role") {
@@ -267,7 +254,7 @@ admin_policy(t, name) if name in t.roles.admin.policies
 		t.Errorf("last error = %+v", a.LastError)
 	}
 	// Granted through the admin role, the same statement passes.
-	writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {roles: [admin]}\n" +
+	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {roles: [admin]}\n" +
 		"roles:\n  admin: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
 	if err := l.Reload(context.Background(), src); err != nil {
@@ -277,7 +264,7 @@ admin_policy(t, name) if name in t.roles.admin.policies
 	if err := l.Pipeline().Disable("bundle-lint"); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
+	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
 	if err := l.Reload(context.Background(), src); err != nil {
 		t.Fatalf("with bundle-lint disabled: %v", err)
@@ -287,11 +274,11 @@ admin_policy(t, name) if name in t.roles.admin.policies
 func TestRejectedBundleIsRetriedAfterAnotherChange(t *testing.T) {
 	root := t.TempDir()
 	cat, ten := filepath.Join(root, "catalog"), filepath.Join(root, "tenant")
-	writeFiles(t, cat, map[string]string{
+	testfiles.Write(t, cat, map[string]string{
 		".manifest":                 `{"revision": "c1", "roots": ["verdict/catalog"]}`,
 		"verdict/catalog/data.yaml": "products: {P: {packages: {P1: {acl: {}}}}}\n",
 	})
-	writeFiles(t, ten, map[string]string{
+	testfiles.Write(t, ten, map[string]string{
 		".manifest":                   `{"revision": "t1", "roots": ["verdict/tenants/x"]}`,
 		"verdict/tenants/x/data.yaml": "name: x\napplications: {app: {package: P1}}\n",
 	})
@@ -301,12 +288,12 @@ func TestRejectedBundleIsRetriedAfterAnotherChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The tenant moves to a package the catalog does not have yet: rejected.
-	writeFiles(t, ten, map[string]string{"verdict/tenants/x/data.yaml": "name: x\napplications: {app: {package: P2}}\n"})
+	testfiles.Write(t, ten, map[string]string{"verdict/tenants/x/data.yaml": "name: x\napplications: {app: {package: P2}}\n"})
 	if err := l.Reload(context.Background(), srcT); err == nil {
 		t.Fatal("a dangling package was accepted")
 	}
 	// The catalog adds it: the tenant's rejected version now fits.
-	writeFiles(t, cat, map[string]string{"verdict/catalog/data.yaml": "products: {P: {packages: {P1: {acl: {}}, P2: {acl: {}}}}}\n"})
+	testfiles.Write(t, cat, map[string]string{"verdict/catalog/data.yaml": "products: {P: {packages: {P1: {acl: {}}, P2: {acl: {}}}}}\n"})
 	if err := l.Reload(context.Background(), srcC); err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ const khepriDelegations = appSelf + "    portfolio__v1__khepri: {operations: [CH
 func cnCatalogSource(t *testing.T) Source {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "catalog")
-	writeFiles(t, dir, cnCatalog)
+	testfiles.Write(t, dir, cnCatalog)
 	return Source{Name: "catalog", Location: dir}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/internal/testfiles"
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/state"
 )
@@ -79,8 +80,8 @@ func cnWorld(t *testing.T, stateDir string) (*Loader, *decision.Engine, Source) 
 		}
 	}
 	root := t.TempDir()
-	writeFiles(t, filepath.Join(root, "catalog"), cnCatalog)
-	writeFiles(t, filepath.Join(root, "cn"), cnTenant("t1", appSelf))
+	testfiles.Write(t, filepath.Join(root, "catalog"), cnCatalog)
+	testfiles.Write(t, filepath.Join(root, "cn"), cnTenant("t1", appSelf))
 	catalog := Source{Name: "catalog", Location: filepath.Join(root, "catalog")}
 	tenant := Source{Name: "cn", Location: filepath.Join(root, "cn")}
 	if _, err := l.LoadAll(context.Background(), []Source{catalog, tenant}); err != nil {
@@ -185,7 +186,7 @@ func TestRegisteredGroupsResolveBundleReferences(t *testing.T) {
 	// The tenant now delegates a group no service declares yet: rejected,
 	// the last good version keeps serving.
 	khepri := appSelf + "    portfolio__v1__khepri: {operations: [CHANGE], enabled_by: [imhotep]}\n"
-	writeFiles(t, tenant.Location, cnTenant("t2", khepri))
+	testfiles.Write(t, tenant.Location, cnTenant("t2", khepri))
 	err := l.Reload(ctx, tenant)
 	if err == nil || !strings.Contains(err.Error(), `unknown permittable group "portfolio__v1__khepri"`) ||
 		!strings.Contains(err.Error(), "delegations.rhythm.portfolio__v1__khepri") {
@@ -242,7 +243,7 @@ func TestDelegationRequestConsentWithdraw(t *testing.T) {
 	}
 
 	// A bundle reload keeps run-time entries.
-	writeFiles(t, tenant.Location, cnTenant("t2", appSelf))
+	testfiles.Write(t, tenant.Location, cnTenant("t2", appSelf))
 	if err := l.Reload(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/internal/testfiles"
 )
 
 // watchTimeout bounds every wait for the watcher: generous, since a loaded CI
@@ -98,7 +99,7 @@ func replaceDir(t *testing.T, how, dir, spare string, files map[string]string) {
 	t.Helper()
 	switch how {
 	case "rename":
-		writeFiles(t, spare, files)
+		testfiles.Write(t, spare, files)
 		if err := os.Rename(dir, spare+".old"); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func replaceDir(t *testing.T, how, dir, spare string, files map[string]string) {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
 		}
-		writeFiles(t, dir, files)
+		testfiles.Write(t, dir, files)
 	default:
 		t.Fatalf("replace how? %s", how)
 	}
@@ -126,7 +127,7 @@ func TestWatchFollowsAReplacedDirectory(t *testing.T) {
 			t.Run(how+" "+which, func(t *testing.T) {
 				root := t.TempDir()
 				dir := filepath.Join(root, "b")
-				writeFiles(t, dir, tenantBundle("ta", "r0", members("alice")))
+				testfiles.Write(t, dir, tenantBundle("ta", "r0", members("alice")))
 				l, engine, _ := startWatcher(t, Source{Name: "b", Location: dir})
 				target := filepath.Join(dir, filepath.FromSlash(which))
 				for round := 1; round <= 2; round++ {
@@ -156,7 +157,7 @@ func TestWatchFollowsAReplacedDirectory(t *testing.T) {
 					}
 					waitFor(t, fmt.Sprintf("round %d: the broken data.yaml is reported", round), inState(l, StateFailed))
 					fixed := fmt.Sprintf("fixed%d", round)
-					writeFiles(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": tenantBundle("ta", "", members("alice", fixed))["verdict/tenants/ta/data.yaml"]})
+					testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": tenantBundle("ta", "", members("alice", fixed))["verdict/tenants/ta/data.yaml"]})
 					waitFor(t, fmt.Sprintf("round %d: the fix is served", round), serves(engine, "", fixed))
 					waitFor(t, fmt.Sprintf("round %d: the bundle is ok again", round), inState(l, StateOK))
 				}
@@ -168,8 +169,8 @@ func TestWatchFollowsAReplacedDirectory(t *testing.T) {
 func TestWalkDirsFollowsSymlinkedDirectories(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "b")
-	writeFiles(t, dir, map[string]string{"verdict/tenants/tb/data.yaml": "", "verdict/file": ""})
-	writeFiles(t, root, map[string]string{"shared/ta/sub/data.yaml": "", "k8s/..2024/x": ""})
+	testfiles.Write(t, dir, map[string]string{"verdict/tenants/tb/data.yaml": "", "verdict/file": ""})
+	testfiles.Write(t, root, map[string]string{"shared/ta/sub/data.yaml": "", "k8s/..2024/x": ""})
 	for link, target := range map[string]string{
 		"b/verdict/tenants/ta":  "../../../shared/ta", // relative, to a directory outside the bundle
 		"b/verdict/tenants/ta2": filepath.Join(root, "shared", "ta"),
@@ -207,7 +208,7 @@ func TestWalkDirsFollowsSymlinkedDirectories(t *testing.T) {
 func TestWatchFollowsASymlinkedSubdirectory(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "b")
-	writeFiles(t, dir, tenantBundle("ta", "r0", members("alice")))
+	testfiles.Write(t, dir, tenantBundle("ta", "r0", members("alice")))
 	tenant := filepath.Join(dir, "verdict", "tenants", "ta")
 	shared := filepath.Join(root, "shared")
 	if err := os.Rename(tenant, shared); err != nil {
@@ -227,7 +228,7 @@ func TestWatchFollowsASymlinkedSubdirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, step+": the broken data.yaml is reported", inState(l, StateFailed))
-		writeFiles(t, data, map[string]string{"data.yaml": tenantBundle("ta", "", members("alice", step))["verdict/tenants/ta/data.yaml"]})
+		testfiles.Write(t, data, map[string]string{"data.yaml": tenantBundle("ta", "", members("alice", step))["verdict/tenants/ta/data.yaml"]})
 		waitFor(t, step+": the fix is served", serves(engine, "", step))
 		waitFor(t, step+": the bundle is ok again", inState(l, StateOK))
 	}
@@ -239,7 +240,7 @@ func TestWatchFollowsASymlinkedSubdirectory(t *testing.T) {
 	edit("replaced", shared)
 
 	other := filepath.Join(root, "other")
-	writeFiles(t, other, map[string]string{"data.yaml": tenantBundle("ta", "", members("alice", "retargeted"))["verdict/tenants/ta/data.yaml"]})
+	testfiles.Write(t, other, map[string]string{"data.yaml": tenantBundle("ta", "", members("alice", "retargeted"))["verdict/tenants/ta/data.yaml"]})
 	if err := os.Symlink(other, tenant+".new"); err != nil {
 		t.Fatal(err)
 	}

@@ -72,19 +72,6 @@ const (
   "request": {"operations": ["FLY"], "at": "2026-11-22T10:00:00Z"}}`
 )
 
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // runVerdict runs the verdict command line in-process and returns what it
 // printed, its exit code (as main would exit) and the error main would
 // print.
@@ -220,7 +207,7 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			base := t.TempDir()
 			bundle := filepath.Join(base, "b")
-			writeTree(t, bundle, stateBundle)
+			testfiles.Write(t, bundle, stateBundle)
 			stateDir := filepath.Join(base, "state")
 			args := []string{tt.command}
 			_, none := tt.state[noState]
@@ -232,7 +219,7 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 				if err := os.Mkdir(stateDir, 0o700); err != nil {
 					t.Fatal(err)
 				}
-				writeTree(t, stateDir, tt.state)
+				testfiles.Write(t, stateDir, tt.state)
 			}
 			var before []string
 			if !none && !missing {

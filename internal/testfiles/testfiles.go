@@ -1,5 +1,5 @@
-// Package testfiles makes and inspects files for tests: bundle tarballs
-// and listings of a directory tree. It imports nothing of verdict, so that
+// Package testfiles makes and inspects files for tests: directory trees,
+// bundle tarballs and listings of a directory tree. It imports nothing of verdict, so that
 // any package's tests can use it, the loader's own included.
 package testfiles
 
@@ -9,10 +9,26 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 )
+
+// Write writes files (slash-separated path → content) under dir, making the
+// directories they need.
+func Write(tb testing.TB, dir string, files map[string]string) {
+	tb.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
 
 // TarGz packs files (slash path → content) as a .tar.gz, in path order, so
 // the same files make the same bytes.
