@@ -487,12 +487,7 @@ func (l *Loader) OpenState(ctx context.Context, path string) error {
 	l.state = dir
 	l.stateMu.Unlock()
 
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ev := &Event{Kind: KindCreate, Subject: Subject{Type: SubjectState, Name: dir.Path()}, Started: time.Now(),
-		Restore: &RestoreChange{Contents: contents}}
-	_, err = l.runLocked(ctx, ev)
-	problems := append(append([]state.Problem(nil), contents.Problems...), ev.Restore.Problems...)
+	problems, err := l.RestoreState(ctx, dir.Path(), contents)
 	for _, p := range problems {
 		l.log.Error("state entry ignored", "state_dir", dir.Path(), "file", p.File, "problem", p.Message)
 	}
@@ -505,6 +500,35 @@ func (l *Loader) OpenState(ctx context.Context, path string) error {
 	l.log.Info("state restored", "state_dir", dir.Path(), "services", len(contents.Services),
 		"delegations", len(contents.Delegations), "ignored", len(problems))
 	return nil
+}
+
+// RestoreState stores the run-time changes read from the state directory
+// at path — registrations, delegation requests and consents — through the
+// change pipeline, as OpenState does at start, without making path the
+// directory later changes are written to (verdict check and verdict test
+// read a sidecar's state this way). It returns the entries it ignored (the
+// files contents could not use, and the entries that no longer validate),
+// and why.
+func (l *Loader) RestoreState(ctx context.Context, path string, contents *state.Contents) ([]state.Problem, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ev := &Event{Kind: KindCreate, Subject: Subject{Type: SubjectState, Name: path}, Started: time.Now(),
+		Restore: &RestoreChange{Contents: contents}}
+	_, err := l.runLocked(ctx, ev)
+	return append(append([]state.Problem(nil), contents.Problems...), ev.Restore.Problems...), err
+}
+
+// Registered lists the services registered at run time, as parsed.
+func (l *Loader) Registered() ([]*acl.Service, error) {
+	regs, err := l.reader().Registrations()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*acl.Service, len(regs))
+	for i, r := range regs {
+		out[i] = r.Service
+	}
+	return out, nil
 }
 
 // runLocked runs a run-time change through the pipeline and, when it stored

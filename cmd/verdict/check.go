@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,57 +93,32 @@ func newCheckCommand() *cobra.Command {
 // runtimeState is what `verdict run --state-dir DIR` restores before it
 // loads the bundles, read without writing to DIR.
 type runtimeState struct {
-	dir string
-	out io.Writer
-	// services are the registered services that restore, parsed by the
-	// loader's service-validate processor.
+	// services are the registered services that restored.
 	services []*acl.Service
-	// delegations are the entries whose request would restore.
-	delegations []*state.DelegationFile
 }
 
 // readRuntimeState reads the state directory dir (never creating or
-// changing it) and registers its services in ld, which has no state
-// directory, so nothing is written. A file verdict run would ignore is
-// printed to out as a warning, as verdict run logs it.
+// changing it) and restores it into ld, which has no state directory, the
+// way verdict run restores it at start: registrations, delegation requests
+// and consents. An entry verdict run would ignore is printed to out as a
+// warning, as verdict run logs it.
 func readRuntimeState(ctx context.Context, ld *loader.Loader, dir string, out io.Writer) (*runtimeState, error) {
 	contents, err := state.Read(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
-	rs := &runtimeState{dir: dir, out: out}
-	for _, p := range contents.Problems {
-		rs.warn(p.File, p.Message)
+	problems, err := ld.RestoreState(ctx, dir, contents)
+	for _, p := range problems {
+		fmt.Fprintf(out, "warning: state %s: %s\n", dir, p)
 	}
-	for _, f := range contents.Services {
-		doc, err := f.DocumentMap()
-		var c *loader.ServiceChange
-		if err == nil {
-			c, _, err = ld.RegisterService(ctx, f.Name, doc)
-		}
-		if err != nil {
-			// As verdict run words it: the problems, not the processor.
-			var perr *loader.ProcessorError
-			if errors.As(err, &perr) {
-				err = perr.Err
-			}
-			for _, line := range problemLines(err) {
-				rs.warn("service "+f.Name, "the registered document no longer validates: "+line)
-			}
-			continue
-		}
-		rs.services = append(rs.services, c.Service)
+	if err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
-	for _, f := range contents.Delegations {
-		if f.Request != nil {
-			if _, err := acl.NormalizeOperations(f.Request.Operations); err != nil {
-				rs.warn(delegationWhere(f), "request.operations: "+err.Error())
-				continue
-			}
-		}
-		rs.delegations = append(rs.delegations, f)
+	services, err := ld.Registered()
+	if err != nil {
+		return nil, err
 	}
-	return rs, nil
+	return &runtimeState{services: services}, nil
 }
 
 // registered is the registered services; none without a state directory.
@@ -153,43 +127,6 @@ func (rs *runtimeState) registered() []*acl.Service {
 		return nil
 	}
 	return rs.services
-}
-
-// applyDelegations gives ld, once its bundles are loaded, the delegation
-// requests and consents of the state directory. One that ld refuses (its
-// tenant, group or member is in no loaded bundle) is printed as a warning:
-// verdict run would keep it, unused, until a bundle brings them.
-func (rs *runtimeState) applyDelegations(ctx context.Context, ld *loader.Loader) {
-	if rs == nil {
-		return
-	}
-	for _, f := range rs.delegations {
-		where := delegationWhere(f)
-		if f.Request != nil {
-			if _, err := ld.RequestDelegation(ctx, f.Tenant, f.Application, f.Group, f.Request.Operations); err != nil {
-				rs.warn(where, "not applied: "+err.Error())
-				continue
-			}
-		}
-		members := make([]string, 0, len(f.Consents))
-		for m := range f.Consents {
-			members = append(members, m)
-		}
-		sort.Strings(members)
-		for _, m := range members {
-			if _, err := ld.SetConsent(ctx, f.Tenant, f.Application, f.Group, m, f.Consents[m].Enabled); err != nil {
-				rs.warn(where, "consent of "+m+" not applied: "+err.Error())
-			}
-		}
-	}
-}
-
-func (rs *runtimeState) warn(file, message string) {
-	fmt.Fprintf(rs.out, "warning: state %s: %s\n", rs.dir, state.Problem{File: file, Message: message})
-}
-
-func delegationWhere(f *state.DelegationFile) string {
-	return fmt.Sprintf("delegation %s/%s/%s", f.Tenant, f.Application, f.Group)
 }
 
 // printProblems prints every problem on its own "error:" line.

@@ -112,7 +112,6 @@ func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source,
 	if _, err := ld.LoadAll(ctx, sources); err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
 	}
-	rs.applyDelegations(ctx, ld)
 	for _, src := range sources {
 		p, f, err := runFixtures(ctx, out, engine, src, verbose)
 		if err != nil {
