@@ -145,7 +145,7 @@ func (b *Bundle) ACLData() (map[string]any, error) {
 		WithSkipBundleVerification(true).
 		Read()
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: decode data again: %w", b.Source.Name, err)
+		return nil, bundleError(b.Source.Name, "decode data again: %w", err)
 	}
 	return aclData(raw.Data), nil
 }
@@ -310,7 +310,7 @@ func Read(src Source) (*Bundle, error) {
 		// swap, ln -sfn): what was read may be an old version being deleted,
 		// only partly there. Read the new target instead.
 		if attempt == maxStableReads {
-			return nil, fmt.Errorf("bundle %s: %s kept changing while it was read", src.Name, src.Location)
+			return nil, bundleError(src.Name, "%s kept changing while it was read", src.Location)
 		}
 	}
 }
@@ -353,7 +353,7 @@ func readOnce(src Source) (*Bundle, error) {
 	raw, err := reader.Read()
 	duplicates := rec.wait()
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		return nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{},
 		Digest: hex.EncodeToString(rec.digest.Sum(nil)), dataFiles: rec.dataFiles}
@@ -396,7 +396,7 @@ func readOnce(src Source) (*Bundle, error) {
 	}
 	b.Warnings = ps.Warnings()
 	if err := ps.Err(); err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		return nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	return b, nil
 }
@@ -413,7 +413,7 @@ func openSource(src Source, limits sizeLimits) (bundle.DirectoryLoader, func(), 
 	if src.FS != nil {
 		dl, err := bundle.NewFSLoader(src.FS)
 		if err != nil {
-			return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+			return nil, nil, &BundleError{Bundle: src.Name, Err: err}
 		}
 		return dl.WithSizeLimitBytes(limits.file), func() {}, nil
 	}
@@ -422,22 +422,22 @@ func openSource(src Source, limits sizeLimits) (bundle.DirectoryLoader, func(), 
 		return bundle.NewTarballLoaderWithBaseURL(archive, src.Location).WithSizeLimitBytes(limits.file), closeFn, nil
 	}
 	if src.IsRemote() {
-		return nil, nil, fmt.Errorf("bundle %s: %s has not been downloaded", src.Name, src.Location)
+		return nil, nil, bundleError(src.Name, "%s has not been downloaded", src.Location)
 	}
 	dir, err := resolveBundleDir(src.Location)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		return nil, nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		return nil, nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	if info.IsDir() {
 		return newDirLoader(dir).WithFilter(skipEditorFiles).WithSizeLimitBytes(limits.file), func() {}, nil
 	}
 	f, err := os.Open(src.Location)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", src.Name, err)
+		return nil, nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	archive, closeArchive := boundArchive(f, limits.total)
 	return bundle.NewTarballLoaderWithBaseURL(archive, src.Location).WithSizeLimitBytes(limits.file), func() {

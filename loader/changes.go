@@ -270,7 +270,7 @@ func blame(err error, bundles []*Bundle) map[string]error {
 			byBundle[owner] = append(byBundle[owner], e)
 		}
 		for name, errs := range byBundle {
-			mine[name] = append(mine[name], fmt.Errorf("bundle %s: compile policy: %w", name, errs))
+			mine[name] = append(mine[name], bundleError(name, "compile policy: %w", errs))
 		}
 	}
 	out := make(map[string]error, len(mine))
@@ -287,14 +287,17 @@ func blame(err error, bundles []*Bundle) map[string]error {
 	return out
 }
 
-// namedBundle returns the name of the bundle whose problem err is ("bundle
-// NAME: …", or a module's "NAME/path: …" from the policy compiler), or "".
+// namedBundle returns the name of the bundle whose problem err is (a
+// *BundleError, or a module's "NAME/path: …" from the policy compiler), or
+// "".
 func namedBundle(err error, bundles []*Bundle) string {
+	if be, ok := errors.AsType[*BundleError](err); ok {
+		return be.Bundle
+	}
 	msg := err.Error()
 	for _, b := range bundles {
-		name := b.Source.Name
-		if strings.HasPrefix(msg, "bundle "+name+":") || strings.HasPrefix(msg, name+"/") {
-			return name
+		if strings.HasPrefix(msg, b.Source.Name+"/") {
+			return b.Source.Name
 		}
 	}
 	return ""
@@ -308,7 +311,7 @@ func errorFor(name string, err error) error {
 	}
 	var mine []error
 	for _, e := range joined.Unwrap() {
-		if strings.HasPrefix(e.Error(), "bundle "+name+":") {
+		if be, ok := errors.AsType[*BundleError](e); ok && be.Bundle == name {
 			mine = append(mine, e)
 		}
 	}

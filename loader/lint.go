@@ -2,7 +2,6 @@ package loader
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/verdict-authz/verdict/loader/acl"
 )
@@ -17,10 +16,10 @@ func Lint(ctx context.Context, asm *Assembly) error {
 	for _, b := range asm.Bundles {
 		var ps acl.Problems
 		if err := lintBundle(ctx, asm, b, nil, KindCreate, &ps); err != nil {
-			return fmt.Errorf("bundle %s: %w", b.Source.Name, err)
+			return &BundleError{Bundle: b.Source.Name, Err: err}
 		}
 		if err := ps.Err(); err != nil {
-			return fmt.Errorf("bundle %s: %w", b.Source.Name, err)
+			return &BundleError{Bundle: b.Source.Name, Err: err}
 		}
 	}
 	return nil

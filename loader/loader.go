@@ -19,7 +19,7 @@ func ReadAll(sources []Source) ([]*Bundle, error) {
 	names := map[string]bool{}
 	for _, src := range sources {
 		if names[src.Name] {
-			errs = append(errs, fmt.Errorf("bundle %s: two bundles have this name; name them with NAME=PATH", src.Name))
+			errs = append(errs, bundleError(src.Name, "two bundles have this name; name them with NAME=PATH"))
 			continue
 		}
 		names[src.Name] = true
@@ -40,6 +40,21 @@ type Assembly struct {
 	Policy  *decision.Policy
 }
 
+// BundleError is a problem of one bundle: "bundle NAME: …".
+type BundleError struct {
+	Bundle string
+	Err    error
+}
+
+func (e *BundleError) Error() string { return "bundle " + e.Bundle + ": " + e.Err.Error() }
+
+func (e *BundleError) Unwrap() error { return e.Err }
+
+// bundleError makes a *BundleError of a formatted message.
+func bundleError(name, format string, args ...any) error {
+	return &BundleError{Bundle: name, Err: fmt.Errorf(format, args...)}
+}
+
 // Assemble checks that the bundles fit together (no overlapping roots, no
 // tenant or service declared twice, every condition defined by some rule)
 // and compiles their Rego with the engine's.
@@ -57,8 +72,8 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 	for i, a := range sorted {
 		for _, b := range sorted[i+1:] {
 			if x, y, overlap := rootsOverlap(a.Roots, b.Roots); overlap {
-				errs = append(errs, fmt.Errorf("bundle %s: its root %q overlaps root %q of bundle %s; give each bundle a .manifest with distinct roots",
-					b.Source.Name, showRoot(y), showRoot(x), a.Source.Name))
+				errs = append(errs, bundleError(b.Source.Name, "its root %q overlaps root %q of bundle %s; give each bundle a .manifest with distinct roots",
+					showRoot(y), showRoot(x), a.Source.Name))
 			}
 		}
 	}
@@ -81,13 +96,13 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 			serviceOwner[name] = b.Source.Name
 		}
 		if err := ps.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("bundle %s: %w", b.Source.Name, err))
+			errs = append(errs, &BundleError{Bundle: b.Source.Name, Err: err})
 		}
 		for name, m := range b.Modules {
 			modules[name] = m
 		}
 		if err := mergeData(data, b.Data); err != nil {
-			errs = append(errs, fmt.Errorf("bundle %s: %w", b.Source.Name, err))
+			errs = append(errs, &BundleError{Bundle: b.Source.Name, Err: err})
 		}
 	}
 	if len(errs) > 0 {
@@ -156,7 +171,7 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 			}
 		}
 		if err := ps.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("bundle %s: %w", b.Source.Name, err))
+			errs = append(errs, &BundleError{Bundle: b.Source.Name, Err: err})
 		}
 	}
 	if len(errs) > 0 {

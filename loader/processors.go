@@ -150,7 +150,7 @@ func (lintProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) 
 	var ps acl.Problems
 	for _, name := range names {
 		if err := lintBundle(ctx, c.Assembly, c.Next[name], c.Installed[name], ev.Kind, &ps); err != nil {
-			return fmt.Errorf("bundle %s: %w", name, err)
+			return &BundleError{Bundle: name, Err: err}
 		}
 	}
 	return ps.Err()

@@ -357,7 +357,7 @@ func (w *Watcher) sync(src Source) error {
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if err != nil {
-		return fmt.Errorf("bundle %s: the directory of %s: %w", src.Name, src.Location, err)
+		return bundleError(src.Name, "the directory of %s: %w", src.Location, err)
 	}
 	base := filepath.Base(abs)
 	var tree []walkedDir
@@ -382,7 +382,7 @@ func (w *Watcher) sync(src Source) error {
 	}
 	w.parents[parent][base][src.Name] = true
 	if err := w.addLocked(parent); err != nil {
-		return fmt.Errorf("bundle %s: watch %s: %w", src.Name, parent, err)
+		return bundleError(src.Name, "watch %s: %w", parent, err)
 	}
 	old := w.owned[src.Name]
 	// Watches are dropped before any is added: a directory renamed within
