@@ -73,7 +73,7 @@ func (assembleProcessor) Process(ctx context.Context, ev *Event, txn *store.Writ
 	if c == nil {
 		return nil
 	}
-	registered, err := registeredServices(txn)
+	registered, err := registeredServices(txn.Reader())
 	if err != nil {
 		return err
 	}
@@ -100,8 +100,8 @@ func (assembleProcessor) Process(ctx context.Context, ev *Event, txn *store.Writ
 
 // registeredServices lists the services registered at run time, which
 // bundles may refer to.
-func registeredServices(txn *store.WriteTxn) ([]*acl.Service, error) {
-	regs, err := txn.Reader().Registrations()
+func registeredServices(r *store.Reader) ([]*acl.Service, error) {
+	regs, err := r.Registrations()
 	if err != nil {
 		return nil, err
 	}

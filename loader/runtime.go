@@ -519,17 +519,7 @@ func (l *Loader) RestoreState(ctx context.Context, path string, contents *state.
 }
 
 // Registered lists the services registered at run time, as parsed.
-func (l *Loader) Registered() ([]*acl.Service, error) {
-	regs, err := l.reader().Registrations()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*acl.Service, len(regs))
-	for i, r := range regs {
-		out[i] = r.Service
-	}
-	return out, nil
-}
+func (l *Loader) Registered() ([]*acl.Service, error) { return registeredServices(l.reader()) }
 
 // runLocked runs a run-time change through the pipeline and, when it stored
 // something, installs a generation with the new facts (the policy does not
