@@ -15,6 +15,10 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+// resyncInterval is how often the watcher checks that every directory of
+// the watched bundles is watched (see Run).
+const resyncInterval = 2 * time.Second
+
 // DefaultDebounce is how long a bundle's files must be quiet before it is
 // reloaded.
 const DefaultDebounce = 100 * time.Millisecond
@@ -130,7 +134,7 @@ func NewWatcher(l *Loader, sources []Source, opts WatchOptions) (*Watcher, error
 			continue
 		}
 		w.sources[src.Name] = src
-		if err := w.sync(src); err != nil {
+		if _, err := w.sync(src); err != nil {
 			fsw.Close()
 			return nil, err
 		}
@@ -149,10 +153,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.worker(ctx)
 	}()
 	defer func() { <-done }()
+	// Events can be lost in races the kernel and fsnotify leave open (a
+	// directory replaced while its old watch's events are still queued):
+	// look at the trees now and then, and reload a bundle whose directory
+	// had to be watched again.
+	check := time.NewTicker(resyncInterval)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-check.C:
+			for _, src := range w.sources {
+				w.resync(src)
+			}
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
 				return nil
@@ -162,7 +176,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.log.Warn("bundle watcher error; reloading every watched bundle", "error", err)
 			w.forget("")
 			for _, src := range w.sources {
-				if err := w.sync(src); err != nil {
+				if _, err := w.sync(src); err != nil {
 					w.log.Warn("cannot watch bundle directories", "bundle", src.Name, "error", err)
 				}
 				w.touch(src.Name)
@@ -223,11 +237,26 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 			w.mu.Lock()
 			src := w.sources[name]
 			w.mu.Unlock()
-			if err := w.sync(src); err != nil {
+			if _, err := w.sync(src); err != nil {
 				w.log.Warn("cannot watch bundle directories", "bundle", name, "error", err)
 			}
 		}
 		w.touch(name)
+	}
+}
+
+// resync syncs a bundle's watches and, when that began to watch a
+// directory it was not watching, reloads the bundle: changes made there
+// before the watch were not seen.
+func (w *Watcher) resync(src Source) {
+	rewatched, err := w.sync(src)
+	if err != nil {
+		w.log.Warn("cannot watch bundle directories", "bundle", src.Name, "error", err)
+		return
+	}
+	if rewatched {
+		w.log.Info("bundle directory watched again; reloading", "bundle", src.Name)
+		w.touch(src.Name)
 	}
 }
 
@@ -265,9 +294,7 @@ func (w *Watcher) worker(ctx context.Context) {
 			seq := w.seq[name]
 			w.mu.Unlock()
 			err := w.reload(ctx, src, seq)
-			if err := w.sync(src); err != nil {
-				w.log.Warn("cannot watch bundle directories", "bundle", name, "error", err)
-			}
+			w.resync(src)
 			if w.reloads != nil {
 				select {
 				case w.reloads <- ReloadResult{Bundle: name, Err: err}:
@@ -346,18 +373,24 @@ func (w *Watcher) forget(path string) map[string]bool {
 // tree (the real paths, following symlinks and a ConfigMap's ..data), and
 // drops the watches it no longer needs. A directory found at a watched path
 // that is not the one watched (replaced, and the removal not handled yet) is
-// watched again.
-func (w *Watcher) sync(src Source) error {
+// watched again. It reports whether it began to watch a directory of the
+// tree that it was not watching — new, replaced, or whose watch was lost
+// with events still in flight: what changed there before was not seen.
+func (w *Watcher) sync(src Source) (rewatched bool, err error) {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	watching := map[string]bool{}
+	for _, p := range w.fsw.WatchList() {
+		watching[p] = true
+	}
 	want := map[string]os.FileInfo{}
 	abs, err := filepath.Abs(src.Location)
 	if err != nil {
-		return err
+		return false, err
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if err != nil {
-		return bundleError(src.Name, "the directory of %s: %w", src.Location, err)
+		return false, bundleError(src.Name, "the directory of %s: %w", src.Location, err)
 	}
 	base := filepath.Base(abs)
 	var tree []walkedDir
@@ -382,7 +415,7 @@ func (w *Watcher) sync(src Source) error {
 	}
 	w.parents[parent][base][src.Name] = true
 	if err := w.addLocked(parent); err != nil {
-		return bundleError(src.Name, "watch %s: %w", parent, err)
+		return false, bundleError(src.Name, "watch %s: %w", parent, err)
 	}
 	old := w.owned[src.Name]
 	// Watches are dropped before any is added: a directory renamed within
@@ -415,12 +448,16 @@ func (w *Watcher) sync(src Source) error {
 		// recreated at the path, which the identity check above cannot
 		// tell from the old one when the file system hands the removed
 		// directory's inode number straight back (ext4 does).
+		_, live := w.live[d]
 		if err := w.addLocked(d); err != nil {
 			delete(w.live, d)
 			if !errors.Is(err, fs.ErrNotExist) {
 				w.log.Warn("cannot watch a bundle directory", "bundle", src.Name, "dir", d, "error", err)
 			}
 			continue
+		}
+		if !live || !watching[d] {
+			rewatched = true
 		}
 		w.live[d] = info
 		if w.dirs[d] == nil {
@@ -429,7 +466,7 @@ func (w *Watcher) sync(src Source) error {
 		w.dirs[d][src.Name] = true
 	}
 	w.owned[src.Name] = owned
-	return nil
+	return rewatched, nil
 }
 
 func (w *Watcher) addLocked(dir string) error { return w.fsw.Add(dir) }
