@@ -12,6 +12,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/verdict-authz/verdict/decision/route"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
@@ -82,7 +83,9 @@ type InputError struct {
 func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // Validate checks the request's shape and normalises it in place: the method
-// is upper-cased and a query string is cut off the path.
+// is upper-cased and the path made canonical (route.CanonicalPath: the
+// query string cut off, escapes decoded; encoded separators, dot segments
+// and the like refused).
 func (r *Request) Validate() error {
 	if r.Tenant == "" && r.Key == "" {
 		return &InputError{Field: "tenant", Message: "tenant or key is required"}
@@ -98,12 +101,11 @@ func (r *Request) Validate() error {
 		if !acl.IsHTTPMethod(hr.Method) {
 			return &InputError{Field: "request.method", Message: fmt.Sprintf("unknown HTTP method %q", hr.Method)}
 		}
-		if i := strings.IndexAny(hr.Path, "?#"); i >= 0 {
-			hr.Path = hr.Path[:i]
+		path, err := route.CanonicalPath(hr.Path)
+		if err != nil {
+			return &InputError{Field: "request.path", Message: err.Error()}
 		}
-		if !strings.HasPrefix(hr.Path, "/") {
-			return &InputError{Field: "request.path", Message: "must be a path starting with /"}
-		}
+		hr.Path = path
 	}
 	if r.Action != "" {
 		if err := acl.ValidateAction(r.Action); err != nil {

@@ -304,6 +304,20 @@ func TestMiddleware(t *testing.T) {
 	if served.Load() != 1 {
 		t.Errorf("the handler ran %d times", served.Load())
 	}
+	// The path goes to verdict as the client wrote it: an encoded "/" that
+	// the router may resolve to another route is refused, and an encoded
+	// "?" is part of {id}, not the start of a query.
+	code, _, body = do("GET", "/api/v1/portfolios/portfolio/..%2Fportfolio-type/", map[string]string{"X-User": "user_a"})
+	if code != 400 || !strings.Contains(body, "request.path") {
+		t.Errorf("an encoded / in {id}: %d %s", code, body)
+	}
+	code, _, body = do("GET", "/api/v1/portfolios/portfolio/light%3Fx/", map[string]string{"X-User": "user_a"})
+	if code != 200 || body != "served finmars:Portfolio:retrieve" {
+		t.Errorf("an encoded ? in {id}: %d %q, want the retrieve action", code, body)
+	}
+	if served.Load() != 2 {
+		t.Errorf("the handler ran %d times", served.Load())
+	}
 
 	// verdict unreachable: fail closed with 503.
 	down := client.Middleware(app, client.MiddlewareOptions{Client: client.New("http://" + freeAddr(t)), Tenant: "bank"})
@@ -319,7 +333,7 @@ func TestMiddleware(t *testing.T) {
 	if rec.Code != 400 {
 		t.Errorf("no tenant: %d %s", rec.Code, rec.Body)
 	}
-	if served.Load() != 1 {
+	if served.Load() != 2 {
 		t.Errorf("the handler ran %d times", served.Load())
 	}
 }

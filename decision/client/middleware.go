@@ -76,7 +76,7 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := &Request{
 			Tenant:  opts.Tenant,
-			Request: &HTTPRequest{Service: opts.Service, Method: r.Method, Path: r.URL.Path},
+			Request: &HTTPRequest{Service: opts.Service, Method: r.Method, Path: requestPath(r)},
 		}
 		if opts.TenantHeader != "" {
 			if t := r.Header.Get(opts.TenantHeader); t != "" {
@@ -132,3 +132,8 @@ func defaultOnError(w http.ResponseWriter, _ *http.Request, err error) {
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
 }
+
+// requestPath is the path as the client wrote it (escapes kept): verdict
+// decodes it itself and refuses what a router could read two ways, such as
+// an encoded "/" that r.URL.Path has already turned into a separator.
+func requestPath(r *http.Request) string { return r.URL.EscapedPath() }

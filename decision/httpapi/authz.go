@@ -96,6 +96,11 @@ const (
 	HeaderStatus     = "X-Verdict-Status"
 )
 
+// ReasonRequestInvalid is the X-Verdict-Reason of a 403 for an original
+// URI that verdict refuses to translate (route.CanonicalPath): an encoded
+// separator or dot, a dot segment, a backslash, a control byte.
+const ReasonRequestInvalid = "request.invalid"
+
 // handleAuthz answers an auth_request subrequest: 200 to let the original
 // request through, 401 or 403 to stop it, with the decision id and the
 // deciding reason in headers. Other statuses (404 for an unknown route or
@@ -149,7 +154,14 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 			case "request.method":
 				field = "X-Original-Method"
 			case "request.path":
-				field = "X-Original-URI"
+				// The client wrote the path: refusing it is a deny
+				// (nginx fails the request on any other status than
+				// 2xx, 401 and 403), not a sign of a misconfigured proxy.
+				w.Header().Set(HeaderReason, ReasonRequestInvalid)
+				writeError(w, http.StatusForbidden, "invalid_request", "X-Original-URI", inErr.Message)
+				return
+			case "context.ip":
+				field = o.IPHeader
 			}
 			writeError(w, http.StatusBadRequest, "invalid_request", field, inErr.Message)
 			return

@@ -179,6 +179,11 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"token for another audience: 401", "GET", "/api/v1/portfolios/portfolio/", signFor("billing", "user_a", time.Now().Add(time.Hour)), 401, "token.invalid", false, nil},
 		{"forged token: 401", "GET", "/api/v1/portfolios/portfolio/", valid[:len(valid)-4] + "AAAA", 401, "token.invalid", false, nil},
 		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false, nil},
+		// {id} must not absorb what the service may resolve to another
+		// route: verdict refuses to translate such a path.
+		{"an encoded separator in {id}: 403", "GET", "/api/v1/portfolios/portfolio/..%2Fportfolio-type/", valid, 403, "request.invalid", false, nil},
+		{"encoded dots in {id}: 403", "GET", "/api/v1/portfolios/portfolio/%2e%2e/portfolio-type/", valid, 403, "request.invalid", false, nil},
+		{"an encoded backslash in {id}: 403", "GET", "/api/v1/portfolios/portfolio/..%5Cportfolio-type/", valid, 403, "request.invalid", false, nil},
 		{"admin may delete", "DELETE", "/api/v1/portfolios/portfolio/7/", sign("admin", time.Now().Add(time.Hour)), 200, "iam.admin", true, nil},
 		// Headers verdict trusts, sent by a client: the example config
 		// clears or overwrites them, and --authz-tenant wins anyway.
@@ -215,7 +220,8 @@ func TestNginxAuthRequest(t *testing.T) {
 				t.Errorf("X-Verdict-Reason %q, want %q", got, tt.wantReason)
 			}
 			id := resp.Header.Get("X-Verdict-Decision-Id")
-			if tt.wantReason != "token.invalid" && id == "" {
+			// Refused tokens and paths are not decisions.
+			if tt.wantReason != "token.invalid" && tt.wantReason != "request.invalid" && id == "" {
 				t.Error("no X-Verdict-Decision-Id")
 			}
 			reached := strings.HasPrefix(string(body), "upstream ")
