@@ -154,3 +154,17 @@ func intField(obj ast.Object, key string) (int, error) {
 	}
 	return i, nil
 }
+
+// DecidingReason is the code of the decision's first deny, or of its first
+// grant: the one reason a proxy passes on in a header.
+func (d *Decision) DecidingReason() string {
+	for _, r := range d.Reasons {
+		if r.Effect == "deny" {
+			return r.Code
+		}
+	}
+	if len(d.Reasons) > 0 {
+		return d.Reasons[0].Code
+	}
+	return ""
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/extauthz"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader"
 )
@@ -23,6 +24,7 @@ import (
 type runOptions struct {
 	cache     decision.CacheOptions
 	addr      string
+	grpc      grpcOptions
 	bundles   []string
 	stateDir  string
 	logLevel  string
@@ -52,6 +54,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.authz.register(f)
+	o.grpc.register(f)
 	f.IntVar(&o.cache.Size, "decision-cache-size", 0, "remember up to this many recent decisions per bundle generation (0: off); any change empties it")
 	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules)")
 	f.IntVar(&o.maxConcurrent, "max-concurrent-decisions", 64, "answer 503 (overloaded, Retry-After: 1) to decision requests beyond this many in flight (0: unlimited)")
@@ -134,22 +137,53 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
+	grpcLn, err := o.grpc.listen()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := newHTTPServer(httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, MaxConcurrentDecisions: o.maxConcurrent}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("verdict is serving", "addr", ln.Addr().String())
+	// The ext_authz server stops with serveCtx: when verdict is told to
+	// stop, or when the HTTP server fails. grpcDone stays nil without it.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	var grpcDone chan error
+	if grpcLn != nil {
+		grpcDone = make(chan error, 1)
+		ext := extauthz.New(engine, extauthz.Options{
+			Identity: authzOpts, ActionHeader: o.grpc.actionHeader, Bundles: ld,
+			Propagator: tel.Propagator(), Log: log,
+		})
+		go func() { grpcDone <- ext.Serve(serveCtx, grpcLn) }()
+		log.Info("verdict is serving Envoy ext_authz over gRPC", "grpc_addr", grpcLn.Addr().String())
+	}
 	select {
 	case err := <-errc:
+		stopServing()
+		if grpcDone != nil {
+			<-grpcDone
+		}
 		return fmt.Errorf("serve: %w", err)
+	case err := <-grpcDone:
+		// Serve returns before serveCtx ends only when it fails.
+		srv.Close()
+		return fmt.Errorf("--grpc-addr: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	stopServing()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if grpcDone != nil {
+		return <-grpcDone
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+
+	"github.com/verdict-authz/verdict/decision/proxyauth"
 )
 
 // requireAdmin guards a write endpoint (service registration, delegation
@@ -19,7 +21,7 @@ func (s *Server) requireAdmin(h http.HandlerFunc) http.HandlerFunc {
 	}
 	want := sha256.Sum256(s.opts.AdminToken)
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, given := bearerToken(r)
+		token, given := proxyauth.BearerToken(r.Header)
 		got := sha256.Sum256([]byte(token))
 		if !given || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			challenge := `Bearer realm="verdict"`

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/proxyauth"
 	"github.com/verdict-authz/verdict/decision/telemetry"
 )
 
@@ -54,7 +55,7 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler // mux behind the telemetry middleware
 	bufPool sync.Pool
-	authz   *AuthzOptions
+	authz   *proxyauth.Identifier
 }
 
 // New returns the API handler.
@@ -65,7 +66,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux(), authz: opts.Authz.withDefaults()}
+	s := &Server{engine: engine, opts: opts, mux: http.NewServeMux(), authz: proxyauth.NewIdentifier(opts.Authz)}
 	s.bufPool.New = func() any { return new(bytes.Buffer) }
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
 	s.mux.HandleFunc("GET /v1/decide", s.handleDecideQuery)

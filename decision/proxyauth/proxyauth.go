@@ -1,0 +1,234 @@
+// Package proxyauth finds who a request that a proxy forwards for
+// authorization is from: the tenant, key, member, service and client address
+// it carries in headers the proxy sets, or in a verified bearer JWT. Every
+// forward-auth door (GET /v1/authz for nginx, Envoy ext_authz over gRPC)
+// reads a caller through it, so that all of them follow the same trust rules.
+package proxyauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+// Options says which headers name the caller, and how bearer tokens are
+// verified. The zero value reads the default headers and no token.
+type Options struct {
+	// Tenant, when set, is the tenant of every request, whatever its
+	// headers say: TenantHeader is not read, and a key in KeyHeader must
+	// belong to this tenant (else the decision is key.invalid). The
+	// operator's setting wins, so that a client cannot pick a tenant by
+	// sending a header that the proxy passes on.
+	Tenant string
+	// TenantHeader names the tenant (default X-Verdict-Tenant) when Tenant
+	// is not set. The proxy must set or clear it: a client-sent value
+	// that reaches verdict picks the tenant.
+	TenantHeader string
+	// KeyHeader carries the tenant key (default "key", as in SOAJS). With
+	// neither Tenant nor TenantHeader, the key names its tenant.
+	KeyHeader string
+	// ServiceHeader optionally names the service whose routes apply
+	// (default X-Verdict-Service).
+	ServiceHeader string
+	// MemberHeader, when set, is a header the proxy sets and verdict trusts
+	// to name the member (e.g. X-User). Never set it unless the proxy
+	// strips that header from client requests.
+	MemberHeader string
+	// IPHeader, when set, is a header the proxy sets to the client's
+	// address (nginx: proxy_set_header X-Real-IP $remote_addr); its value
+	// becomes the decision's context.ip, which extension rules read. The
+	// header must carry exactly one IP address (not a list such as an
+	// X-Forwarded-For chain), else the request is refused. Never set it
+	// unless the proxy overwrites that header: a client-sent value would
+	// let a client choose its IP.
+	IPHeader string
+	// JWKS, when set, verifies "Authorization: Bearer <JWT>"; the member is
+	// the token's MemberClaim (default "sub"). A bad token is refused.
+	JWKS        jwk.Set
+	MemberClaim string
+	// Issuer, when set, is the "iss" a bearer token must carry; Audience,
+	// when set, is a value its "aud" (a string or an array of strings)
+	// must contain. A token missing either, or carrying another value, is
+	// refused like an expired or forged one. Unset, neither claim is
+	// checked. Both apply to JWKS-verified tokens only: without JWKS no
+	// token is read (the CLI refuses them without --authz-jwks-file).
+	Issuer   string
+	Audience string
+}
+
+// withDefaults fills in the default header names and claim.
+func (o Options) withDefaults() Options {
+	if o.TenantHeader == "" {
+		o.TenantHeader = "X-Verdict-Tenant"
+	}
+	if o.KeyHeader == "" {
+		o.KeyHeader = "key"
+	}
+	if o.ServiceHeader == "" {
+		o.ServiceHeader = "X-Verdict-Service"
+	}
+	if o.MemberClaim == "" {
+		o.MemberClaim = "sub"
+	}
+	return o
+}
+
+// Identifier reads callers from request headers under one set of Options.
+// It is safe for concurrent use.
+type Identifier struct {
+	opts Options
+	// parseOptions verify and validate a bearer token (nil without JWKS).
+	parseOptions []jwt.ParseOption
+}
+
+// NewIdentifier returns an Identifier for o, with default header names
+// filled in.
+func NewIdentifier(o Options) *Identifier {
+	id := &Identifier{opts: o.withDefaults()}
+	if o.JWKS != nil {
+		id.parseOptions = []jwt.ParseOption{jwt.WithKeySet(o.JWKS), jwt.WithValidate(true)}
+		if o.Issuer != "" {
+			id.parseOptions = append(id.parseOptions, jwt.WithIssuer(o.Issuer))
+		}
+		if o.Audience != "" {
+			id.parseOptions = append(id.parseOptions, jwt.WithAudience(o.Audience))
+		}
+	}
+	return id
+}
+
+// Options returns the options in effect, default header names filled in.
+func (id *Identifier) Options() Options { return id.opts }
+
+// Caller is who a forwarded request is from, as its headers say.
+type Caller struct {
+	Tenant  string
+	Key     string
+	Member  string
+	Service string
+	// IP is the client's address from IPHeader, in canonical form; empty
+	// when no IPHeader is configured.
+	IP string
+}
+
+// HeaderError is a header the proxy had to set and did not set right; the
+// request is malformed (400).
+type HeaderError struct {
+	Header  string
+	Message string
+}
+
+func (e *HeaderError) Error() string { return e.Message }
+
+// TokenError is a bearer token that is not valid (401 token.invalid).
+type TokenError struct{ Err error }
+
+func (e *TokenError) Error() string { return e.Err.Error() }
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// Identify reads the caller from the headers of a forwarded request. The
+// error is a *HeaderError or a *TokenError.
+func (id *Identifier) Identify(h http.Header) (Caller, error) {
+	o := &id.opts
+	c := Caller{
+		// The operator's tenant wins over any header; a key must then
+		// belong to it.
+		Tenant:  o.Tenant,
+		Key:     h.Get(o.KeyHeader),
+		Service: h.Get(o.ServiceHeader),
+	}
+	if c.Tenant == "" {
+		c.Tenant = h.Get(o.TenantHeader)
+	}
+	if o.IPHeader != "" {
+		ip, err := clientIP(h, o.IPHeader)
+		if err != nil {
+			return Caller{}, &HeaderError{Header: o.IPHeader, Message: err.Error()}
+		}
+		c.IP = ip
+	}
+	member, err := id.member(h)
+	if err != nil {
+		return Caller{}, &TokenError{Err: err}
+	}
+	c.Member = member
+	return c, nil
+}
+
+// clientIP reads the client's address from the header the proxy sets:
+// exactly one value holding one IP address, returned in its canonical form
+// (an IPv4-mapped IPv6 address as IPv4, so that ::ffff:203.0.113.66 is
+// 203.0.113.66 to the rules).
+func clientIP(h http.Header, header string) (string, error) {
+	values := h.Values(header)
+	switch {
+	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
+		return "", fmt.Errorf("the proxy must set %s to the client's address (nginx: proxy_set_header %s $remote_addr)", header, header)
+	case len(values) > 1:
+		return "", fmt.Errorf("%s is given %d times; the proxy must set it once, overwriting what the client sent", header, len(values))
+	}
+	addr, err := ParseIP(values[0])
+	if err != nil {
+		return "", fmt.Errorf("%s must be one IP address, set by the proxy (not a list such as an X-Forwarded-For chain): %q", header, values[0])
+	}
+	return addr, nil
+}
+
+// ParseIP parses one IP address, surrounding spaces allowed, into its
+// canonical form (an IPv4-mapped IPv6 address as IPv4).
+func ParseIP(s string) (string, error) {
+	addr, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	return addr.Unmap().String(), nil
+}
+
+// member finds the member: from a verified bearer JWT when a JWKS is
+// configured and a token is present, else from the trusted header.
+func (id *Identifier) member(h http.Header) (string, error) {
+	o := &id.opts
+	if o.JWKS != nil {
+		if token, ok := BearerToken(h); ok {
+			tok, err := jwt.Parse([]byte(token), id.parseOptions...)
+			switch {
+			case err == nil:
+			case errors.Is(err, jwt.InvalidIssuerError()):
+				return "", fmt.Errorf("the bearer token's issuer (claim \"iss\") is missing or is not %q: %w", o.Issuer, err)
+			case errors.Is(err, jwt.InvalidAudienceError()):
+				return "", fmt.Errorf("the bearer token's audience (claim \"aud\") is missing or does not include %q: %w", o.Audience, err)
+			default:
+				return "", fmt.Errorf("the bearer token is not valid: %w", err)
+			}
+			var member string
+			if o.MemberClaim == "sub" {
+				member, _ = tok.Subject()
+			} else if err := tok.Get(o.MemberClaim, &member); err != nil {
+				return "", fmt.Errorf("the bearer token has no string claim %q", o.MemberClaim)
+			}
+			if member == "" {
+				return "", fmt.Errorf("the bearer token's claim %q is empty", o.MemberClaim)
+			}
+			return member, nil
+		}
+	}
+	if o.MemberHeader != "" {
+		return h.Get(o.MemberHeader), nil
+	}
+	return "", nil
+}
+
+// BearerToken is the token of an "Authorization: Bearer <token>" header
+// (the scheme in any case), and whether there is one.
+func BearerToken(h http.Header) (string, bool) {
+	scheme, token, ok := strings.Cut(h.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
