@@ -1,0 +1,78 @@
+package proxyauth_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/verdict-authz/verdict/decision/proxyauth"
+	"github.com/verdict-authz/verdict/internal/testjwt"
+)
+
+func TestIdentify(t *testing.T) {
+	signer := testjwt.NewSigner(t)
+	token := signer.Sign(t, "user_a", time.Now().Add(time.Hour), nil)
+	headerOnly := proxyauth.NewIdentifier(proxyauth.Options{MemberHeader: "X-User", IPHeader: "X-Real-IP"})
+	fixed := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", JWKS: signer.JWKS})
+	tests := []struct {
+		name    string
+		id      *proxyauth.Identifier
+		headers http.Header
+		want    proxyauth.Caller
+		wantErr any
+	}{
+		{"default headers", headerOnly,
+			http.Header{"X-Verdict-Tenant": {"bank"}, "Key": {"k1"}, "X-Verdict-Service": {"portfolios"}, "X-User": {"user_a"}, "X-Real-Ip": {" ::ffff:10.0.0.1 "}},
+			proxyauth.Caller{Tenant: "bank", Key: "k1", Service: "portfolios", Member: "user_a", IP: "10.0.0.1"}, nil},
+		{"IP header missing", headerOnly, http.Header{"X-User": {"user_a"}}, proxyauth.Caller{}, new(*proxyauth.HeaderError)},
+		{"IP header a list", headerOnly, http.Header{"X-Real-Ip": {"10.0.0.1, 10.0.0.2"}}, proxyauth.Caller{}, new(*proxyauth.HeaderError)},
+		{"configured tenant wins", fixed, http.Header{"X-Verdict-Tenant": {"fineract"}, "Authorization": {"bearer " + token}},
+			proxyauth.Caller{Tenant: "bank", Member: "user_a"}, nil},
+		{"a forged token", fixed, http.Header{"Authorization": {"Bearer " + testjwt.NewSigner(t).Sign(t, "admin", time.Now().Add(time.Hour), nil)}},
+			proxyauth.Caller{}, new(*proxyauth.TokenError)},
+		{"the member header is not read unless configured", fixed, http.Header{"X-User": {"admin"}},
+			proxyauth.Caller{Tenant: "bank"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.id.Identify(tt.headers)
+			switch target := tt.wantErr.(type) {
+			case nil:
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+			case **proxyauth.HeaderError:
+				if !errors.As(err, target) {
+					t.Fatalf("error %v, want a HeaderError", err)
+				}
+			case **proxyauth.TokenError:
+				if !errors.As(err, target) {
+					t.Fatalf("error %v, want a TokenError", err)
+				}
+			}
+			if got != tt.want {
+				t.Errorf("caller %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for _, tt := range []struct {
+		header string
+		want   string
+		ok     bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer  abc ", "abc", true},
+		{"Basic abc", "", false},
+		{"Bearer ", "", false},
+		{"", "", false},
+	} {
+		got, ok := proxyauth.BearerToken(http.Header{"Authorization": {tt.header}})
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("BearerToken(%q) = %q %v, want %q %v", tt.header, got, ok, tt.want, tt.ok)
+		}
+	}
+}
