@@ -84,7 +84,7 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusForbidden, "invalid_request", "X-Original-URI", inErr.Message)
 				return
 			case "context.ip":
-				field = o.IPHeader
+				field = s.authz.Options().IPHeader
 			}
 			writeError(w, http.StatusBadRequest, "invalid_request", field, inErr.Message)
 			return
