@@ -45,6 +45,11 @@ const (
 	HeaderReason     = "x-verdict-reason"
 )
 
+// ReasonRequestInvalid is the x-verdict-reason of a path verdict refuses to
+// translate (route.CanonicalPath: an encoded separator or dot, a dot
+// segment, a backslash, a control byte), as GET /v1/authz names it.
+const ReasonRequestInvalid = "request.invalid"
+
 // Per-route settings read from the CheckRequest's context_extensions
 // (Envoy: ExtAuthzPerRoute.check_settings.context_extensions).
 const (
@@ -264,7 +269,17 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 		case "request.method":
 			field = "attributes.request.http.method"
 		case "request.path":
-			field = "attributes.request.http.path"
+			// The client wrote the path (an encoded separator, a dot
+			// segment…): a 400 to the client, as the reason says.
+			r := refusal(http.StatusBadRequest, "invalid_request", "attributes.request.http.path", inErr.Message)
+			denied := r.GetDeniedResponse()
+			denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
+			return r
+		case "context.ip":
+			field = s.id.Options().IPHeader
+			if field == "" {
+				field = "attributes.source.address"
+			}
 		}
 		return refusal(http.StatusBadRequest, "invalid_request", field, inErr.Message)
 	}

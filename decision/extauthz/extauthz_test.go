@@ -313,25 +313,31 @@ func TestCheckMalformed(t *testing.T) {
 		req        *authv3.CheckRequest
 		wantStatus int
 		wantField  string
+		wantReason string
 	}{
-		{"empty request", &authv3.CheckRequest{}, 400, "attributes.request.http"},
-		{"no method", checkRequest("", "/api/v1/portfolios/portfolio/", user, nil), 400, "attributes.request.http.method"},
-		{"unknown method", checkRequest("BREW", "/api/v1/portfolios/portfolio/", user, nil), 400, "attributes.request.http.method"},
-		{"no path", checkRequest("GET", "", user, nil), 400, "attributes.request.http.path"},
-		{"not a path", checkRequest("GET", "api/v1", user, nil), 400, "attributes.request.http.path"},
-		{"no tenant", checkRequest("GET", "/api/v1/portfolios/portfolio/", map[string]string{"x-user": "user_a"}, nil), 400, "X-Verdict-Tenant or key"},
+		{"empty request", &authv3.CheckRequest{}, 400, "attributes.request.http", ""},
+		{"no method", checkRequest("", "/api/v1/portfolios/portfolio/", user, nil), 400, "attributes.request.http.method", ""},
+		{"unknown method", checkRequest("BREW", "/api/v1/portfolios/portfolio/", user, nil), 400, "attributes.request.http.method", ""},
+		{"no path", checkRequest("GET", "", user, nil), 400, "attributes.request.http.path", ""},
+		{"not a path", checkRequest("GET", "api/v1", user, nil), 400, "attributes.request.http.path", extauthz.ReasonRequestInvalid},
+		{"no tenant", checkRequest("GET", "/api/v1/portfolios/portfolio/", map[string]string{"x-user": "user_a"}, nil), 400, "X-Verdict-Tenant or key", ""},
 		{"source address not an IP", func() *authv3.CheckRequest {
 			r := checkRequest("GET", "/api/v1/portfolios/portfolio/", user, nil)
 			r.Attributes.Source.Address.GetSocketAddress().Address = "evil"
 			return r
-		}(), 400, "attributes.source.address"},
-		{"unknown context extension", checkRequest("GET", "/api/v1/portfolios/portfolio/", user, map[string]string{"servce": "portfolios"}), 500, "context_extensions.servce"},
+		}(), 400, "attributes.source.address", ""},
+		{"an encoded separator in the path", checkRequest("GET", "/api/v1/portfolios/portfolio/..%2Fportfolio-type/", user, nil), 400, "attributes.request.http.path", extauthz.ReasonRequestInvalid},
+		{"a dot segment in the path", checkRequest("GET", "/api/v1/portfolios/portfolio/../portfolio-type/", user, nil), 400, "attributes.request.http.path", extauthz.ReasonRequestInvalid},
+		{"unknown context extension", checkRequest("GET", "/api/v1/portfolios/portfolio/", user, map[string]string{"servce": "portfolios"}), 500, "context_extensions.servce", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := check(t, c, tt.req)
 			if a.code == codes.OK || a.httpStatus != tt.wantStatus || a.body["field"] != tt.wantField {
 				t.Fatalf("code %v status %d body %v, want a deny %d naming %s", a.code, a.httpStatus, a.body, tt.wantStatus, tt.wantField)
+			}
+			if got := a.headers[extauthz.HeaderReason]; got != tt.wantReason {
+				t.Errorf("reason %q, want %q", got, tt.wantReason)
 			}
 		})
 	}
