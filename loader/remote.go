@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/verdict-authz/verdict/loader/state"
 )
 
 // DefaultPollInterval is how often a remote bundle is polled.
@@ -178,14 +180,14 @@ func (r *Remote) Accepted(src Source) error {
 		return nil
 	}
 	tarPath, metaPath := r.paths()
-	if err := os.MkdirAll(filepath.Dir(tarPath), 0o700); err != nil {
+	if err := state.MkdirDurable(filepath.Dir(tarPath)); err != nil {
 		return fmt.Errorf("persist bundle %s: %w", src.Name, err)
 	}
-	if err := writeFileAtomic(tarPath, src.Tarball); err != nil {
+	if err := state.WriteFileAtomic(tarPath, src.Tarball); err != nil {
 		return fmt.Errorf("persist bundle %s: %w", src.Name, err)
 	}
 	meta, _ := json.Marshal(persisted{URL: src.Location, ETag: src.ETag, Saved: time.Now().UTC()})
-	if err := writeFileAtomic(metaPath, meta); err != nil {
+	if err := state.WriteFileAtomic(metaPath, meta); err != nil {
 		return fmt.Errorf("persist bundle %s: %w", src.Name, err)
 	}
 	r.saved = true
@@ -234,26 +236,4 @@ func (r *Remote) Run(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so a crash never leaves half a file.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

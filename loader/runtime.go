@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
@@ -348,7 +349,7 @@ func (stateRestoreProcessor) Name() string   { return "state-restore" }
 func (stateRestoreProcessor) Order() int     { return orderStateRestore }
 func (stateRestoreProcessor) Required() bool { return true }
 func (stateRestoreProcessor) Description() string {
-	return "stores the registrations, delegation requests and consents read from the state directory at start; an entry that does not parse is reported and skipped"
+	return "stores the registrations, delegation requests and consents read from the state directory at start; an entry that no longer validates is reported (and verdict run refuses to start with it)"
 }
 
 func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
@@ -357,20 +358,23 @@ func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 		return nil
 	}
 	for _, f := range c.Contents.Services {
+		unusable := func(msg string) {
+			c.Problems = append(c.Problems, state.Problem{File: f.Path, Message: fmt.Sprintf("service %s: %s", f.Name, msg)})
+		}
 		doc, err := f.DocumentMap()
 		if err != nil {
-			c.Problems = append(c.Problems, state.Problem{File: f.Name, Message: err.Error()})
+			unusable(err.Error())
 			continue
 		}
 		var ps acl.Problems
 		svc := acl.ParseService(f.Name, doc, acl.NewLoc(nil), &ps)
 		if err := ps.Err(); err != nil {
-			c.Problems = append(c.Problems, state.Problem{File: "service " + f.Name, Message: "the registered document no longer validates: " + err.Error()})
+			unusable("the registered document no longer validates: " + err.Error())
 			continue
 		}
 		canonical, err := json.Marshal(doc)
 		if err != nil {
-			c.Problems = append(c.Problems, state.Problem{File: "service " + f.Name, Message: err.Error()})
+			unusable(err.Error())
 			continue
 		}
 		if err := txn.PutRegistration(&store.RegistrationRecord{Name: f.Name, Service: svc, Document: canonical, RegisteredAt: f.RegisteredAt}); err != nil {
@@ -379,11 +383,11 @@ func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 		c.Stored = true
 	}
 	for _, f := range c.Contents.Delegations {
-		where := fmt.Sprintf("delegation %s/%s/%s", f.Tenant, f.Application, f.Group)
 		if f.Request != nil {
 			ops, err := acl.NormalizeOperations(f.Request.Operations)
 			if err != nil {
-				c.Problems = append(c.Problems, state.Problem{File: where, Message: "request.operations: " + err.Error()})
+				c.Problems = append(c.Problems, state.Problem{File: f.Path,
+					Message: fmt.Sprintf("delegation %s/%s/%s: request.operations: %v", f.Tenant, f.Application, f.Group, err)})
 				continue
 			}
 			if err := txn.PutDelegationRequest(&store.DelegationRequestRecord{Tenant: f.Tenant, Application: f.Application,
@@ -470,35 +474,84 @@ func (l *Loader) stateDir() *state.Dir {
 	return l.state
 }
 
+// StateOptions are how OpenState treats entries of the state directory
+// that cannot be used.
+type StateOptions struct {
+	// Quarantine moves entries that cannot be read or restored to the state
+	// directory's quarantine/ and goes on without them. What they held is
+	// lost: a withdrawn consent they recorded applies again. Without it,
+	// OpenState refuses them with an *UnusableStateError.
+	Quarantine bool
+}
+
+// UnusableStateError is a state directory holding entries that cannot be
+// read or restored. Leaving an entry out could give back access it took
+// away (a consent withdrawn, a registration replacing a bundle's service),
+// so verdict does not start without them unless told to.
+type UnusableStateError struct {
+	Dir      string
+	Problems []state.Problem
+}
+
+func (e *UnusableStateError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state directory %s holds %d entr%s that cannot be used:", e.Dir, len(e.Problems), plural(len(e.Problems), "y", "ies"))
+	for _, p := range e.Problems {
+		b.WriteString("\n  " + p.String())
+	}
+	b.WriteString("\nleaving an entry out could give back access it withdrew, so none is skipped: restore the files from a backup, or fix or remove them")
+	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // OpenState opens (creating it when missing) the state directory, reads the
 // registrations, delegation requests and consents kept there and stores them
-// as one change. A file that cannot be used is logged, listed in GET
-// /v1/status and ignored; only a directory that cannot be created or
-// written is an error. From then on every run-time change is written there
-// before it is acknowledged. Call it before the bundles are loaded, so that
+// as one change. Files of an earlier verdict's naming are renamed first. An
+// entry that cannot be read or restored is an *UnusableStateError, unless
+// opts.Quarantine moves it aside (it is then logged and listed in GET
+// /v1/status). From then on every run-time change is written there before
+// it is acknowledged. Call it before the bundles are loaded, so that
 // bundles may refer to registered services and permittable groups.
-func (l *Loader) OpenState(ctx context.Context, path string) error {
+func (l *Loader) OpenState(ctx context.Context, path string, opts StateOptions) error {
 	dir, err := state.Open(path)
 	if err != nil {
 		return err
 	}
-	contents := dir.Load()
-	l.stateMu.Lock()
-	l.state = dir
-	l.stateMu.Unlock()
-
-	problems, err := l.RestoreState(ctx, dir.Path(), contents)
-	for _, p := range problems {
-		l.log.Error("state entry ignored", "state_dir", dir.Path(), "file", p.File, "problem", p.Message)
+	contents, err := dir.Load()
+	if err != nil {
+		return err
 	}
-	l.stateMu.Lock()
-	l.stateProblems = problems
-	l.stateMu.Unlock()
+	for _, r := range contents.Renamed {
+		l.log.Info("state file renamed to this version's file name", "state_dir", dir.Path(), "from", r.From, "to", r.To)
+	}
+	problems, err := l.RestoreState(ctx, dir.Path(), contents)
 	if err != nil {
 		return fmt.Errorf("restore state from %s: %w", dir.Path(), err)
 	}
+	if len(problems) > 0 && !opts.Quarantine {
+		return &UnusableStateError{Dir: dir.Path(), Problems: problems}
+	}
+	now := time.Now()
+	for i, p := range problems {
+		to, err := dir.Quarantine(p.File, now)
+		if err != nil {
+			return err
+		}
+		problems[i].Message += " (moved to " + to + ")"
+		l.log.Error("state entry quarantined: what it held is lost", "state_dir", dir.Path(), "file", p.File, "problem", p.Message, "moved_to", to)
+	}
+	l.stateMu.Lock()
+	l.state = dir
+	l.stateProblems = problems
+	l.stateMu.Unlock()
 	l.log.Info("state restored", "state_dir", dir.Path(), "services", len(contents.Services),
-		"delegations", len(contents.Delegations), "ignored", len(problems))
+		"delegations", len(contents.Delegations), "quarantined", len(problems))
 	return nil
 }
 
@@ -506,9 +559,9 @@ func (l *Loader) OpenState(ctx context.Context, path string) error {
 // at path — registrations, delegation requests and consents — through the
 // change pipeline, as OpenState does at start, without making path the
 // directory later changes are written to (verdict check and verdict test
-// read a sidecar's state this way). It returns the entries it ignored (the
-// files contents could not use, and the entries that no longer validate),
-// and why.
+// read a sidecar's state this way). It returns the entries it could not
+// use (the files contents lists as problems, and the entries that no longer
+// validate), and why; the others are stored.
 func (l *Loader) RestoreState(ctx context.Context, path string, contents *state.Contents) ([]state.Problem, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -562,6 +615,9 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 // again changes nothing.
 func (l *Loader) RegisterService(ctx context.Context, name string, doc map[string]any) (*ServiceChange, uint64, error) {
 	c := &ServiceChange{Name: name, Document: doc, At: time.Now().UTC()}
+	if err := checkServiceName(name); err != nil {
+		return c, 0, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	kind := KindCreate
@@ -604,15 +660,34 @@ func (l *Loader) SetConsent(ctx context.Context, tenant, app, group, member stri
 	return c, l.delegationChange(ctx, c)
 }
 
+// checkNames checks the tenant, application, group and member names of a
+// run-time request or look-up (pairs of field and name): a name that is
+// not acl.ValidName is a *RequestError naming the field.
+func checkNames(names ...[2]string) error {
+	for _, n := range names {
+		if !acl.ValidName(n[1]) {
+			return &RequestError{Field: n[0], Message: fmt.Sprintf("%q is not a valid name (1 to %d bytes of UTF-8, no control characters or /)", n[1], acl.MaxNameBytes)}
+		}
+	}
+	return nil
+}
+
+// checkServiceName checks the name of a service in a run-time request or
+// look-up.
+func checkServiceName(name string) error {
+	if !acl.ValidServiceName(name) {
+		return &RequestError{Field: "name", Message: fmt.Sprintf("%q is not a valid service name (1 to %d bytes of UTF-8, no control characters, /, * or space)", name, acl.MaxNameBytes)}
+	}
+	return nil
+}
+
 func (l *Loader) delegationChange(ctx context.Context, c *DelegationChange) error {
 	names := [][2]string{{"tenant", c.Tenant}, {"application", c.Application}, {"group", c.Group}}
 	if c.Consent {
 		names = append(names, [2]string{"member", c.Member})
 	}
-	for _, n := range names {
-		if !acl.ValidName(n[1]) {
-			return &RequestError{Field: n[0], Message: fmt.Sprintf("%q is not a valid name (1 to 128 bytes, no control characters or /)", n[1])}
-		}
+	if err := checkNames(names...); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -683,6 +758,9 @@ func (l *Loader) Services() ([]ServiceInfo, error) {
 // Service describes the service decisions use under the name, or returns
 // a *NotFoundError.
 func (l *Loader) Service(name string) (*ServiceInfo, error) {
+	if err := checkServiceName(name); err != nil {
+		return nil, err
+	}
 	all, err := l.Services()
 	if err != nil {
 		return nil, err
@@ -735,6 +813,9 @@ func delegationInfo(r *store.Reader, rec *store.DelegationRecord) (DelegationInf
 // unknown tenant is a *NotFoundError; an application that asked nothing has
 // an empty list.
 func (l *Loader) Delegations(tenant, app string) ([]DelegationInfo, error) {
+	if err := checkNames([2]string{"tenant", tenant}, [2]string{"application", app}); err != nil {
+		return nil, err
+	}
 	r := l.reader()
 	t, err := r.Tenant(tenant)
 	if err != nil {
@@ -761,6 +842,9 @@ func (l *Loader) Delegations(tenant, app string) ([]DelegationInfo, error) {
 // Delegation returns an application's entry for a group; a
 // *NotFoundError when the tenant, the group or the request is unknown.
 func (l *Loader) Delegation(tenant, app, group string) (*DelegationInfo, error) {
+	if err := checkNames([2]string{"tenant", tenant}, [2]string{"application", app}, [2]string{"group", group}); err != nil {
+		return nil, err
+	}
 	r := l.reader()
 	if err := checkDelegationRefs(r, tenant, app, group, "", true); err != nil {
 		return nil, err
@@ -777,6 +861,9 @@ func (l *Loader) Delegation(tenant, app, group string) (*DelegationInfo, error) 
 // group (the effective answer decisions use); a *NotFoundError when the
 // tenant, group, member or request is unknown.
 func (l *Loader) Consent(tenant, app, group, member string) (bool, error) {
+	if err := checkNames([2]string{"tenant", tenant}, [2]string{"application", app}, [2]string{"group", group}, [2]string{"member", member}); err != nil {
+		return false, err
+	}
 	r := l.reader()
 	if err := checkDelegationRefs(r, tenant, app, group, member, true); err != nil {
 		return false, err

@@ -2,8 +2,11 @@ package loader
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -75,10 +78,17 @@ func cnWorld(t *testing.T, stateDir string) (*Loader, *decision.Engine, Source) 
 	t.Helper()
 	l, engine := newTestLoader(t)
 	if stateDir != "" {
-		if err := l.OpenState(context.Background(), stateDir); err != nil {
+		if err := l.OpenState(context.Background(), stateDir, StateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	tenant := loadCN(t, l)
+	return l, engine, tenant
+}
+
+// loadCN loads the catalog and the cn tenant into l.
+func loadCN(t *testing.T, l *Loader) Source {
+	t.Helper()
 	root := t.TempDir()
 	testfiles.Write(t, filepath.Join(root, "catalog"), cnCatalog)
 	testfiles.Write(t, filepath.Join(root, "cn"), cnTenant("t1", appSelf))
@@ -87,7 +97,7 @@ func cnWorld(t *testing.T, stateDir string) (*Loader, *decision.Engine, Source) 
 	if _, err := l.LoadAll(context.Background(), []Source{catalog, tenant}); err != nil {
 		t.Fatal(err)
 	}
-	return l, engine, tenant
+	return tenant
 }
 
 func decide(t *testing.T, engine *decision.Engine, member, app, method, path string) *decision.Decision {
@@ -337,16 +347,12 @@ func TestStateSurvivesARestart(t *testing.T) {
 			t.Errorf("runtime status = %+v", st.Runtime)
 		}
 	}
-	// A corrupt file beside the good ones is reported and skipped.
-	if err := os.WriteFile(filepath.Join(dir, state.DelegationsDir, "broken.json"), []byte(`{"version":`), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	l, engine, _ := cnWorld(t, dir)
 	wantCodes(t, decide(t, engine, "imhotep", "rhythm", "POST", "/portfolio/v1/khepri/beats"), true, "iam.allow", "resource.any", "delegation.allow")
 	wantCodes(t, decide(t, engine, "imhotep", "rhythm", "POST", "/identity/v1/applications/rhythm/permissions"),
 		false, "iam.allow", "resource.any", "delegation.not_enabled")
 	st := flush(t, l)
-	if len(st.Runtime.StateProblems) != 1 || !strings.HasSuffix(st.Runtime.StateProblems[0].File, "broken.json") {
+	if len(st.Runtime.StateProblems) != 0 {
 		t.Errorf("state problems = %+v", st.Runtime.StateProblems)
 	}
 	if st.Runtime.Registrations != 1 || st.Runtime.DelegationRequests != 1 || st.Runtime.Consents != 2 {
@@ -354,7 +360,94 @@ func TestStateSurvivesARestart(t *testing.T) {
 	}
 }
 
-func TestRegistrationThatNoLongerValidatesIsReported(t *testing.T) {
+// A state entry that cannot be read or restored never widens access: the
+// state is refused (verdict run does not start) and the file is left as it
+// is, unless the operator asks for it to be quarantined, which moves it
+// aside and says so in the status.
+func TestUnusableStateEntryIsRefusedOrQuarantined(t *testing.T) {
+	ctx := context.Background()
+	// The withdrawal of imhotep's consent, which the bundle declares.
+	const withdrawal = "cn,rhythm,identity__v1__app_self.json"
+	tests := []struct {
+		name    string
+		content string // the withdrawal file's new content
+		want    string // in the problem's message
+	}{
+		{"truncated", `{"version":1,"tenant":"cn","applica`, "not a valid state file: unexpected EOF"},
+		{"empty", ``, "not a valid state file: EOF"},
+		{"garbage", "\x00\x01not json", "not a valid state file"},
+		{"a future format", `{"version":2,"tenant":"cn","application":"rhythm","group":"identity__v1__app_self"}`, "format version 2"},
+		{"an operation no longer known", `{"version":1,"tenant":"cn","application":"rhythm","group":"identity__v1__app_self",` +
+			`"request":{"operations":["FLY"],"at":"2026-01-01T00:00:00Z"},"consents":{"imhotep":{"enabled":false,"at":"2026-01-01T00:00:00Z"}}}`,
+			`unknown operation "FLY"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			{
+				l, engine, _ := cnWorld(t, dir)
+				if _, err := l.SetConsent(ctx, "cn", "rhythm", "identity__v1__app_self", "imhotep", false); err != nil {
+					t.Fatal(err)
+				}
+				wantCodes(t, decide(t, engine, "imhotep", "rhythm", "POST", "/identity/v1/applications/rhythm/permissions"),
+					false, "iam.allow", "resource.any", "delegation.not_enabled")
+			}
+			file := filepath.Join(dir, state.DelegationsDir, withdrawal)
+			if err := os.WriteFile(file, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			// Refused, naming the file and the problem; nothing is written.
+			l, _ := newTestLoader(t)
+			err := l.OpenState(ctx, dir, StateOptions{})
+			var unusable *UnusableStateError
+			if !errors.As(err, &unusable) || len(unusable.Problems) != 1 || unusable.Problems[0].File != file ||
+				!strings.Contains(unusable.Problems[0].Message, tt.want) || !strings.Contains(err.Error(), file) {
+				t.Fatalf("OpenState = %v, want an *UnusableStateError naming %s and %q", err, file, tt.want)
+			}
+			if data, err := os.ReadFile(file); err != nil || string(data) != tt.content {
+				t.Errorf("the file was changed: %q, %v", data, err)
+			}
+			if l.StateDir() != "" {
+				t.Errorf("the refused state directory takes changes")
+			}
+
+			// Quarantined on request: moved aside, reported in the status.
+			l, engine := newTestLoader(t)
+			if err := l.OpenState(ctx, dir, StateOptions{Quarantine: true}); err != nil {
+				t.Fatal(err)
+			}
+			loadCN(t, l)
+			if _, err := os.Stat(file); !os.IsNotExist(err) {
+				t.Errorf("the file is still in place (%v)", err)
+			}
+			st := flush(t, l)
+			if len(st.Runtime.StateProblems) != 1 || st.Runtime.StateProblems[0].File != file {
+				t.Fatalf("state problems = %+v", st.Runtime.StateProblems)
+			}
+			msg := st.Runtime.StateProblems[0].Message
+			_, moved, ok := strings.Cut(msg, " (moved to ")
+			moved = strings.TrimSuffix(moved, ")")
+			if !ok || !strings.HasPrefix(moved, filepath.Join(dir, state.QuarantineDir)) {
+				t.Fatalf("state problem %q does not say where the file went", msg)
+			}
+			if data, err := os.ReadFile(moved); err != nil || string(data) != tt.content {
+				t.Errorf("quarantined file %s: %q, %v", moved, data, err)
+			}
+			// What the entry held is lost, as the flag says: the bundle's
+			// consent applies again.
+			wantCodes(t, decide(t, engine, "imhotep", "rhythm", "POST", "/identity/v1/applications/rhythm/permissions"),
+				true, "iam.allow", "resource.any", "delegation.allow")
+			// The next start finds nothing wrong.
+			again, _ := newTestLoader(t)
+			if err := again.OpenState(ctx, dir, StateOptions{}); err != nil {
+				t.Errorf("after the quarantine: %v", err)
+			}
+		})
+	}
+}
+
+func TestRegistrationThatNoLongerValidatesIsRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	d, err := state.Open(dir)
 	if err != nil {
@@ -363,13 +456,19 @@ func TestRegistrationThatNoLongerValidatesIsReported(t *testing.T) {
 	if err := d.PutService(&state.ServiceFile{Name: "old", Document: json.RawMessage(`{"routes": [{"path": "no-slash", "viewset": "X"}]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	l, _, _ := cnWorld(t, dir)
-	st := flush(t, l)
-	if len(st.Runtime.StateProblems) != 1 || !strings.Contains(st.Runtime.StateProblems[0].Message, "no longer validates") {
-		t.Errorf("state problems = %+v", st.Runtime.StateProblems)
+	l, _ := newTestLoader(t)
+	err = l.OpenState(context.Background(), dir, StateOptions{})
+	var unusable *UnusableStateError
+	if !errors.As(err, &unusable) || len(unusable.Problems) != 1 || unusable.Problems[0].File != d.ServicePath("old") ||
+		!strings.Contains(unusable.Problems[0].Message, "service old: the registered document no longer validates") {
+		t.Fatalf("OpenState = %v", err)
 	}
-	if st.Runtime.Registrations != 0 {
-		t.Errorf("the invalid registration was restored")
+	l, _ = newTestLoader(t)
+	if err := l.OpenState(context.Background(), dir, StateOptions{Quarantine: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := flush(t, l); st.Runtime.Registrations != 0 || len(st.Runtime.StateProblems) != 1 {
+		t.Errorf("runtime status = %+v", st.Runtime)
 	}
 }
 
@@ -459,7 +558,7 @@ func TestConcurrentRuntimeChanges(t *testing.T) {
 		name := "svc" + string(rune('a'+i))
 		wantCodes(t, decide(t, engine, "antony", "", "GET", "/"+name), true, "iam.admin")
 	}
-	if c := mustOpen(t, dir).Load(); len(c.Services) != 16 {
+	if c, err := mustOpen(t, dir).Load(); err != nil || len(c.Services) != 16 {
 		t.Errorf("%d services on disk", len(c.Services))
 	}
 }
@@ -471,4 +570,34 @@ func mustOpen(t *testing.T, dir string) *state.Dir {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// Services whose names once shared a state file (a name too long to spell
+// out in a file name, and the name spelled like that name's hashed file)
+// each survive a restart with their own document.
+func TestRegisteredNamesKeepTheirOwnStateFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	ctx := context.Background()
+	long := strings.Repeat("é", 60) // 120 bytes, 360 once escaped
+	sum := sha256.Sum256([]byte(long))
+	names := []string{long, "sha256-" + hex.EncodeToString(sum[:]),
+		strings.TrimSuffix(filepath.Base(mustOpen(t, dir).ServicePath(long)), ".json")}
+	doc := func(i int) map[string]any {
+		return map[string]any{"routes": []any{map[string]any{"method": "GET", "path": fmt.Sprintf("/s%d", i), "action": fmt.Sprintf("s%d:x:get", i)}}}
+	}
+	{
+		l, _, _ := cnWorld(t, dir)
+		for i, name := range names {
+			if _, _, err := l.RegisterService(ctx, name, doc(i)); err != nil {
+				t.Fatalf("%q: %v", name, err)
+			}
+		}
+	}
+	l, _, _ := cnWorld(t, dir)
+	for i, name := range names {
+		info, err := l.Service(name)
+		if err != nil || info.Source != "registration" || !strings.Contains(string(info.Document), fmt.Sprintf("/s%d", i)) {
+			t.Errorf("after a restart, %q = %+v, %v", name, info, err)
+		}
+	}
 }

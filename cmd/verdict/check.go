@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,7 +29,7 @@ func newCheckCommand() *cobra.Command {
 			"time that `verdict run --state-dir DIR` restores before loading them (bundles may\n" +
 			"refer to those services and their permittable groups; a registration overrides\n" +
 			"the bundles' service of the same name). DIR is only read: it must exist, and a\n" +
-			"state file verdict run would ignore is printed as a warning.",
+			"state file verdict run would refuse to start with is an error.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -45,7 +46,7 @@ func newCheckCommand() *cobra.Command {
 					return err
 				}
 				defer ld.Close()
-				if rs, err = readRuntimeState(ctx, ld, stateDir, out); err != nil {
+				if rs, err = readRuntimeState(ctx, ld, stateDir); err != nil {
 					return err
 				}
 			}
@@ -100,19 +101,20 @@ type runtimeState struct {
 // readRuntimeState reads the state directory dir (never creating or
 // changing it) and restores it into ld, which has no state directory, the
 // way verdict run restores it at start: registrations, delegation requests
-// and consents. An entry verdict run would ignore is printed to out as a
-// warning, as verdict run logs it.
-func readRuntimeState(ctx context.Context, ld *loader.Loader, dir string, out io.Writer) (*runtimeState, error) {
+// and consents. An entry verdict run would refuse to start with is an
+// error, as it is for verdict run.
+func readRuntimeState(ctx context.Context, ld *loader.Loader, dir string) (*runtimeState, error) {
 	contents, err := state.Read(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
 	problems, err := ld.RestoreState(ctx, dir, contents)
-	for _, p := range problems {
-		fmt.Fprintf(out, "warning: state %s: %s\n", dir, p)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	if len(problems) > 0 {
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("--state-dir: %w", &loader.UnusableStateError{Dir: abs, Problems: problems})
 	}
 	services, err := ld.Registered()
 	if err != nil {

@@ -97,7 +97,7 @@ func runVerdict(t *testing.T, args ...string) (stdout, stderr string, code int, 
 // restores before the bundles: a bundle referring to a registered service is
 // valid with the state directory and invalid without it, a registration
 // overriding a bundle's service drops what the bundle's service declared,
-// state files verdict run would ignore are warnings, and the state
+// state files verdict run would refuse to start with are errors, and the state
 // directory is only read.
 func TestStateDirForCheckAndTest(t *testing.T) {
 	const (
@@ -138,34 +138,33 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 			wantErr: []string{`unknown service "requisition"`},
 		},
 		{
-			name: "check: a corrupt state file is a warning; a leftover temporary file is left alone", command: "check",
+			name: "check: a corrupt state file is an error, as verdict run refuses it; a leftover temporary file is left alone", command: "check",
 			state: map[string]string{
 				"services/requisition.json":        requisitionFile,
 				"services/broken.json":             `{"version":`,
 				"services/.requisition.json.tmp12": `{"half`,
 			},
-			wantCode: 0,
-			wantOut: []string{
-				"warning: state DIR: DIR/services/broken.json: not a valid state file: unexpected EOF\n",
-				"ok: 1 bundle(s), 1 service(s), 1 registered service(s)",
+			wantCode: 1,
+			wantErr: []string{
+				"--state-dir: state directory DIR holds 1 entry that cannot be used:\n  DIR/services/broken.json: not a valid state file: unexpected EOF\n",
+				"restore the files from a backup, or fix or remove them",
 			},
-			notOut: []string{"tmp12"},
+			notOut: []string{"tmp12", "ok:"},
 		},
 		{
-			name: "check: a registration that no longer validates is a warning, and not registered", command: "check",
+			name: "check: a registration that no longer validates is an error", command: "check",
 			state:    map[string]string{"services/requisition.json": requisitionInvalidFile},
 			wantCode: 1,
-			wantOut:  []string{"warning: state DIR: service requisition: the registered document no longer validates: routes[0].path: "},
-			wantErr:  []string{`unknown service "requisition"`},
+			wantErr:  []string{"DIR/services/requisition.json: service requisition: the registered document no longer validates: routes[0].path: "},
 		},
 		{
-			name: "check: a delegation with an unknown operation is a warning", command: "check",
+			name: "check: a delegation with an unknown operation is an error", command: "check",
 			state: map[string]string{
 				"services/requisition.json": requisitionFile,
 				"delegations/bad.json":      badOperationFile,
 			},
-			wantCode: 0,
-			wantOut:  []string{"warning: state DIR: delegation bank/rhythm/requisition__v1: request.operations: [0]: unknown operation \"FLY\"", "ok: "},
+			wantCode: 1,
+			wantErr:  []string{"DIR/delegations/bad.json: delegation bank/rhythm/requisition__v1: request.operations: [0]: unknown operation \"FLY\""},
 		},
 		{
 			name: "check: a registration overrides the bundle's service and its permittable groups", command: "check",
@@ -192,10 +191,20 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 			state: map[string]string{
 				"services/requisition.json":                requisitionFile,
 				"delegations/bank,rhythm,requisition.json": delegationFile,
-				"delegations/broken.json":                  `not json`,
 			},
 			wantCode: 0,
-			wantOut:  []string{"warning: state DIR: DIR/delegations/broken.json: not a valid state file", "1 passed, 0 failed"},
+			wantOut:  []string{"1 passed, 0 failed"},
+		},
+		{
+			name: "test: a corrupt state file is an error", command: "test",
+			state: map[string]string{
+				"services/requisition.json":                requisitionFile,
+				"delegations/bank,rhythm,requisition.json": delegationFile,
+				"delegations/broken.json":                  `not json`,
+			},
+			wantCode: 1,
+			wantErr:  []string{"DIR/delegations/broken.json: not a valid state file"},
+			notOut:   []string{"passed"},
 		},
 		{
 			name: "test: --state-dir that does not exist is an error and is not created", command: "test",

@@ -7,18 +7,22 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/pflag"
 
 	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/state"
 )
 
 // runtimeOptions are the flags of run-time registration and delegation.
 type runtimeOptions struct {
-	adminTokenFile string
+	adminTokenFile  string
+	stateQuarantine bool
 }
 
 func addRuntimeFlags(f *pflag.FlagSet, o *runtimeOptions) {
+	f.BoolVar(&o.stateQuarantine, "state-quarantine", false, "move --state-dir entries that cannot be read or restored to <state-dir>/quarantine/ and start without them (what they held is lost: a consent they withdrew applies again); without it verdict run refuses to start with such an entry")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token that the write endpoints (PUT /v1/services/*, delegation requests and consents) require; without it they are open to whoever reaches --addr")
 }
 
@@ -27,7 +31,13 @@ func addRuntimeFlags(f *pflag.FlagSet, o *runtimeOptions) {
 // registered services) and reads the admin token.
 func setupRuntime(ctx context.Context, ld *loader.Loader, stateDir string, o runtimeOptions, log *slog.Logger) ([]byte, error) {
 	if stateDir != "" {
-		if err := ld.OpenState(ctx, stateDir); err != nil {
+		err := ld.OpenState(ctx, stateDir, loader.StateOptions{Quarantine: o.stateQuarantine})
+		var unusable *loader.UnusableStateError
+		if errors.As(err, &unusable) {
+			return nil, fmt.Errorf("--state-dir: %w, or start once with --state-quarantine to move them to %s and go on without them (what they held is lost)",
+				err, filepath.Join(unusable.Dir, state.QuarantineDir))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
 	} else {

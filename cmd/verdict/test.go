@@ -90,7 +90,7 @@ func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source,
 	if stateDir != "" {
 		// Like verdict run: the state before the bundles, which may refer to
 		// registered services.
-		if rs, err = readRuntimeState(ctx, ld, stateDir, out); err != nil {
+		if rs, err = readRuntimeState(ctx, ld, stateDir); err != nil {
 			return 0, err
 		}
 	}

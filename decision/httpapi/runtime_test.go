@@ -29,7 +29,7 @@ func runtimeAPI(t *testing.T, token string) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(ld.Close)
-	if err := ld.OpenState(context.Background(), t.TempDir()); err != nil {
+	if err := ld.OpenState(context.Background(), t.TempDir(), loader.StateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {

@@ -1110,7 +1110,7 @@ func TestParseServiceName(t *testing.T) {
 	if svc != nil {
 		t.Errorf("ParseService accepted the name %q", "bad name")
 	}
-	want := []string{`verdict/catalog/data.yaml: services.bad name: service name "bad name" must be non-empty and contain no "/", "*" or space`}
+	want := []string{`verdict/catalog/data.yaml: services.bad name: service name "bad name" must be 1 to 128 bytes of UTF-8 without control characters, "/", "*" or space`}
 	if got := problemStrings(&ps); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems = %q, want %q", got, want)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Delegation is what a tenant lets an application do on behalf of its
@@ -78,19 +80,29 @@ type IndexError struct {
 func (e *IndexError) Error() string { return fmt.Sprintf("[%d]: %v", e.Index, e.Err) }
 func (e *IndexError) Unwrap() error { return e.Err }
 
+// MaxNameBytes bounds a name given at run time.
+const MaxNameBytes = 128
+
 // ValidName reports whether s can name a tenant, application, group or
-// member in a run-time request: non-empty, at most 128 bytes, no control
-// characters and no "/".
+// member in a run-time request: 1 to MaxNameBytes bytes of valid UTF-8
+// (anything else would not survive the JSON of the state files unchanged),
+// no control character (C0, DEL or C1: NUL, newline, ...) and no "/".
 func ValidName(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > MaxNameBytes || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '/' {
+		if unicode.IsControl(r) || r == '/' {
 			return false
 		}
 	}
 	return true
+}
+
+// ValidServiceName reports whether s can name a service, in a bundle's
+// catalog or registered at run time: a ValidName without space or "*".
+func ValidServiceName(s string) bool {
+	return ValidName(s) && !strings.ContainsAny(s, " *")
 }
 
 // parseDelegations parses one application's entry: permittable group →

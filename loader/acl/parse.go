@@ -88,8 +88,8 @@ func ParseService(name string, raw any, loc Loc, ps *Problems) *Service {
 	}
 	before := len(ps.list)
 	svc := &Service{Name: name, PermittableGroups: map[string][]Endpoint{}, File: loc.File()}
-	if name == "" || strings.ContainsAny(name, "/ *") {
-		ps.Add(loc, `service name %q must be non-empty and contain no "/", "*" or space`, name)
+	if !ValidServiceName(name) {
+		ps.Add(loc, `service name %q must be 1 to %d bytes of UTF-8 without control characters, "/", "*" or space`, name, MaxNameBytes)
 	}
 	for _, k := range sortedKeys(obj) {
 		switch k {

@@ -63,7 +63,7 @@ func TestReadIsLoadWithoutWriting(t *testing.T) {
 	}
 
 	// Load reads the same entries, and removes the temporary file.
-	loaded := d.Load()
+	loaded := load(t, d)
 	if !reflect.DeepEqual(loaded, got) {
 		t.Errorf("Load = %+v\nRead = %+v", loaded, got)
 	}

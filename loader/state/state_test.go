@@ -12,6 +12,15 @@ import (
 	"github.com/verdict-authz/verdict/loader/state"
 )
 
+func load(t *testing.T, d *state.Dir) *state.Contents {
+	t.Helper()
+	c, err := d.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func open(t *testing.T) *state.Dir {
 	t.Helper()
 	d, err := state.Open(filepath.Join(t.TempDir(), "nested", "state"))
@@ -58,7 +67,7 @@ func TestRoundTrip(t *testing.T) {
 		Consents: map[string]state.Consent{"imhotep": {Enabled: false, At: at}}}); err != nil {
 		t.Fatal(err)
 	}
-	c := d.Load()
+	c := load(t, d)
 	if len(c.Problems) != 0 {
 		t.Fatalf("problems: %v", c.Problems)
 	}
@@ -94,7 +103,7 @@ func TestPutReplacesAndLeavesNoTemporaryFile(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "s.json" {
 		t.Fatalf("files: %v", entries)
 	}
-	if c := d.Load(); len(c.Services) != 1 || !strings.Contains(string(c.Services[0].Document), `"n":2`) {
+	if c := load(t, d); len(c.Services) != 1 || !strings.Contains(string(c.Services[0].Document), `"n":2`) {
 		t.Fatalf("loaded %+v", c.Services)
 	}
 }
@@ -122,7 +131,7 @@ func TestCorruptFilesAreReportedAndIgnored(t *testing.T) {
 	// Files that are not *.json are left alone.
 	write(state.ServicesDir, "README", `notes`)
 
-	c := d.Load()
+	c := load(t, d)
 	if len(c.Services) != 1 || c.Services[0].Name != "good" {
 		t.Errorf("services = %+v", c.Services)
 	}
@@ -175,7 +184,7 @@ func TestFileNamesKeepKeysApart(t *testing.T) {
 			t.Fatalf("service %q: %v", name, err)
 		}
 	}
-	c := d.Load()
+	c := load(t, d)
 	if len(c.Problems) != 0 {
 		t.Fatalf("problems: %v", c.Problems)
 	}
@@ -212,7 +221,7 @@ func TestConcurrentWritersOfDifferentEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c := d.Load(); len(c.Services) != 50 || len(c.Problems) != 0 {
+	if c := load(t, d); len(c.Services) != 50 || len(c.Problems) != 0 {
 		t.Fatalf("loaded %d services, problems %v", len(c.Services), c.Problems)
 	}
 }

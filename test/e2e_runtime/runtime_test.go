@@ -171,33 +171,71 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
-// A corrupt state file is reported and ignored; the rest is restored.
-func TestCorruptStateFileIsReported(t *testing.T) {
+// The issue 14 replay: a withdrawn consent is recorded in a state file; the
+// file is truncated (a disk that lied, an operator's slip). verdict run
+// refuses to start, naming the file and the fix, and leaves the file as it
+// is: leaving it out would give the consent back. With --state-quarantine
+// it moves the file aside, starts, and says so in the log and the status.
+func TestUnusableStateFileRefusesStart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
+	rhythmAsksIdentity := ask{tenant: "fineract", member: "imhotep", application: "rhythm", method: "POST", path: "/identity/v1/applications/rhythm/permissions"}
 	s := start(t, "--bundle", demoBundle, "--state-dir", state)
-	s.must(t, http.StatusOK, http.MethodPut, "/v1/services/requisition", requisitionDoc)
+	s.expect(t, "the bundle's consent", rhythmAsksIdentity, true, 200, "iam.allow", "resource.any", "delegation.allow")
+	s.must(t, http.StatusOK, http.MethodPut, perms+"/identity__v1__app_self/users/imhotep/enabled", `false`)
+	s.expect(t, "withdrawn", rhythmAsksIdentity, false, 403, "iam.allow", "resource.any", "delegation.not_enabled")
 	s.Stop()
-	if err := os.WriteFile(filepath.Join(state, "services", "garbage.json"), []byte("\x00\x01not json"), 0o600); err != nil {
+	file := filepath.Join(state, "delegations", "fineract,rhythm,identity__v1__app_self.json")
+	data, err := os.ReadFile(file)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s = start(t, "--bundle", demoBundle, "--state-dir", state)
-	s.expect(t, "the good registration", approve, true, 200, "iam.admin")
+	truncated := data[:len(data)/2]
+	if err := os.WriteFile(file, truncated, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := startAt(t, freeAddr(t), "--bundle", demoBundle, "--state-dir", state)
+	select {
+	case <-refused.Done:
+		out := refused.Out.String()
+		for _, want := range []string{file + ": not a valid state file: unexpected EOF", "--state-quarantine", "restore the files from a backup"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the exit message lacks %q:\n%s", want, out)
+			}
+		}
+		if refused.WaitErr == nil {
+			t.Errorf("verdict run exited 0")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("verdict run started with a truncated state file")
+	}
+	if got, err := os.ReadFile(file); err != nil || string(got) != string(truncated) {
+		t.Fatalf("the truncated file was changed: %q, %v", got, err)
+	}
+
+	s = start(t, "--bundle", demoBundle, "--state-dir", state, "--state-quarantine")
 	var st struct {
 		Ready   bool
 		Runtime struct {
-			Registrations int `json:"registrations"`
-			StateProblems []struct {
-				File, Message string
-			} `json:"state_problems"`
+			StateProblems []struct{ File, Message string } `json:"state_problems"`
 		}
 	}
 	s.must(t, http.StatusOK, http.MethodGet, "/v1/status", "").decode(t, &st)
-	if !st.Ready || st.Runtime.Registrations != 1 || len(st.Runtime.StateProblems) != 1 ||
-		!strings.HasSuffix(st.Runtime.StateProblems[0].File, "garbage.json") {
+	if len(st.Runtime.StateProblems) != 1 || st.Runtime.StateProblems[0].File != file ||
+		!strings.Contains(st.Runtime.StateProblems[0].Message, "moved to "+filepath.Join(state, "quarantine")) {
 		t.Errorf("status: %+v", st)
 	}
-	if !strings.Contains(s.Out.String(), "state entry ignored") {
+	if !strings.Contains(s.Out.String(), "state entry quarantined") {
 		t.Errorf("the log does not report the file:\n%s", s.Out.String())
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the file is still in place (%v)", err)
+	}
+	// The next start is clean.
+	s = s.restart(t)
+	s.must(t, http.StatusOK, http.MethodGet, "/v1/status", "").decode(t, &st)
+	if len(st.Runtime.StateProblems) != 0 {
+		t.Errorf("status after the quarantine: %+v", st)
 	}
 }
 
