@@ -36,6 +36,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand())
+	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand())
 	return root
 }

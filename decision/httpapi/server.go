@@ -83,6 +83,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
 	s.mux.HandleFunc("GET /v1/processors", s.handleProcessors)
 	s.registerRuntime()
+	s.registerAccess()
 	if opts.Telemetry != nil {
 		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}
