@@ -91,7 +91,11 @@ func runAccessReview(cmd *cobra.Command, f accessFlags, run reviewFunc, q access
 	if f.format != "table" && f.format != "json" && f.format != "csv" {
 		return fmt.Errorf("--format %q: use table, json or csv", f.format)
 	}
-	pinned, err := loadPinned(cmd, f.bundles)
+	sources, err := bundleSources(f.bundles)
+	if err != nil {
+		return err
+	}
+	pinned, err := loadPinned(cmd, sources)
 	if err != nil {
 		return err
 	}
@@ -124,13 +128,8 @@ func runAccessReview(cmd *cobra.Command, f accessFlags, run reviewFunc, q access
 	return printGrants(cmd.OutOrStdout(), f.format, subject, all)
 }
 
-// loadPinned loads the bundles (the embedded demo when none) into a new
-// engine and pins its generation.
-func loadPinned(cmd *cobra.Command, bundleArgs []string) (*decision.Pinned, error) {
-	sources, err := bundleSources(bundleArgs)
-	if err != nil {
-		return nil, err
-	}
+// loadPinned loads the bundles into a new engine and pins its generation.
+func loadPinned(cmd *cobra.Command, sources []loader.Source) (*decision.Pinned, error) {
 	quiet := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	engine := decision.NewEngine(quiet)
 	ld, err := loader.New(engine, quiet)
