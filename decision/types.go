@@ -8,6 +8,7 @@ package decision
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -83,9 +84,13 @@ type InputError struct {
 func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // Validate checks the request's shape and normalises it in place: the method
-// is upper-cased and the path made canonical (route.CanonicalPath: the
-// query string cut off, escapes decoded; encoded separators, dot segments
-// and the like refused).
+// is upper-cased, the path made canonical (route.CanonicalPath: the query
+// string cut off, escapes decoded; encoded separators, dot segments and the
+// like refused) and context.ip too (canonicalContextIP, which replaces
+// the context rather than write into the caller's map). FRNs and resource
+// group codes must be printable ASCII (acl.ValidateRequestFRN,
+// acl.ValidateGroupCode), so that they compare with the bundle's as a
+// service compares them.
 func (r *Request) Validate() error {
 	if r.Tenant == "" && r.Key == "" {
 		return &InputError{Field: "tenant", Message: "tenant or key is required"}
@@ -113,20 +118,19 @@ func (r *Request) Validate() error {
 		}
 	}
 	if res := r.Resource; res != nil && res.FRN != "" {
-		frn, err := acl.ParseFRN(res.FRN)
-		if err != nil {
+		if err := acl.ValidateRequestFRN(res.FRN); err != nil {
 			return &InputError{Field: "resource.frn", Message: err.Error()}
-		}
-		if frn.IsResourceGroup() {
-			return &InputError{Field: "resource.frn", Message: "names a resource group; a request names an object"}
 		}
 	}
 	if res := r.Resource; res != nil {
 		for i, g := range res.ResourceGroups {
-			if g == "" {
-				return &InputError{Field: fmt.Sprintf("resource.resource_groups[%d]", i), Message: "must not be empty"}
+			if err := acl.ValidateGroupCode(g); err != nil {
+				return &InputError{Field: fmt.Sprintf("resource.resource_groups[%d]", i), Message: err.Error()}
 			}
 		}
+	}
+	if err := r.canonicalContextIP(); err != nil {
+		return err
 	}
 	if r.Context != nil {
 		// What Rego cannot hold (a number beyond its range, say) is the
@@ -134,6 +138,41 @@ func (r *Request) Validate() error {
 		if _, err := ast.InterfaceToValue(r.Context); err != nil {
 			return &InputError{Field: "context", Message: err.Error()}
 		}
+	}
+	return nil
+}
+
+// canonicalContextIP writes context.ip, when the context has one, in its
+// canonical form (netip: an IPv4-mapped IPv6 address as IPv4, IPv6
+// compressed in lower case), so that every door hands rules such as the
+// demo's ext.ip_blocked one spelling of an address. A value that is not
+// exactly one IP address (spaces, leading zeros, a zone, a list, not a
+// string) is refused: a rule comparing it exactly would not apply.
+func (r *Request) canonicalContextIP() error {
+	ctx, ok := r.Context.(map[string]any)
+	if !ok {
+		return nil
+	}
+	v, ok := ctx["ip"]
+	if !ok {
+		return nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return &InputError{Field: "context.ip", Message: "must be a string holding one IP address"}
+	}
+	addr, err := netip.ParseAddr(s)
+	if err != nil || addr.Zone() != "" {
+		return &InputError{Field: "context.ip", Message: fmt.Sprintf("must be one IP address (not a list), written without spaces, leading zeros or a zone: %q", s)}
+	}
+	if canonical := addr.Unmap().String(); canonical != s {
+		// A copy: the caller's map may be shared with other requests.
+		c := make(map[string]any, len(ctx))
+		for k, v := range ctx {
+			c[k] = v
+		}
+		c["ip"] = canonical
+		r.Context = c
 	}
 	return nil
 }

@@ -168,3 +168,70 @@ func strconvQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestValuesThatDefeatExactDeniesAreRefused is issue 14 item 8: a request
+// value written another way than the bundle's skipped an exact-match deny.
+// context.ip is made canonical at every door (the demo blocks 203.0.113.66,
+// even for the admin); FRNs and group codes are printable ASCII, so that
+// "secret-portfolio " or "secret-portfolıo" cannot name the secret
+// portfolio to a service while being another object to its Deny.
+func TestValuesThatDefeatExactDeniesAreRefused(t *testing.T) {
+	h := demoAPI(t)
+	const secret = "frn:finmars:portfolios:portfolio:secret-portfolio"
+	withIP := func(ip string) string {
+		return `{"tenant":"bank","member":"admin","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/"},"context":{"hour":10,"ip":` + ip + `}}`
+	}
+	withFRN := func(frn string) string {
+		return `{"tenant":"bank","member":"head_of_banking","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"frn":` + strconvQuote(frn) + `}}`
+	}
+	withGroup := func(g string) string {
+		return `{"tenant":"bank","member":"user_a","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"resource_groups":[` + strconvQuote(g) + `]}}`
+	}
+	denied := []struct{ name, request, code string }{
+		{"a blocked address", withIP(`"203.0.113.66"`), "ext.ip_blocked"},
+		{"a blocked address, IPv4-mapped", withIP(`"::ffff:203.0.113.66"`), "ext.ip_blocked"},
+		{"a blocked address, IPv4-mapped in hex", withIP(`"::FFFF:cb00:7142"`), "ext.ip_blocked"},
+		{"the secret portfolio", withFRN(secret), "iam.explicit_deny"},
+		{"the secret portfolio, upper case", withFRN(strings.ToUpper(secret)), "iam.explicit_deny"},
+	}
+	refused := []struct{ name, request, field string }{
+		{"an address with a trailing space", withIP(`"203.0.113.66 "`), "context.ip"},
+		{"an address with a leading space", withIP(`" 203.0.113.66"`), "context.ip"},
+		{"a zero-padded address", withIP(`"203.000.113.066"`), "context.ip"},
+		{"an address with a zone", withIP(`"fe80::1%eth0"`), "context.ip"},
+		{"a list of addresses", withIP(`"10.0.0.1, 203.0.113.66"`), "context.ip"},
+		{"an address that is a number", withIP(`3405803842`), "context.ip"},
+		{"an address that is null", withIP(`null`), "context.ip"},
+		{"an FRN with a trailing space", withFRN(secret + " "), "resource.frn"},
+		{"an FRN with a NUL", withFRN(secret + "\x00"), "resource.frn"},
+		{"an FRN with a dotless i", withFRN("frn:finmars:portfolios:portfolıo:secret-portfolio"), "resource.frn"},
+		{"an FRN with a long s", withFRN("frn:finmars:portfolios:portfolio:ſecret-portfolio"), "resource.frn"},
+		{"an FRN with a Kelvin sign", withFRN("frn:finmars:portfolios:portfolio:\u212Aey"), "resource.frn"},
+		{"an FRN that is a pattern", withFRN("frn:finmars:portfolios:portfolio:secret-*"), "resource.frn"},
+		{"an FRN naming a resource group", withFRN("frn:finmars:iam:resourcegroup:portfolio_group_a"), "resource.frn"},
+		{"a group code with a trailing space", withGroup("portfolio_group_a "), "resource.resource_groups[0]"},
+		{"a group code that is a pattern", withGroup("portfolio_group_*"), "resource.resource_groups[0]"},
+		{"a group code with a non-ASCII letter", withGroup("portfolıo_group_a"), "resource.resource_groups[0]"},
+	}
+	for _, d := range decisionDoors(h) {
+		t.Run(d.name, func(t *testing.T) {
+			for _, tt := range denied {
+				code, body := d.ask(t, tt.request)
+				if code != http.StatusOK {
+					t.Errorf("%s: %d %s", tt.name, code, body)
+					continue
+				}
+				if allow, deny := decisionOf(t, body); allow || deny != tt.code {
+					t.Errorf("%s: allow %v, deny %q; want %s", tt.name, allow, deny, tt.code)
+				}
+			}
+			for _, tt := range refused {
+				code, body := d.ask(t, tt.request)
+				var e httpapi.ErrorBody
+				if code != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || e.Field != d.field(tt.field) {
+					t.Errorf("%s: %d %s; want 400 naming %s", tt.name, code, body, d.field(tt.field))
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -271,6 +272,10 @@ func TestParseFRNInvalid(t *testing.T) {
 		{"frn:finmars::b:c", `FRN "frn:finmars::b:c"` + form},
 		{"frn:finmars:a::c", `FRN "frn:finmars:a::c"` + form},
 		{"frn:finmars:portfolios", `FRN "frn:finmars:portfolios"` + form},
+		{"frn:finmars:a:b:c ", `FRN "frn:finmars:a:b:c " holds a space at byte 17; an FRN is printable ASCII without spaces`},
+		{"frn:finmars:a:b:c\x00", `FRN "frn:finmars:a:b:c\x00" holds the control character 0x00 at byte 17; an FRN is printable ASCII without spaces`},
+		{"frn:finmars:a:portfolıo:c", `FRN "frn:finmars:a:portfolıo:c" holds the non-ASCII character 'ı' at byte 21; an FRN is printable ASCII without spaces`},
+		{"frn:finmars:a:b:\xff", `FRN "frn:finmars:a:b:\xff" holds the byte 0xff (not UTF-8) at byte 16; an FRN is printable ASCII without spaces`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -282,6 +287,42 @@ func TestParseFRNInvalid(t *testing.T) {
 				t.Errorf("error = %q\nwant    %q", err.Error(), tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRequestFRNsAndGroupCodes: a request names one object by an FRN of the
+// bundle's grammar, and resource groups by codes an FRN could hold.
+func TestRequestFRNsAndGroupCodes(t *testing.T) {
+	for _, tt := range []struct {
+		frn     string
+		wantErr string
+	}{
+		{"frn:finmars:portfolios:portfolio:secret-portfolio", ""},
+		{"FRN:FINMARS:PORTFOLIOS:PORTFOLIO:SECRET-PORTFOLIO", ""},
+		{"frn:finmars:a:b:c:d", ""},
+		{"frn:finmars:portfolios:portfolio:secret-*", `FRN "frn:finmars:portfolios:portfolio:secret-*" holds *: a request names one object, not a pattern`},
+		{"frn:finmars:iam:resourcegroup:g", "names a resource group; a request names an object"},
+		{"frn:finmars:a:b:c\t", `FRN "frn:finmars:a:b:c\t" holds the control character 0x09 at byte 17; an FRN is printable ASCII without spaces`},
+	} {
+		err := acl.ValidateRequestFRN(tt.frn)
+		if got := fmt.Sprint(err); (err == nil) != (tt.wantErr == "") || (err != nil && got != tt.wantErr) {
+			t.Errorf("ValidateRequestFRN(%q) = %v, want %q", tt.frn, err, tt.wantErr)
+		}
+	}
+	for _, tt := range []struct {
+		code    string
+		wantErr string
+	}{
+		{"portfolio_group_a", ""},
+		{"", "must not be empty"},
+		{"portfolio_group_a ", `resource group code "portfolio_group_a " holds a space at byte 17; a code is printable ASCII without spaces`},
+		{"gr*", `resource group code "gr*" holds *: a request names groups, not patterns`},
+		{"Kgroup", `resource group code "Kgroup" holds the non-ASCII character 'K' at byte 0; a code is printable ASCII without spaces`},
+	} {
+		err := acl.ValidateGroupCode(tt.code)
+		if got := fmt.Sprint(err); (err == nil) != (tt.wantErr == "") || (err != nil && got != tt.wantErr) {
+			t.Errorf("ValidateGroupCode(%q) = %v, want %q", tt.code, err, tt.wantErr)
+		}
 	}
 }
 
@@ -845,6 +886,11 @@ func TestParseTenantProblems(t *testing.T) {
 			name:   "resource group code with a wildcard",
 			mutate: func(m map[string]any) { set(m, "resource_groups.grp*", map[string]any{"assignments": []any{}}) },
 			want:   []string{f + `resource_groups.grp*: resource group code "grp*" must not contain *`},
+		},
+		{
+			name:   "resource group code with a non-ASCII letter",
+			mutate: func(m map[string]any) { set(m, "resource_groups.grıp", map[string]any{"assignments": []any{}}) },
+			want:   []string{f + "resource_groups.grıp: resource group code \"grıp\" holds the non-ASCII character 'ı' at byte 2; a code is printable ASCII without spaces, as in its FRN"},
 		},
 	}
 	for _, tt := range tests {

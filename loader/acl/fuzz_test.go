@@ -200,8 +200,9 @@ func FuzzParseActionPattern(f *testing.F) {
 // --- FRNs and resource patterns -------------------------------------------------
 
 // specFRN is the SPEC's FRN: "frn:finmars:" (any case) plus three non-empty
-// parts, the last of which may contain ":".
-var specFRN = regexp.MustCompile(`(?s)^[fF][rR][nN]:[fF][iI][nN][mM][aA][rR][sS]:([^:]+):([^:]+):(.+)$`)
+// parts, the last of which may contain ":", in printable ASCII without
+// spaces (0x21-0x7E; ":" is 0x3A).
+var specFRN = regexp.MustCompile(`^[fF][rR][nN]:[fF][iI][nN][mM][aA][rR][sS]:([\x21-\x39\x3b-\x7e]+):([\x21-\x39\x3b-\x7e]+):([\x21-\x7e]+)$`)
 
 // FuzzParseFRN checks that ParseFRN accepts exactly the SPEC's FRNs and
 // splits them into their parts.
@@ -218,6 +219,10 @@ func FuzzParseFRN(f *testing.F) {
 		"frn:finmars",
 		"arn:aws:s3:::bucket",
 		"frn:finmars:a:b:\n",
+		"frn:finmars:a:b:c ",
+		"frn:finmars:portfolios:portfolıo:x",
+		"frn:finmars:a:b:\u212a",
+		"frn:finmars:a:b:c\x00",
 	} {
 		f.Add(s)
 	}

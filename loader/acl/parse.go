@@ -337,6 +337,8 @@ func parseTenant(code string, raw any, loc Loc, ps *Problems, doc *Document) *Te
 		rg := &ResourceGroup{Code: k}
 		if strings.Contains(k, "*") {
 			ps.Add(l, "resource group code %q must not contain *", k)
+		} else if i := notFRNByte(k); i >= 0 {
+			ps.Add(l, "resource group code %q holds %s at byte %d; a code is printable ASCII without spaces, as in its FRN", k, describeByte(k, i), i)
 		}
 		list, _ := asStringList(o["assignments"], l.Key("assignments"), ps)
 		for i, a := range list {

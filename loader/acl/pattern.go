@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ActionPattern is a parsed statement action such as "finmars:Portfolio:*".
@@ -120,8 +121,15 @@ type FRN struct {
 const frnPrefix = "frn:finmars:"
 
 // ParseFRN parses "frn:finmars:" plus three non-empty parts (the last may
-// contain ":"). The prefix is matched ignoring case.
+// contain ":"). The prefix is matched ignoring case. An FRN is printable
+// ASCII without spaces: FRNs compare ignoring case, and ASCII is where
+// every reader folds case alike (a dotless "ı" or a Kelvin sign "K" would
+// fold one way in Go and another in a service), and a trailing space or a
+// NUL would make an FRN that a service trims name another object here.
 func ParseFRN(s string) (FRN, error) {
+	if i := notFRNByte(s); i >= 0 {
+		return FRN{}, fmt.Errorf("FRN %q holds %s at byte %d; an FRN is printable ASCII without spaces", s, describeByte(s, i), i)
+	}
 	if len(s) < len(frnPrefix) || !strings.EqualFold(s[:len(frnPrefix)], frnPrefix) {
 		return FRN{}, fmt.Errorf("FRN %q must start with %q", s, frnPrefix)
 	}
@@ -130,6 +138,61 @@ func ParseFRN(s string) (FRN, error) {
 		return FRN{}, fmt.Errorf("FRN %q must have the form frn:finmars:<app>:<model>:<user_code>", s)
 	}
 	return FRN{App: parts[0], Model: parts[1], UserCode: parts[2]}, nil
+}
+
+// notFRNByte is the index of the first byte of s that is not printable
+// ASCII (0x21-0x7E), or -1.
+func notFRNByte(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return i
+		}
+	}
+	return -1
+}
+
+// describeByte names the character at s[i] for an error message.
+func describeByte(s string, i int) string {
+	switch c := s[i]; {
+	case c == ' ':
+		return "a space"
+	case c < ' ' || c == 0x7f:
+		return fmt.Sprintf("the control character %#02x", c)
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError {
+		return fmt.Sprintf("the byte %#02x (not UTF-8)", s[i])
+	}
+	return fmt.Sprintf("the non-ASCII character %q", r)
+}
+
+// ValidateRequestFRN checks the FRN of a request's object: an FRN (ParseFRN)
+// that names one object, so it holds no "*" and names no resource group.
+func ValidateRequestFRN(s string) error {
+	frn, err := ParseFRN(s)
+	switch {
+	case err != nil:
+		return err
+	case strings.Contains(s, "*"):
+		return fmt.Errorf("FRN %q holds *: a request names one object, not a pattern", s)
+	case frn.IsResourceGroup():
+		return errors.New("names a resource group; a request names an object")
+	}
+	return nil
+}
+
+// ValidateGroupCode checks a resource group code as a request names it:
+// printable ASCII without spaces or "*", as in the group's FRN.
+func ValidateGroupCode(code string) error {
+	switch i := notFRNByte(code); {
+	case code == "":
+		return errors.New("must not be empty")
+	case i >= 0:
+		return fmt.Errorf("resource group code %q holds %s at byte %d; a code is printable ASCII without spaces", code, describeByte(code, i), i)
+	case strings.Contains(code, "*"):
+		return fmt.Errorf("resource group code %q holds *: a request names groups, not patterns", code)
+	}
+	return nil
 }
 
 // IsResourceGroup reports whether the FRN names a resource group.
