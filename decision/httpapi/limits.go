@@ -3,10 +3,14 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +27,14 @@ const MaxJSONDepth = 64
 // slot before it is answered 503.
 const overloadWait = 10 * time.Millisecond
 
+// Readiness under overload: /health/ready answers 503 once the limiter has
+// refused decisions for overloadReadyAfter without a pause of overloadGap
+// between two refusals, and 200 again overloadGap after the last refusal.
+const (
+	overloadReadyAfter = 5 * time.Second
+	overloadGap        = time.Second
+)
+
 // isDecisionPath reports whether path is one of the decision endpoints the
 // concurrency limit covers: /v1/decide (and ?explain), /v1/decide/batch,
 // /v1/plan, /v1/data, /v1/data/*, /v1/authz and the access reviews
@@ -36,40 +48,133 @@ func isDecisionPath(path string) bool {
 		strings.HasPrefix(path, "/v1/tenants/") && strings.HasSuffix(path, "/access")
 }
 
-// limitDecisions lets at most max decision requests evaluate at once; the
+// errBodyBudget is a decision body that would take the bytes held by
+// decision bodies past the limiter's budget.
+var errBodyBudget = errors.New("decision bodies in flight exceed their memory budget")
+
+// decisionLimiter lets at most max decision requests evaluate at once; the
 // others wait at most overloadWait for a slot and are then answered 503
 // {"code":"overloaded"} with Retry-After: 1. Health, status, metrics and the
-// admin endpoints are never limited. max <= 0 returns next unchanged.
-func limitDecisions(max int, next http.Handler) http.Handler {
-	if max <= 0 {
-		return next
+// admin endpoints are never limited.
+//
+// A request's body is read whole (at most maxBodyBytes) before it takes a
+// slot, so a client that sends a header and then stalls holds a goroutine
+// and a connection until the server's read timeout, never a slot. The bytes
+// of the decision bodies read and not yet answered are bounded by
+// bodyBudget (2 × max × maxBodyBytes): a body that would pass it is refused
+// 503 overloaded while it is read, so reading before the slot does not
+// trade the slot limit for unbounded memory. Stalled clients count only the
+// bytes they sent.
+type decisionLimiter struct {
+	max          int
+	slots        chan struct{}
+	maxBodyBytes int64
+	bodyBudget   int64
+	bodyBytes    atomic.Int64
+	bufPool      sync.Pool
+	next         http.Handler
+	now          func() time.Time
+
+	mu sync.Mutex
+	// rejectingSince starts the current run of refusals (no pause longer
+	// than overloadGap); lastRejection is the latest refusal.
+	rejectingSince, lastRejection time.Time
+}
+
+// newDecisionLimiter limits decisions to max in flight (max > 0).
+func newDecisionLimiter(max int, maxBodyBytes int64, next http.Handler) *decisionLimiter {
+	l := &decisionLimiter{max: max, slots: make(chan struct{}, max), maxBodyBytes: maxBodyBytes,
+		bodyBudget: 2 * int64(max) * maxBodyBytes, next: next, now: time.Now}
+	l.bufPool.New = func() any { return new(bytes.Buffer) }
+	return l
+}
+
+func (l *decisionLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isDecisionPath(r.URL.Path) {
+		l.next.ServeHTTP(w, r)
+		return
 	}
-	sem := make(chan struct{}, max)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isDecisionPath(r.URL.Path) {
-			next.ServeHTTP(w, r)
+	buf := l.bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer l.bufPool.Put(buf)
+	body := &budgetedBody{ReadCloser: r.Body, l: l}
+	defer func() { l.bodyBytes.Add(-body.n) }()
+	r.Body = body
+	if !readBounded(w, r, buf, l.maxBodyBytes) {
+		if errors.Is(body.err, errBodyBudget) {
+			l.rejected()
+		}
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(overloadWait)
+		select {
+		case l.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			l.rejected()
+			writeOverloaded(w, "too many decisions in flight (at most "+strconv.Itoa(l.max)+"); retry shortly")
+			return
+		case <-r.Context().Done():
+			t.Stop()
 			return
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			t := time.NewTimer(overloadWait)
-			select {
-			case sem <- struct{}{}:
-				t.Stop()
-			case <-t.C:
-				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusServiceUnavailable, "overloaded", "",
-					"too many decisions in flight (at most "+strconv.Itoa(max)+"); retry shortly")
-				return
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
+	}
+	defer func() { <-l.slots }()
+	l.next.ServeHTTP(w, r)
+}
+
+func writeOverloaded(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "overloaded", "", msg)
+}
+
+// rejected records a refused decision request.
+func (l *decisionLimiter) rejected() {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rejectingSince.IsZero() || now.Sub(l.lastRejection) > overloadGap {
+		l.rejectingSince = now
+	}
+	l.lastRejection = now
+}
+
+// overloadedFor is how long the limiter has been refusing decisions
+// without a pause longer than overloadGap (0 when it is not refusing).
+func (l *decisionLimiter) overloadedFor() time.Duration {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rejectingSince.IsZero() || now.Sub(l.lastRejection) > overloadGap {
+		return 0
+	}
+	return now.Sub(l.rejectingSince)
+}
+
+// budgetedBody counts the bytes read from a decision body against the
+// limiter's budget; n are the bytes it holds, err the budget error.
+type budgetedBody struct {
+	io.ReadCloser
+	l   *decisionLimiter
+	n   int64
+	err error
+}
+
+func (b *budgetedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if b.l.bodyBytes.Add(int64(n)) > b.l.bodyBudget {
+			b.l.bodyBytes.Add(-int64(n))
+			b.err = errBodyBudget
+			return 0, errBodyBudget
 		}
-		defer func() { <-sem }()
-		next.ServeHTTP(w, r)
-	})
+		b.n += int64(n)
+	}
+	return n, err
 }
 
 // DepthError is a JSON body nesting deeper than MaxJSONDepth.

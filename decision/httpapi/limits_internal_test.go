@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 // TestLimitDecisions fills every evaluation slot with blocked requests and
@@ -16,7 +18,7 @@ import (
 func TestLimitDecisions(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 8)
-	h := limitDecisions(2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newDecisionLimiter(2, 1<<20, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health" {
 			entered <- struct{}{}
 			<-release
@@ -65,9 +67,102 @@ func TestLimitDecisions(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("after release: %d", rec.Code)
 	}
-	mux := http.NewServeMux()
-	if limitDecisions(0, mux) != http.Handler(mux) {
-		t.Fatal("0 is not unlimited")
+	// The refusals are recorded; moments of them are no sustained overload.
+	if d := h.overloadedFor(); d <= 0 || d >= overloadReadyAfter {
+		t.Errorf("after six refusals in a row: overloaded for %v", d)
+	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// /health/ready answers 503 once decisions have been refused for
+// overloadReadyAfter without a pause of overloadGap, and 200 again after
+// such a pause; a short burst of refusals leaves it ready.
+func TestReadinessReflectsSustainedOverload(t *testing.T) {
+	engine, _ := loadertest.Demo(t)
+	s := New(engine, Options{Log: loadertest.Quiet, MaxConcurrentDecisions: 1})
+	clock := &fakeClock{t: time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)}
+	s.limiter.now = clock.now
+	ready := func() (int, string) {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health/ready", nil))
+		return rec.Code, rec.Body.String()
+	}
+	refuseFor := func(d time.Duration) {
+		for end := clock.t.Add(d); clock.t.Before(end); clock.advance(overloadGap / 2) {
+			s.limiter.rejected()
+		}
+		s.limiter.rejected()
+	}
+	refuseFor(overloadReadyAfter / 2)
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("after a burst of refusals: %d %s", code, body)
+	}
+	refuseFor(overloadReadyAfter / 2)
+	code, body := ready()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"status":"not_ready"`) || !strings.Contains(body, "overloaded") {
+		t.Fatalf("after %v of refusals: %d %s", overloadReadyAfter, code, body)
+	}
+	// A pause longer than overloadGap ends the overload ...
+	clock.advance(overloadGap + time.Millisecond)
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("after a pause: %d %s", code, body)
+	}
+	// ... and the next refusals start a new run.
+	refuseFor(overloadReadyAfter - overloadGap)
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("a new run of refusals counts from its start: %d %s", code, body)
+	}
+}
+
+// The bytes of decision bodies read and not yet answered are bounded: a
+// body that would pass the budget is refused 503 overloaded while it is
+// read, and the budget is given back when a request ends.
+func TestDecisionBodiesHaveAMemoryBudget(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	// One slot and 1 KiB bodies: a budget of 2 KiB.
+	h := newDecisionLimiter(1, 1<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	body := strings.Repeat("x", 1000)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(body)))
+	}()
+	<-entered
+	// A second body fits the budget (and then finds the slot taken) ...
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(body)))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "in flight (at most 1)") {
+		t.Fatalf("second body: %d %s", rec.Code, rec.Body)
+	}
+	// ... while the budget is held by a body being read, a third does not.
+	h.bodyBytes.Add(1000)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(body)))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || !strings.Contains(rec.Body.String(), "memory budget") {
+		t.Fatalf("third body: %d %s", rec.Code, rec.Body)
+	}
+	h.bodyBytes.Add(-1000)
+	close(release)
+	wg.Wait()
+	if n := h.bodyBytes.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted after every request ended", n)
+	}
+	// A body over the per-request limit is 413, as without the limiter.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(strings.Repeat("x", 2000))))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/proxyauth"
@@ -56,6 +57,8 @@ type Server struct {
 	handler http.Handler // mux behind the telemetry middleware
 	bufPool sync.Pool
 	authz   *proxyauth.Identifier
+	// limiter bounds decisions in flight (nil: unlimited).
+	limiter *decisionLimiter
 }
 
 // New returns the API handler.
@@ -87,7 +90,12 @@ func New(engine *decision.Engine, opts Options) *Server {
 	if opts.Telemetry != nil {
 		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}
-	s.handler = withTelemetry(opts.Telemetry, limitDecisions(opts.MaxConcurrentDecisions, s.mux))
+	var h http.Handler = s.mux
+	if opts.MaxConcurrentDecisions > 0 {
+		s.limiter = newDecisionLimiter(opts.MaxConcurrentDecisions, opts.MaxBodyBytes, s.mux)
+		h = s.limiter
+	}
+	s.handler = withTelemetry(opts.Telemetry, h)
 	return s
 }
 
@@ -143,14 +151,24 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 // readBody reads the request body into buf. On failure it answers 413
 // (too large) or 400 and returns false.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+	return readBounded(w, r, buf, s.opts.MaxBodyBytes)
+}
+
+// readBounded reads the request body, at most max bytes, into buf. On
+// failure it answers 413 (too large), 503 (the decision bodies' memory
+// budget is spent, see decisionLimiter) or 400, and returns false.
+func readBounded(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int64) bool {
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large",
 				"", fmt.Sprintf("the request body exceeds %d bytes", tooBig.Limit))
-			return false
+		case errors.Is(err, errBodyBudget):
+			writeOverloaded(w, err.Error()+"; retry shortly")
+		default:
+			writeError(w, http.StatusBadRequest, "invalid_request", "", "could not read the request body: "+err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request", "", "could not read the request body: "+err.Error())
 		return false
 	}
 	return true
@@ -304,6 +322,13 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.bundlesFailing(w) {
 		return
+	}
+	if s.limiter != nil {
+		if d := s.limiter.overloadedFor(); d >= overloadReadyAfter {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready",
+				"message": fmt.Sprintf("overloaded: decision requests have been refused (503 overloaded) for %s without a pause of %s", d.Round(time.Second), overloadGap)})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "generation": gen.Number, "revision": gen.Revisions})
 }
