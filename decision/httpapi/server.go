@@ -81,6 +81,10 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/authz", s.handleAuthz)
+	// OPA's default decision, and JSON errors for whatever no route takes
+	// (opa_default.go).
+	s.mux.HandleFunc("POST /{$}", s.handleDefaultDecision)
+	s.mux.HandleFunc(unroutedPattern, s.handleUnrouted)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)
 	s.mux.HandleFunc("GET /v1/status", s.handleStatus)
@@ -249,6 +253,12 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, buf) {
 		return
 	}
+	s.answerDecision(w, r, buf)
+}
+
+// answerDecision decides the decision request in buf (a body read whole)
+// and answers the decision, reusing buf for the answer.
+func (s *Server) answerDecision(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) {
 	d, err := s.engine.DecideJSON(r.Context(), buf.Bytes(), parseDecideBody)
 	var jsonErr *bodyError
 	switch {
