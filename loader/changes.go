@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/store"
 )
@@ -42,6 +43,10 @@ type Loader struct {
 
 	// The state directory of run-time changes (nil: kept in memory) and
 	// the entries of it that were ignored at start.
+	// warned holds the vocabulary warnings already logged, so that each
+	// is logged once while it stands.
+	warned map[string]bool
+
 	stateMu       sync.Mutex
 	state         *state.Dir
 	stateProblems []state.Problem
@@ -547,6 +552,7 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 		}
 		l.engine.Install(gen)
 		l.bundles = bundles
+		l.publishWarningsLocked()
 		for _, b := range next {
 			b.dropDecodedData()
 		}
@@ -561,6 +567,41 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 	}
 	l.notify(ev)
 	return gen
+}
+
+// publishWarningsLocked shows every served bundle's warnings in the status:
+// what reading it found (unknown fields) and its statements whose actions
+// match no action of the services served now, registrations included. It
+// runs after every installed change, so a registration that brings an
+// action in clears a warning and one that takes an action away raises one
+// (a registration never fails because of a bundle's statements). A
+// vocabulary warning is logged when it first appears.
+func (l *Loader) publishWarningsLocked() {
+	registered, err := l.Registered()
+	if err != nil {
+		l.log.Warn("cannot list the registered services to check statements' actions", "error", err)
+		return
+	}
+	installed := make([]*Bundle, 0, len(l.bundles))
+	for _, name := range sortedKeys(l.bundles) {
+		installed = append(installed, l.bundles[name])
+	}
+	_, vocab := vocabularyProblems(installed, effectiveServices(installed, registered), func(string) bool { return false })
+	all := make(map[string][]acl.Problem, len(installed))
+	warned := map[string]bool{}
+	for _, b := range installed {
+		name := b.Source.Name
+		all[name] = append(append([]acl.Problem(nil), b.Warnings...), vocab[name]...)
+		for _, w := range vocab[name] {
+			key := name + "\x00" + w.String()
+			if !l.warned[key] {
+				l.log.Warn("bundle warning", "bundle", name, "problem", w.String())
+			}
+			warned[key] = true
+		}
+	}
+	l.warned = warned
+	l.status.setWarnings(all)
 }
 
 func (l *Loader) notify(ev *Event) {

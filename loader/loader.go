@@ -38,6 +38,10 @@ func ReadAll(sources []Source) ([]*Bundle, error) {
 type Assembly struct {
 	Bundles []*Bundle
 	Policy  *decision.Policy
+	// Warnings are, by bundle name, the statements that name no known
+	// action (or, for a bundle accepted earlier, a Deny that no longer
+	// does): see vocabularyProblems.
+	Warnings map[string][]acl.Problem
 }
 
 // BundleError is a problem of one bundle: "bundle NAME: …".
@@ -65,7 +69,18 @@ func Assemble(ctx context.Context, bundles []*Bundle) (*Assembly, error) {
 // AssembleWith is Assemble with the services registered at run time: they
 // override the bundles' services of the same name when references to
 // services and permittable groups are resolved.
+//
+// Every bundle is checked as new: a Deny whose action matches no action of
+// the services' routes rejects it (see vocabularyProblems).
 func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Service) (*Assembly, error) {
+	return assemble(ctx, bundles, registered, func(string) bool { return true })
+}
+
+// assemble is AssembleWith where only the bundles isNew names (the new
+// versions of a change) are rejected for a Deny that matches no known
+// action; for the others, accepted earlier, it is a warning, so a change
+// never fails because of another bundle's statements.
+func assemble(ctx context.Context, bundles []*Bundle, registered []*acl.Service, isNew func(name string) bool) (*Assembly, error) {
 	sorted := append([]*Bundle(nil), bundles...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Source.Name < sorted[j].Source.Name })
 	var errs []error
@@ -114,19 +129,14 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 	}
 	services := map[string]bool{}
 	packages := map[string]bool{}
-	effective := map[string]*acl.Service{}
+	effective := effectiveServices(sorted, registered)
+	for name := range effective {
+		services[name] = true
+	}
 	for _, b := range sorted {
-		for name, svc := range b.Doc.Catalog.Services {
-			services[name] = true
-			effective[name] = svc
-		}
 		for code := range b.Doc.Catalog.Packages {
 			packages[code] = true
 		}
-	}
-	for _, svc := range registered {
-		services[svc.Name] = true
-		effective[svc.Name] = svc
 	}
 	groups := map[string]bool{}
 	for _, svc := range effective {
@@ -174,10 +184,55 @@ func AssembleWith(ctx context.Context, bundles []*Bundle, registered []*acl.Serv
 			errs = append(errs, &BundleError{Bundle: b.Source.Name, Err: err})
 		}
 	}
+	vocabErrs, warnings := vocabularyProblems(sorted, effective, isNew)
+	errs = append(errs, vocabErrs...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Assembly{Bundles: sorted, Policy: pol}, nil
+	return &Assembly{Bundles: sorted, Policy: pol, Warnings: warnings}, nil
+}
+
+// effectiveServices is every service decisions route by: the bundles'
+// catalog services, each overridden by a run-time registration of the same
+// name.
+func effectiveServices(bundles []*Bundle, registered []*acl.Service) map[string]*acl.Service {
+	effective := map[string]*acl.Service{}
+	for _, b := range bundles {
+		for name, svc := range b.Doc.Catalog.Services {
+			effective[name] = svc
+		}
+	}
+	for _, svc := range registered {
+		effective[svc.Name] = svc
+	}
+	return effective
+}
+
+// vocabularyProblems checks every statement's action patterns against the
+// actions the effective services' routes give (acl.CheckActions): a Deny
+// that matches none rejects its bundle when isNew says the bundle is being
+// loaded, and is a warning for a bundle accepted earlier; an Allow that
+// matches none is a warning. Without any service (tenant bundles checked
+// without their catalog) nothing is checked: the vocabulary is unknown.
+func vocabularyProblems(bundles []*Bundle, effective map[string]*acl.Service, isNew func(name string) bool) ([]error, map[string][]acl.Problem) {
+	services := make([]*acl.Service, 0, len(effective))
+	for _, svc := range effective {
+		services = append(services, svc)
+	}
+	vocab := acl.NewVocabulary(services...)
+	var errs []error
+	warnings := map[string][]acl.Problem{}
+	for _, b := range bundles {
+		var ps acl.Problems
+		acl.CheckActions(b.Doc, b.files, vocab, isNew(b.Source.Name), &ps)
+		if err := ps.Err(); err != nil {
+			errs = append(errs, &BundleError{Bundle: b.Source.Name, Err: err})
+		}
+		if w := ps.Warnings(); len(w) > 0 {
+			warnings[b.Source.Name] = w
+		}
+	}
+	return errs, warnings
 }
 
 func showRoot(r string) string {

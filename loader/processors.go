@@ -90,7 +90,7 @@ func (assembleProcessor) Process(ctx context.Context, ev *Event, txn *store.Writ
 	for _, b := range c.Next {
 		bundles = append(bundles, b)
 	}
-	asm, err := AssembleWith(ctx, bundles, registered)
+	asm, err := assemble(ctx, bundles, registered, func(name string) bool { return c.Next[name] != nil })
 	if err != nil {
 		return err
 	}

@@ -602,6 +602,10 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 		ev.Generation = gen.Number
 		l.status.setGeneration(gen.Number)
 	}
+	if stored && (ev.Service != nil || ev.Restore != nil) {
+		// The services changed: so may the actions statements can name.
+		l.publishWarningsLocked()
+	}
 	ev.Duration = time.Since(ev.Started)
 	l.notify(ev)
 	return gen, nil

@@ -67,6 +67,11 @@ type BundleStatus struct {
 	// LastError is the last rejection; it stays after a later success (see
 	// State) until the bundle is removed.
 	LastError *LoadError `json:"last_error,omitempty"`
+	// Warnings are what is suspect in the version being served without
+	// rejecting it: unknown fields (a misspelt "rolse:"), and statements
+	// whose action matches no action of the services served now (an Allow
+	// that grants nothing, or a Deny accepted before its action went away).
+	Warnings []ErrorDetail `json:"warnings,omitempty"`
 	// DownloadError is the last failure to reach a remote bundle's server;
 	// the last good copy keeps serving and readiness is not affected.
 	DownloadError *LoadError `json:"download_error,omitempty"`
@@ -93,6 +98,8 @@ type StatusBoard struct {
 	bundles    map[string]*BundleStatus
 	generation uint64
 	runtime    RuntimeStatus
+	// warnings are the served bundles' warnings, by bundle name.
+	warnings map[string][]ErrorDetail
 }
 
 // NewStatusBoard returns an empty board.
@@ -115,7 +122,9 @@ func (b *StatusBoard) Snapshot() Status {
 	defer b.mu.RUnlock()
 	st := Status{Generation: b.generation, Failing: []string{}, Bundles: make([]BundleStatus, 0, len(b.bundles))}
 	for _, bs := range b.bundles {
-		st.Bundles = append(st.Bundles, *bs)
+		bs := *bs
+		bs.Warnings = b.warnings[bs.Name]
+		st.Bundles = append(st.Bundles, bs)
 		if bs.State == StateFailed {
 			st.Failing = append(st.Failing, bs.Name)
 		}
@@ -188,6 +197,20 @@ func (b *StatusBoard) recordOne(ev *Event, src Source) {
 	if next.Source.ETag != "" {
 		bs.ETag = next.Source.ETag
 	}
+}
+
+// setWarnings replaces the warnings of every bundle: those of a bundle not
+// in w (removed, or never served) are cleared.
+func (b *StatusBoard) setWarnings(w map[string][]acl.Problem) {
+	out := make(map[string][]ErrorDetail, len(w))
+	for name, ps := range w {
+		for _, p := range ps {
+			out[name] = append(out[name], ErrorDetail{File: p.File, Entry: p.Entry, Message: p.Message})
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.warnings = out
 }
 
 // setGeneration records the installed generation (the initial load does

@@ -60,10 +60,19 @@ func newCheckCommand() *cobra.Command {
 				printProblems(cmd, readErr)
 				return &exitError{code: 1}
 			}
+			if err := requireVerdictData(bundles); err != nil {
+				printProblems(cmd, err)
+				return &exitError{code: 1}
+			}
 			asm, err := loader.AssembleWith(ctx, bundles, rs.registered())
 			if err != nil {
 				printProblems(cmd, err)
 				return &exitError{code: 1}
+			}
+			for _, b := range asm.Bundles {
+				for _, w := range asm.Warnings[b.Source.Name] {
+					fmt.Fprintf(out, "warning: bundle %s: %s\n", b.Source.Name, w)
+				}
 			}
 			if err := loader.Lint(ctx, asm); err != nil {
 				printProblems(cmd, err)
@@ -82,8 +91,8 @@ func newCheckCommand() *cobra.Command {
 			if rs != nil {
 				registered = fmt.Sprintf(", %d registered service(s)", len(rs.services))
 			}
-			fmt.Fprintf(out, "ok: %d bundle(s), %d service(s)%s, %d tenant(s), %d member(s), %d access polic(ies)\n",
-				len(bundles), services, registered, tenants, members, policies)
+			fmt.Fprintf(out, "ok: %d bundle(s), %d service(s)%s, %d tenant(s), %d member(s), %s\n",
+				len(bundles), services, registered, tenants, members, plural(policies, "access policy", "access policies"))
 			return nil
 		},
 	}
@@ -159,4 +168,60 @@ func problemLines(err error) []string {
 		return out
 	}
 	return []string{err.Error()}
+}
+
+// plural writes n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// verdictDataPlaces says where in a bundle verdict reads its data.
+const verdictDataPlaces = "verdict reads services and products from verdict/catalog/data.yaml (data path verdict.catalog) " +
+	"and tenants from verdict/tenants/<code>/data.yaml (verdict.tenants) inside a bundle"
+
+// requireVerdictData refuses bundles that hold no verdict data: checking them
+// would say "ok" about nothing. Most often the path given is not the bundle's
+// root (one level too deep: the verdict directory inside it), which a
+// bundle with catalog or tenants data at its top gives away; the error then
+// names the directory to give instead.
+func requireVerdictData(bundles []*loader.Bundle) error {
+	var errs []error
+	found := false
+	for _, b := range bundles {
+		doc := b.Doc
+		if len(doc.Catalog.Services)+len(doc.Catalog.Products)+len(doc.Tenants) > 0 {
+			found = true
+			continue
+		}
+		var misplaced []string
+		for _, k := range []string{"catalog", "tenants"} {
+			if _, ok := b.Data[k]; ok {
+				misplaced = append(misplaced, k+"/")
+			}
+		}
+		if len(misplaced) == 0 {
+			continue
+		}
+		hint := "give the bundle's root directory, the one that holds verdict/"
+		if b.Source.FS == nil && filepath.Base(filepath.Clean(b.Source.Location)) == "verdict" {
+			hint = fmt.Sprintf("%s is one level too deep: give %s", b.Source.Location, filepath.Dir(filepath.Clean(b.Source.Location)))
+		}
+		errs = append(errs, fmt.Errorf("bundle %s (%s): no verdict data, but %s at the bundle's top; %s; %s",
+			b.Source.Name, b.Source.Location, strings.Join(misplaced, " and "), verdictDataPlaces, hint))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if !found {
+		where := make([]string, len(bundles))
+		for i, b := range bundles {
+			where[i] = b.Source.Location
+		}
+		return fmt.Errorf("no verdict data in %s: no service, product or tenant; %s. Is each path a bundle's root directory (or .tar.gz)?",
+			strings.Join(where, ", "), verdictDataPlaces)
+	}
+	return nil
 }

@@ -46,14 +46,6 @@ type node struct {
 	endpoints map[string]*Match // by method
 }
 
-// collectionActions maps methods on a collection path and on its {id} path.
-var (
-	collectionActions = []struct{ method, name string }{{"GET", "list"}, {"POST", "create"}}
-	detailActions     = []struct{ method, name string }{
-		{"GET", "retrieve"}, {"PUT", "update"}, {"PATCH", "partial_update"}, {"DELETE", "destroy"},
-	}
-)
-
 // NewTable builds a table over services, searched in name order. Custom
 // routes are placed before the routes a collection generates, so a custom
 // GET /portfolio/light/ wins over GET /portfolio/{id}/ and an explicit
@@ -78,14 +70,14 @@ func NewTable(services ...*acl.Service) *Table {
 			if r.Kind != acl.RouteCollection {
 				continue
 			}
-			for _, a := range collectionActions {
-				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: a.method, ViewSet: r.ViewSet,
-					Action: "finmars:" + r.ViewSet + ":" + a.name}, groups[endpointKey(a.method, r.Path)])
+			for _, a := range acl.CollectionActions {
+				t.add(r.Path, &Match{Service: svc.Name, Template: r.Path, Method: a.Method, ViewSet: r.ViewSet,
+					Action: "finmars:" + r.ViewSet + ":" + a.Name}, groups[endpointKey(a.Method, r.Path)])
 			}
 			detail := DetailTemplate(r.Path)
-			for _, a := range detailActions {
-				t.add(detail, &Match{Service: svc.Name, Template: detail, Method: a.method, ViewSet: r.ViewSet,
-					Action: "finmars:" + r.ViewSet + ":" + a.name}, groups[endpointKey(a.method, detail)])
+			for _, a := range acl.DetailActions {
+				t.add(detail, &Match{Service: svc.Name, Template: detail, Method: a.Method, ViewSet: r.ViewSet,
+					Action: "finmars:" + r.ViewSet + ":" + a.Name}, groups[endpointKey(a.Method, detail)])
 			}
 		}
 	}

@@ -700,7 +700,7 @@ func TestParseTenantProblems(t *testing.T) {
 				set(m, "access_policies.read.Statement", stmt(`{"Effect": "Allow", "Action": "finmars:Portfolio:list",
 					"Resource": ["*", "frn:finmars:iam:resourcegroup:group_b"]}`))
 			},
-			want: []string{f + `access_policies.read.Statement[0].Resource[1]: unknown resource group "frn:finmars:iam:resourcegroup:group_b"`},
+			want: []string{f + `access_policies.read.Statement[0].Resource[1]: unknown resource group "frn:finmars:iam:resourcegroup:group_b"; did you mean "group_a"?`},
 		},
 		{
 			name: "resource group reference ignores case",
@@ -956,7 +956,7 @@ func TestParseProblemEntriesNameTheOriginalListIndex(t *testing.T) {
 			},
 			want: []string{
 				f + `access_policies.read.Statement[0].Resource[0]: FRN "bonds" must start with "frn:finmars:"`,
-				f + `access_policies.read.Statement[0].Resource[1]: unknown resource group "frn:finmars:iam:resourcegroup:group_b"`,
+				f + `access_policies.read.Statement[0].Resource[1]: unknown resource group "frn:finmars:iam:resourcegroup:group_b"; did you mean "group_a"?`,
 			},
 		},
 	}

@@ -119,7 +119,9 @@ func specActionMatch(pattern, action string) bool {
 // accepts exactly the well-formed patterns; an accepted pattern's Glob is the
 // lower-cased pattern with "**" only as a whole last part; the Glob, as the
 // engine evaluates it with OPA, matches exactly the actions the SPEC says;
-// and a matching pattern is indexed under one of the action's index keys.
+// and a matching pattern is indexed under one of the action's index keys;
+// its Matcher (which verdict check uses to find Denies that match nothing)
+// agrees with OPA's glob.match.
 func FuzzParseActionPattern(f *testing.F) {
 	for _, s := range [][2]string{
 		{"finmars:Portfolio:list", "finmars:Portfolio:list"},
@@ -184,6 +186,9 @@ func FuzzParseActionPattern(f *testing.F) {
 			got := opaGlobMatch(t, p.Glob, []string{":"}, strings.ToLower(action))
 			if got != want {
 				t.Fatalf("pattern %q (Glob %q) on action %q: OPA glob.match = %v, SPEC says %v", pattern, p.Glob, action, got, want)
+			}
+			if m := p.Matcher()(strings.ToLower(action)); m != got {
+				t.Fatalf("pattern %q (Glob %q) on action %q: Matcher = %v, OPA glob.match = %v", pattern, p.Glob, action, m, got)
 			}
 			if got && !slices.Contains(acl.ActionIndexKeys(strings.ToLower(action), nil), p.IndexKey) {
 				t.Fatalf("pattern %q matches %q but its IndexKey %q is not among the action's keys", pattern, action, p.IndexKey)
@@ -321,7 +326,13 @@ func FuzzParseResourcePattern(f *testing.F) {
 			if p.Literal {
 				return p.Pattern == lc
 			}
-			return opaGlobMatch(t, p.Pattern, nil, lc)
+			got := opaGlobMatch(t, p.Pattern, nil, lc)
+			if p.Kind == acl.ResourceKindGroup {
+				if m := p.GroupMatcher()(lc); m != got {
+					t.Fatalf("pattern %q (Pattern %q) on %q: GroupMatcher = %v, OPA glob.match = %v", s, p.Pattern, lc, m, got)
+				}
+			}
+			return got
 		}
 		if p.Literal && p.Pattern != strings.ToLower(raw) {
 			t.Fatalf("ParseResourcePattern(%q): literal Pattern %q, want %q", s, p.Pattern, strings.ToLower(raw))

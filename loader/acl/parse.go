@@ -473,8 +473,10 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 		checkRefs(ml.Key("policies"), "policy", m.Policies, hasPolicy)
 	}
 	resourceGroups := make(map[string]bool, len(t.ResourceGroups))
-	for code := range t.ResourceGroups {
+	groupCodes := make([]string, 0, len(t.ResourceGroups))
+	for _, code := range sortedKeys(t.ResourceGroups) {
 		resourceGroups[strings.ToLower(code)] = true
+		groupCodes = append(groupCodes, strings.ToLower(code))
 	}
 	for _, code := range sortedKeys(t.Policies) {
 		for _, s := range t.Policies[code].Statements {
@@ -493,12 +495,40 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 				}
 			}
 			for i, r := range s.Resources {
-				if r.Kind == ResourceKindGroup && r.Literal && !resourceGroups[r.Pattern] {
-					ps.Add(sl.Key("Resource").Index(i), "unknown resource group %q", r.Raw)
+				if r.Kind != ResourceKindGroup {
+					continue
+				}
+				rl := sl.Key("Resource").Index(i)
+				if r.Literal {
+					if !resourceGroups[r.Pattern] {
+						ps.Add(rl, "unknown resource group %q%s", r.Raw, didYouMean(closestCode(r.Pattern, groupCodes)))
+					}
+					continue
+				}
+				// A wildcard that covers no group of the tenant: a Deny
+				// that forbids nothing, an Allow that grants nothing.
+				if !anyGroupMatches(r, groupCodes) {
+					if s.Effect == Deny {
+						ps.Add(rl, "resource %q matches no resource group of the tenant, so this Deny would forbid nothing", r.Raw)
+					} else {
+						ps.Warn(rl, "resource %q matches no resource group of the tenant: this Allow grants nothing", r.Raw)
+					}
 				}
 			}
 		}
 	}
+}
+
+// anyGroupMatches reports whether the resource-group pattern covers one of
+// the (lower-cased) group codes.
+func anyGroupMatches(r ResourcePattern, codes []string) bool {
+	match := r.GroupMatcher()
+	for _, c := range codes {
+		if match(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // sortedKeysUnless is sortedKeys(m), or nothing when skip is true.
