@@ -98,6 +98,9 @@ func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source,
 	if err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
 	}
+	if err := requireVerdictData(bundles); err != nil {
+		return 0, err
+	}
 	asm, err := loader.AssembleWith(ctx, bundles, rs.registered())
 	if err != nil {
 		return 0, fmt.Errorf("load bundles:\n%w", err)
@@ -120,7 +123,13 @@ func runBundleTests(ctx context.Context, out io.Writer, sources []loader.Source,
 		passed, failed = passed+p, failed+f
 	}
 	if passed+failed == 0 {
-		fmt.Fprintln(out, "no Rego test and no decision fixture found")
+		where := make([]string, len(sources))
+		for i, src := range sources {
+			where[i] = src.Location
+		}
+		return 0, fmt.Errorf("no test found in %s: verdict looked for test_ rules in *_test.rego modules and for decision fixtures "+
+			"named *_test.yaml, *_test.yml or *_test.json anywhere in each bundle directory (fixtures inside a .tar.gz are not read)",
+			strings.Join(where, ", "))
 	}
 	fmt.Fprintf(out, "%d passed, %d failed\n", passed, failed)
 	return failed, nil
