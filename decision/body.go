@@ -36,6 +36,9 @@ func (e *Engine) DecideJSON(ctx context.Context, body []byte, parse func([]byte)
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	if req.Consistency != nil {
+		gen = e.generationFor(ctx, req.Consistency)
+	}
 	// Only a decision evaluated now is remembered under the body: one
 	// answered from the cache under its normalised key expires with that
 	// entry, and must not live on under the body beyond its TTL.

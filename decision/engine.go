@@ -29,9 +29,48 @@ type Generation struct {
 	LoadedAt time.Time
 	// Revisions maps each loaded bundle's name to its manifest revision.
 	Revisions map[string]string
+	// State is where the facts stand in the fleet's shared run-time state.
+	State StateInfo
 	// cache holds this generation's recent decisions (nil: off). It is set
 	// by Engine.Install, so a new generation always starts empty.
 	cache *decisionCache
+}
+
+// StateInfo says where a generation's run-time facts stand in the state
+// shared by a fleet (--state-db). Go gathers it (input.facts.state); Rego
+// decides what it means for a decision.
+type StateInfo struct {
+	// Shared: run-time state comes from the fleet's database.
+	Shared bool
+	// Revision is the last change of the shared state the facts include.
+	Revision uint64
+	// Stale: the sidecar could not confirm its state is current for longer
+	// than the allowed staleness.
+	Stale bool
+}
+
+// StateWaiter catches up with the shared run-time state until it has
+// applied a revision, waiting a bounded time (the loader in fleet mode).
+type StateWaiter interface {
+	WaitForState(ctx context.Context, revision uint64)
+}
+
+// SetStateWaiter makes requests that carry a consistency revision wait for
+// it through w.
+func (e *Engine) SetStateWaiter(w StateWaiter) { e.waiter.Store(&w) }
+
+// generationFor is the current generation, after catching up with the
+// shared state when the request asks for a newer revision than it has.
+func (e *Engine) generationFor(ctx context.Context, c *Consistency) *Generation {
+	gen := e.current.Load()
+	if c == nil || gen == nil || gen.State.Revision >= c.AtLeast {
+		return gen
+	}
+	if w := e.waiter.Load(); w != nil {
+		(*w).WaitForState(ctx, c.AtLeast)
+		gen = e.current.Load()
+	}
+	return gen
 }
 
 // ErrNotReady is returned while no generation is installed.
@@ -44,6 +83,7 @@ type Engine struct {
 	newID    func() string
 	observer Observer // nil: no instrumentation at all
 	cacheOpt CacheOptions
+	waiter   atomic.Pointer[StateWaiter]
 }
 
 // enableUUIDPool makes decision ids come from a pool of random bytes
@@ -82,7 +122,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	return e.decideOrFail(ctx, e.current.Load(), req, nil), nil
+	return e.decideOrFail(ctx, e.generationFor(ctx, req.Consistency), req, nil), nil
 }
 
 // DecideBatch answers every item of a batch against one generation, and so
@@ -93,7 +133,7 @@ func (e *Engine) DecideBatch(ctx context.Context, b *BatchRequest) (*BatchRespon
 		return nil, err
 	}
 	out := &BatchResponse{Results: make([]*Decision, len(reqs))}
-	gen := e.current.Load()
+	gen := e.generationFor(ctx, b.Consistency)
 	for i, req := range reqs {
 		out.Results[i] = e.decideOrFail(ctx, gen, req, nil)
 	}
@@ -148,7 +188,9 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 		}
 	}()
 	var key string
-	if gen.cache != nil && tracer == nil {
+	// A request asking for a state revision is not cached: whether the
+	// generation meets it is part of the answer.
+	if gen.cache != nil && tracer == nil && req.Consistency == nil {
 		var ok bool
 		if key, ok = cacheKey(req); ok {
 			if hit := gen.cache.get(key); hit != nil {
@@ -157,7 +199,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 			cached = CacheMiss
 		}
 	}
-	f, err := gather(gen.Facts.Read(), req)
+	f, err := gather(gen.Facts.Read(), gen.State, req)
 	if err != nil {
 		return nil, cached, err
 	}
@@ -178,6 +220,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	d.Tenant = f.tenantCode
 	d.Action = f.action
 	d.Revision = gen.Revisions
+	d.StateRevision = gen.State.Revision
 	if key != "" {
 		d.encodedRest = encodeRest(d)
 		gen.cache.put(key, d)
@@ -207,6 +250,7 @@ func (e *Engine) failClosed(req *Request, gen *Generation, err error) *Decision 
 	}
 	if gen != nil {
 		d.Revision = gen.Revisions
+		d.StateRevision = gen.State.Revision
 	}
 	return d
 }
@@ -239,6 +283,11 @@ var (
 	keyMemberKey      = ast.StringTerm("member_key")
 	keyMemberPackage  = ast.StringTerm("member_package")
 	keyPackage        = ast.StringTerm("package")
+	keyState          = ast.StringTerm("state")
+	keyStateRevision  = ast.StringTerm("revision")
+	keyStale          = ast.StringTerm("stale")
+	keyConsistency    = ast.StringTerm("consistency")
+	keyAtLeast        = ast.StringTerm("at_least")
 	trueTerm          = ast.BooleanTerm(true)
 )
 
@@ -246,14 +295,24 @@ var (
 // resource groups from the snapshot and builds the Rego input:
 //
 //	input = {tenant, member, application, action, request, resource, context,
+//	         consistency: {at_least},
 //	         facts: {key, tenant, route, action, get_route_action, member,
-//	                 statements, acl, resource, delegation}}
+//	                 statements, acl, resource, delegation,
+//	                 state: {revision, stale}}}
 //
 // facts.delegation is present when the request names an application; see
-// delegationFacts.
-func gather(r *store.Reader, req *Request) (*facts, error) {
+// delegationFacts. facts.state is present in fleet mode (st.Shared):
+// the revision of the shared run-time state the facts include, and
+// whether it is stale (not confirmed current within --state-max-staleness).
+func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	f := &facts{tenantCode: req.Tenant, action: req.Action}
 	factItems := make([][2]*ast.Term, 0, 8)
+	if st.Shared {
+		factItems = append(factItems, [2]*ast.Term{keyState, ast.ObjectTerm(
+			[2]*ast.Term{keyStateRevision, ast.UIntNumberTerm(st.Revision)},
+			[2]*ast.Term{keyStale, ast.BooleanTerm(st.Stale)},
+		)})
+	}
 
 	// Layer 1: the key names its tenant when the request does not.
 	var key *store.KeyRecord
@@ -397,6 +456,9 @@ func gather(r *store.Reader, req *Request) (*facts, error) {
 			return nil, fmt.Errorf("convert context: %w", err)
 		}
 		items = append(items, [2]*ast.Term{keyContext, ast.NewTerm(v)})
+	}
+	if c := req.Consistency; c != nil {
+		items = append(items, [2]*ast.Term{keyConsistency, ast.ObjectTerm([2]*ast.Term{keyAtLeast, ast.UIntNumberTerm(c.AtLeast)})})
 	}
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)

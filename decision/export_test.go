@@ -9,7 +9,7 @@ import (
 // GatherForTest exposes gather, so that benchmarks can time the Go side
 // and the Rego evaluation of a decision apart.
 func GatherForTest(g *Generation, req *Request) (ast.Value, error) {
-	f, err := gather(g.Facts.Read(), req)
+	f, err := gather(g.Facts.Read(), g.State, req)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func (e *Engine) plan(ctx context.Context, gen *Generation, req *Request, modelP
 		}
 	}()
 	r := gen.Facts.Read()
-	f, err := gather(r, req)
+	f, err := gather(r, gen.State, req)
 	if err != nil {
 		return nil, err
 	}

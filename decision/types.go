@@ -28,6 +28,17 @@ type Request struct {
 	Resource    *Resource    `json:"resource,omitempty"`
 	// Context is handed to Rego untouched (input.context).
 	Context any `json:"context,omitempty"`
+	// Consistency asks for a decision made on run-time state at least as
+	// new as a revision a write answered (fleet mode).
+	Consistency *Consistency `json:"consistency,omitempty"`
+}
+
+// Consistency asks that a decision see the shared run-time state at least
+// at a revision (as SpiceDB's ZedTokens do): a sidecar that has not applied
+// it yet catches up first, waiting a bounded time, and otherwise denies
+// with state.stale (input.consistency, decided in Rego).
+type Consistency struct {
+	AtLeast uint64 `json:"at_least"`
 }
 
 // HTTPRequest is the request the calling service received.
@@ -56,6 +67,9 @@ type Decision struct {
 	Fields     []string          `json:"fields"`
 	Reasons    []Reason          `json:"reasons"`
 	Revision   map[string]string `json:"revision"`
+	// StateRevision is the revision of the shared run-time state the
+	// decision was made at (fleet mode; absent without a state database).
+	StateRevision uint64 `json:"state_revision,omitempty"`
 
 	// encodedRest is the JSON encoding of everything after decision_id,
 	// made once when the decision is cached (see AppendJSON).
@@ -187,6 +201,8 @@ type BatchRequest struct {
 	Member      string      `json:"member,omitempty"`
 	Application string      `json:"application,omitempty"`
 	Items       []BatchItem `json:"items"`
+	// Consistency applies to every item (see Request.Consistency).
+	Consistency *Consistency `json:"consistency,omitempty"`
 }
 
 // BatchItem is one question of a batch.
@@ -216,6 +232,7 @@ func (b *BatchRequest) Requests() ([]*Request, error) {
 		req := &Request{
 			Tenant: b.Tenant, Key: b.Key, Member: b.Member, Application: b.Application,
 			Request: item.Request, Action: item.Action, Resource: item.Resource, Context: item.Context,
+			Consistency: b.Consistency,
 		}
 		if err := req.Validate(); err != nil {
 			var inErr *InputError

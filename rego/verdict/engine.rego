@@ -17,7 +17,9 @@ package verdict.engine
 # decision is the answer of the first layer that denies, with the grants of
 # the layers that passed before it; or, when none denies, an allow with every
 # layer's grants.
-decision := deny_decision(tenant_denies, []) if {
+decision := deny_decision(state_denies, []) if {
+	count(state_denies) > 0
+} else := deny_decision(tenant_denies, []) if {
 	count(tenant_denies) > 0
 } else := deny_decision(route_denies, []) if {
 	count(route_denies) > 0
@@ -437,6 +439,21 @@ resource_reason(r) := {"code": "resource.any", "message": "The request names no 
 	g := sort([g | some g in input.facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
 
+# --- consistency (fleet mode) ----------------------------------------------------
+# A request may insist on run-time state at least as new as the revision a
+# write answered (input.consistency.at_least). input.facts.state.revision is
+# the revision of the fleet's shared state the facts include; without a
+# state database there is none, and no revision is met.
+
+state_denies := [{
+	"layer": "state",
+	"code": "state.stale",
+	"effect": "deny",
+	"message": sprintf("The decision must see run-time state revision %d; this sidecar has applied revision %d and could not catch up in time.", [input.consistency.at_least, object.get(input.facts, ["state", "revision"], 0)]),
+}] if {
+	input.consistency.at_least > object.get(input.facts, ["state", "revision"], 0)
+} else := []
+
 # --- layer 5: delegation (Fineract CN) ----------------------------------------------
 # A request that names an application is the application acting for the
 # member. input.facts.delegation = {groups, entries}: groups are the permittable
@@ -450,6 +467,12 @@ delegation := {"denies": [], "grants": []} if {
 	not input.application
 } else := {"denies": [delegation_deny("delegation.not_requested", delegation_not_requested_message)], "grants": []} if {
 	count(delegation_requested) == 0
+} else := {"denies": [delegation_deny("state.stale", delegation_stale_message)], "grants": []} if {
+	# A consent may have been withdrawn on another sidecar: while this
+	# sidecar cannot confirm its run-time state is current, an application
+	# does not act for a member.
+	count(delegation_enabled) > 0
+	input.facts.state.stale
 } else := {"denies": [], "grants": [{
 	"layer": "delegation",
 	"code": "delegation.allow",
@@ -458,6 +481,8 @@ delegation := {"denies": [], "grants": []} if {
 }]} if {
 	g := delegation_enabled[0]
 } else := {"denies": [delegation_deny("delegation.not_enabled", delegation_not_enabled_message)], "grants": []}
+
+delegation_stale_message := sprintf("Application %q may not act for member %q now: this sidecar could not confirm that its run-time state (consents and withdrawals, revision %d) is current within the allowed staleness.", [input.application, input.member, input.facts.state.revision])
 
 delegation_deny(code, message) := {"layer": "delegation", "code": code, "effect": "deny", "message": message}
 
