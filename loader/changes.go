@@ -50,6 +50,14 @@ type Loader struct {
 	stateMu       sync.Mutex
 	state         *state.Dir
 	stateProblems []state.Problem
+
+	// fleet follows the fleet's shared run-time state (nil without
+	// --state-db); genState is the state every new generation carries
+	// (guarded by mu). See fleet.go.
+	fleet    *fleet
+	genState decision.StateInfo
+	// ctx ends when the loader is closed.
+	ctx context.Context
 }
 
 // New returns a loader that installs into engine, with the default
@@ -78,6 +86,7 @@ func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
 	l.pipeline.RegisterAsync(statusProcessor{board: l.status}, logProcessor{log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
+	l.ctx = ctx
 	go l.pipeline.Run(ctx)
 	return l, nil
 }
@@ -549,6 +558,7 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 			Policy:    change.Assembly.Policy,
 			LoadedAt:  time.Now(),
 			Revisions: revisions,
+			State:     l.genState,
 		}
 		l.engine.Install(gen)
 		l.bundles = bundles

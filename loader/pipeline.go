@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdict-authz/verdict/loader/state/pgstate"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
@@ -91,6 +92,17 @@ type Event struct {
 	// above all — so that what they record joins the request's trace. Nil
 	// for changes verdict makes by itself (bundle loads, state restore).
 	Origin context.Context
+	// StateRevision is the revision of the fleet's change log the change
+	// was written at (fleet mode; 0 otherwise or when nothing was written).
+	StateRevision uint64
+	// Replicated: the change was read from the fleet's change log; the
+	// sidecar that wrote it checked its references.
+	Replicated bool
+
+	// stateWrite is the database write of a run-time change in fleet mode
+	// (see lockRuntime), with the context bounding it.
+	stateWrite    *pgstate.WriteTx
+	stateWriteCtx context.Context
 
 	closed bool
 }

@@ -27,6 +27,7 @@ import (
 //	410 service-store         stores the registration; route tables are rebuilt in the same transaction
 //	420 delegation-store      stores the request or consent; effective entries are rebuilt in the same transaction
 //	430 state-restore         stores what was read from the state directory at start
+//	890 state-db-write        with --state-db, appends the change to the fleet's change log and commits it (fleet.go)
 //	900 state-write           writes the change durably to the state directory, inside the transaction:
 //	                          a change that cannot be written is rolled back, and one that is acknowledged is on disk
 const (
@@ -37,6 +38,7 @@ const (
 	orderServiceStore         = 410
 	orderDelegationStore      = 420
 	orderStateRestore         = 430
+	orderStateDBWrite         = 890
 	orderStateWrite           = 900
 	maxRegisteredServiceBytes = 1 << 20
 )
@@ -61,6 +63,8 @@ type ServiceChange struct {
 	OverridesBundle string
 	Stored          bool
 	Persisted       bool
+	// StateRevision: see DelegationChange.StateRevision.
+	StateRevision uint64
 }
 
 // DelegationChange is an application's request for a permittable group or
@@ -82,6 +86,10 @@ type DelegationChange struct {
 	Created   bool
 	Stored    bool
 	Persisted bool
+	// StateRevision is the fleet's state revision that includes the change
+	// (fleet mode): the one it was written at, or for a change that
+	// changed nothing, the revision applied when it was answered.
+	StateRevision uint64
 }
 
 // RestoreChange carries the run-time changes read from the state directory
@@ -222,7 +230,15 @@ func (delegationCheckProcessor) Process(_ context.Context, ev *Event, txn *store
 			return &RequestError{Field: "operations", Message: err.Error()}
 		}
 		c.Operations = ops
+		if ev.Replicated {
+			return nil
+		}
 		return checkDelegationRefs(r, c.Tenant, c.Application, c.Group, "", false)
+	}
+	if ev.Replicated {
+		// Checked by the sidecar that wrote it; stored like a restored
+		// consent even if this sidecar's bundles lack the tenant yet.
+		return nil
 	}
 	return checkDelegationRefs(r, c.Tenant, c.Application, c.Group, c.Member, true)
 }
@@ -419,11 +435,24 @@ func (stateWriteProcessor) Description() string {
 	return "writes a registration, delegation request or consent durably to --state-dir (temporary file, fsync, rename, fsync of the directory) before the change commits and is answered"
 }
 
-func (p stateWriteProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func (p stateWriteProcessor) Process(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
 	dir := p.l.stateDir()
 	if dir == nil {
 		return nil
 	}
+	if p.l.fleet != nil {
+		// The directory holds the local copy of the fleet's state: the
+		// database has the change, so a copy that cannot be written is
+		// given up (and not served at a start), not the change.
+		if err := p.write(dir, ev, txn); err != nil {
+			p.l.localCopyFailed(dir, err)
+		}
+		return nil
+	}
+	return p.write(dir, ev, txn)
+}
+
+func (p stateWriteProcessor) write(dir *state.Dir, ev *Event, txn *store.WriteTxn) error {
 	if c := ev.Service; c != nil && c.Stored {
 		if err := dir.PutService(&state.ServiceFile{Name: c.Name, RegisteredAt: c.At, Document: c.Canonical}); err != nil {
 			return err
@@ -462,7 +491,7 @@ func (l *Loader) registerRuntimeProcessors() {
 	l.pipeline.Register(
 		serviceValidateProcessor{}, serviceUnchangedProcessor{}, serviceStoreProcessor{},
 		delegationCheckProcessor{}, delegationUnchangedProcessor{}, delegationStoreProcessor{},
-		stateRestoreProcessor{}, stateWriteProcessor{l: l},
+		stateRestoreProcessor{}, stateDBWriteProcessor{}, stateWriteProcessor{l: l},
 	)
 }
 
@@ -565,6 +594,11 @@ func (l *Loader) OpenState(ctx context.Context, path string, opts StateOptions) 
 func (l *Loader) RestoreState(ctx context.Context, path string, contents *state.Contents) ([]state.Problem, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.restoreLocked(ctx, path, contents)
+}
+
+// restoreLocked is RestoreState with l.mu held.
+func (l *Loader) restoreLocked(ctx context.Context, path string, contents *state.Contents) ([]state.Problem, error) {
 	ev := &Event{Kind: KindCreate, Subject: Subject{Type: SubjectState, Name: path}, Started: time.Now(),
 		Restore: &RestoreChange{Contents: contents}}
 	_, err := l.runLocked(ctx, ev)
@@ -588,6 +622,9 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 	}
 	stored := (ev.Service != nil && ev.Service.Stored) || (ev.Delegation != nil && ev.Delegation.Stored) ||
 		(ev.Restore != nil && ev.Restore.Stored)
+	if ev.StateRevision > l.genState.Revision {
+		l.genState.Revision = ev.StateRevision
+	}
 	gen := l.engine.Current()
 	if stored && gen != nil {
 		l.number++
@@ -597,6 +634,7 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 			Policy:    gen.Policy,
 			LoadedAt:  time.Now(),
 			Revisions: gen.Revisions,
+			State:     l.genState,
 		}
 		l.engine.Install(gen)
 		ev.Generation = gen.Number
@@ -622,18 +660,21 @@ func (l *Loader) RegisterService(ctx context.Context, name string, doc map[strin
 	if err := checkServiceName(name); err != nil {
 		return c, 0, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	kind := KindCreate
-	if prev, _ := l.store.Snapshot().Read().Registration(name); prev != nil {
-		kind = KindUpdate
-	}
-	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectService, Name: name}, Started: time.Now(), Service: c,
+	ev := &Event{Kind: KindCreate, Subject: Subject{Type: SubjectService, Name: name}, Started: time.Now(), Service: c,
 		Origin: context.WithoutCancel(ctx)}
+	unlock, err := l.lockRuntime(ctx, ev)
+	if err != nil {
+		return c, 0, err
+	}
+	defer unlock()
+	if prev, _ := l.store.Snapshot().Read().Registration(name); prev != nil {
+		ev.Kind = KindUpdate
+	}
 	gen, err := l.runLocked(ctx, ev)
 	if err != nil {
 		return c, 0, err
 	}
+	c.StateRevision = l.answeredRevision(ev)
 	if c.Stored {
 		// A new service or permittable group may make a rejected bundle fit.
 		l.retryFailedLocked(ctx, "")
@@ -693,22 +734,46 @@ func (l *Loader) delegationChange(ctx context.Context, c *DelegationChange) erro
 	if err := checkNames(names...); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	name := c.Tenant + "/" + c.Application + "/" + c.Group
 	if c.Consent {
 		name += "/" + c.Member
 	}
-	kind := KindUpdate
+	ev := &Event{Kind: KindUpdate, Subject: Subject{Type: SubjectDelegation, Name: name}, Started: time.Now(), Delegation: c,
+		Origin: context.WithoutCancel(ctx)}
+	unlock, err := l.lockRuntime(ctx, ev)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if !c.Consent {
 		if prev, _ := l.store.Snapshot().Read().DelegationRequest(c.Tenant, c.Application, c.Group); prev == nil {
-			kind = KindCreate
+			ev.Kind = KindCreate
 		}
 	}
-	ev := &Event{Kind: kind, Subject: Subject{Type: SubjectDelegation, Name: name}, Started: time.Now(), Delegation: c,
-		Origin: context.WithoutCancel(ctx)}
-	_, err := l.runLocked(ctx, ev)
-	return err
+	if _, err := l.runLocked(ctx, ev); err != nil {
+		return err
+	}
+	c.StateRevision = l.answeredRevision(ev)
+	return nil
+}
+
+// answeredRevision is the state revision a run-time change answers: the
+// one it was written at or, when it changed nothing, the one applied.
+// l.mu must be held.
+func (l *Loader) answeredRevision(ev *Event) uint64 {
+	if l.fleet == nil {
+		return 0
+	}
+	if ev.StateRevision > 0 {
+		l.fleet.applied.Store(ev.StateRevision)
+		l.fleet.seenHead(ev.StateRevision)
+		if dir := l.stateDir(); dir != nil {
+			l.writeMarker(dir, ev.StateRevision)
+		}
+		l.fleet.signalAdvanced()
+		return ev.StateRevision
+	}
+	return l.fleet.applied.Load()
 }
 
 // ServiceInfo describes a service decisions use (GET /v1/services).
@@ -879,6 +944,10 @@ func (l *Loader) Consent(tenant, app, group, member string) (bool, error) {
 	i := sort.SearchStrings(rec.EnabledBy, member)
 	return i < len(rec.EnabledBy) && rec.EnabledBy[i] == member, nil
 }
+
+// Persistent reports whether run-time changes outlive the process: they
+// are written to a state directory or to the fleet's database.
+func (l *Loader) Persistent() bool { return l.fleet != nil || l.StateDir() != "" }
 
 // StateDir is the state directory's path ("" when changes are kept in
 // memory only).

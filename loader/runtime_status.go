@@ -25,6 +25,11 @@ type RuntimeStatus struct {
 	LastRejection *RuntimeRejection `json:"last_rejection,omitempty"`
 	// StateProblems lists the state files that were ignored at start.
 	StateProblems []state.Problem `json:"state_problems"`
+	// Digest is a SHA-256 of every run-time row: sidecars that hold the
+	// same run-time state show the same digest.
+	Digest string `json:"digest"`
+	// Fleet describes the shared state database (--state-db).
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // RuntimeRejection is a refused run-time change.
@@ -62,9 +67,14 @@ func (l *Loader) runtimeStatus(rt *RuntimeStatus) *RuntimeStatus {
 	if rt == nil {
 		rt = &RuntimeStatus{}
 	}
-	if regs, reqs, consents, err := l.reader().RuntimeCounts(); err == nil {
+	r := l.reader()
+	if regs, reqs, consents, err := r.RuntimeCounts(); err == nil {
 		rt.Registrations, rt.DelegationRequests, rt.Consents = regs, reqs, consents
 	}
+	if digest, err := r.RuntimeDigest(); err == nil {
+		rt.Digest = digest
+	}
+	rt.Fleet = l.fleetStatus()
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()
 	if l.state != nil {

@@ -36,6 +36,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand(), newDiffCommand())
+	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand(), newDiffCommand(), newStateCommand())
 	return root
 }

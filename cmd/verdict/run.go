@@ -33,6 +33,7 @@ type runOptions struct {
 	authz     authzFlags
 	telemetry telemetryOptions
 	runtime   runtimeOptions
+	stateDB   stateDBOptions
 	// maxConcurrent bounds decisions in flight (0: unlimited).
 	maxConcurrent int
 }
@@ -61,6 +62,7 @@ func newRunCommand() *cobra.Command {
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
 	addRuntimeFlags(f, &o.runtime)
+	addFleetFlags(f, &o.stateDB)
 	return cmd
 }
 
@@ -107,7 +109,7 @@ func run(ctx context.Context, o runOptions) error {
 	ld.Pipeline().RegisterAsync(telemetryProcessor{tel})
 	start := time.Now()
 	defer ld.Close()
-	adminToken, err := setupRuntime(ctx, ld, o.stateDir, o.runtime, log)
+	adminToken, err := setupRuntime(ctx, ld, o.stateDir, o.stateDB, o.runtime, log)
 	if err != nil {
 		return err
 	}

@@ -29,8 +29,15 @@ func addRuntimeFlags(f *pflag.FlagSet, o *runtimeOptions) {
 // setupRuntime restores the run-time registrations, delegation requests and
 // consents from --state-dir (before the bundles load, which may refer to
 // registered services) and reads the admin token.
-func setupRuntime(ctx context.Context, ld *loader.Loader, stateDir string, o runtimeOptions, log *slog.Logger) ([]byte, error) {
-	if stateDir != "" {
+func setupRuntime(ctx context.Context, ld *loader.Loader, stateDir string, db stateDBOptions, o runtimeOptions, log *slog.Logger) ([]byte, error) {
+	fleet, err := setupFleet(ctx, ld, stateDir, db, log)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fleet:
+		// --state-dir, if given, holds the local copy of the fleet's state.
+	case stateDir != "":
 		err := ld.OpenState(ctx, stateDir, loader.StateOptions{Quarantine: o.stateQuarantine})
 		var unusable *loader.UnusableStateError
 		if errors.As(err, &unusable) {
@@ -40,7 +47,7 @@ func setupRuntime(ctx context.Context, ld *loader.Loader, stateDir string, o run
 		if err != nil {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
-	} else {
+	default:
 		log.Warn("no --state-dir: services registered and delegations given at run time are kept in memory only and lost at a restart")
 	}
 	if o.adminTokenFile == "" {

@@ -22,6 +22,8 @@ type DelegationResponse struct {
 	Created   bool `json:"created"`
 	Changed   bool `json:"changed"`
 	Persisted bool `json:"persisted"`
+	// StateRevision: see RegistrationResponse.StateRevision.
+	StateRevision uint64 `json:"state_revision,omitempty"`
 }
 
 // PermissionsResponse lists an application's permissions in a tenant.
@@ -40,6 +42,8 @@ type ConsentResponse struct {
 	Enabled     bool   `json:"enabled"`
 	Changed     bool   `json:"changed"`
 	Persisted   bool   `json:"persisted"`
+	// StateRevision: see RegistrationResponse.StateRevision.
+	StateRevision uint64 `json:"state_revision,omitempty"`
 }
 
 func (s *Server) handleRequestDelegation(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +75,7 @@ func (s *Server) handleRequestDelegation(w http.ResponseWriter, r *http.Request)
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, DelegationResponse{DelegationInfo: *info, Created: c.Created, Changed: c.Stored,
-		Persisted: c.Persisted || (!c.Stored && s.persistent())})
+		Persisted: c.Persisted || (!c.Stored && s.persistent()), StateRevision: c.StateRevision})
 }
 
 func (s *Server) handleDelegations(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +125,7 @@ func (s *Server) handleSetConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ConsentResponse{Tenant: tenant, Application: app, Group: group, Member: member,
-		Enabled: *enabled, Changed: c.Stored, Persisted: c.Persisted || (!c.Stored && s.persistent())})
+		Enabled: *enabled, Changed: c.Stored, Persisted: c.Persisted || (!c.Stored && s.persistent()), StateRevision: c.StateRevision})
 }
 
 // handleConsent answers true or false: whether the member has enabled the

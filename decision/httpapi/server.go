@@ -340,5 +340,13 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 			return
 		}
 	}
+	if gen.State.Shared && gen.State.Stale {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status":         "not_ready",
+			"message":        "the run-time state could not be confirmed current within --state-max-staleness (see runtime.fleet in GET /v1/status); consent-based allows are denied",
+			"state_revision": gen.State.Revision,
+		})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "generation": gen.Number, "revision": gen.Revisions})
 }

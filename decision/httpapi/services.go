@@ -21,8 +21,9 @@ type Runtime interface {
 	Delegations(tenant, app string) ([]loader.DelegationInfo, error)
 	Delegation(tenant, app, group string) (*loader.DelegationInfo, error)
 	Consent(tenant, app, group, member string) (bool, error)
-	// StateDir is where changes are written ("" when kept in memory).
-	StateDir() string
+	// Persistent reports whether changes outlive the process (a state
+	// directory or the fleet's database).
+	Persistent() bool
 }
 
 // registerRuntime adds the registration and delegation endpoints. Write
@@ -60,8 +61,12 @@ type RegistrationResponse struct {
 	// --state-dir: it lasts until the process ends).
 	Persisted bool `json:"persisted"`
 	// Generation is the decision generation that includes it.
-	Generation uint64        `json:"generation,omitempty"`
-	Warnings   []acl.Problem `json:"warnings"`
+	Generation uint64 `json:"generation,omitempty"`
+	// StateRevision is the fleet's state revision that includes it
+	// (--state-db): a decision request may ask for it with
+	// "consistency": {"at_least": N}.
+	StateRevision uint64        `json:"state_revision,omitempty"`
+	Warnings      []acl.Problem `json:"warnings"`
 }
 
 func (s *Server) handleRegisterService(w http.ResponseWriter, r *http.Request) {
@@ -84,12 +89,13 @@ func (s *Server) handleRegisterService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := RegistrationResponse{
-		ServiceInfo: loader.ServiceInfo{Name: name, Source: "registration", Bundle: c.OverridesBundle, Document: c.Canonical},
-		Created:     c.Previous == nil,
-		Changed:     c.Stored,
-		Persisted:   c.Persisted,
-		Generation:  gen,
-		Warnings:    c.Warnings,
+		ServiceInfo:   loader.ServiceInfo{Name: name, Source: "registration", Bundle: c.OverridesBundle, Document: c.Canonical},
+		Created:       c.Previous == nil,
+		Changed:       c.Stored,
+		Persisted:     c.Persisted,
+		Generation:    gen,
+		StateRevision: c.StateRevision,
+		Warnings:      c.Warnings,
 	}
 	at := c.At
 	if !c.Stored && c.Previous != nil {
@@ -105,7 +111,7 @@ func (s *Server) handleRegisterService(w http.ResponseWriter, r *http.Request) {
 
 // persistent reports whether run-time changes go to a state directory.
 func (s *Server) persistent() bool {
-	return s.opts.Runtime != nil && s.opts.Runtime.StateDir() != ""
+	return s.opts.Runtime != nil && s.opts.Runtime.Persistent()
 }
 
 func (s *Server) handleServices(w http.ResponseWriter, _ *http.Request) {
@@ -149,7 +155,12 @@ func (s *Server) writeRuntimeError(w http.ResponseWriter, err error) {
 	var nf *loader.NotFoundError
 	var re *loader.RequestError
 	var ve *acl.ValidationError
+	var su *loader.StateUnavailableError
 	switch {
+	case errors.As(err, &su):
+		s.opts.Log.Error("run-time change refused: the state database is unavailable", "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "state.unavailable", "", su.Error())
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, "not_found", "", nf.Message)
 	case errors.As(err, &re):

@@ -46,11 +46,17 @@ var shared struct {
 // started: call it from TestMain as os.Exit(pgtest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	Cleanup()
+	return code
+}
+
+// Cleanup stops and removes the throwaway cluster, if one was started (for
+// a TestMain that runs the tests itself).
+func Cleanup() {
 	if shared.cluster != nil {
 		shared.cluster.stop()
 		shared.cluster.remove()
 	}
-	return code
 }
 
 // ServerDSN is the DSN of the tests' server: VERDICT_TEST_PG_DSN, or a

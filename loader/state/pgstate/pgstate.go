@@ -608,3 +608,24 @@ func (s *Store) Listen(ctx context.Context, notify func(revision uint64)) error 
 		notify(rev)
 	}
 }
+
+// Import writes the entries of a state directory as changes, in one
+// transaction, and returns the revision of the last one and how many were
+// written.
+func (s *Store) Import(ctx context.Context, c *state.Contents, origin string) (revision uint64, n int, err error) {
+	w, err := s.BeginWrite(ctx, origin)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer w.Rollback(context.WithoutCancel(ctx))
+	for _, ch := range ChangesOf(c) {
+		if revision, err = w.Append(ctx, &ch); err != nil {
+			return 0, 0, err
+		}
+		n++
+	}
+	if err := w.Commit(ctx); err != nil {
+		return 0, 0, err
+	}
+	return revision, n, nil
+}
