@@ -17,6 +17,7 @@ type authzFlags struct {
 	serviceHeader string
 	memberHeader  string
 	ipHeader      string
+	frnHeader     string
 	jwksFile      string
 	memberClaim   string
 	jwtIssuer     string
@@ -30,6 +31,7 @@ func (a *authzFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&a.serviceHeader, "authz-service-header", "X-Verdict-Service", "/v1/authz: header naming the service whose routes apply")
 	f.StringVar(&a.memberHeader, "authz-member-header", "", "/v1/authz: trusted header naming the member (only if the proxy strips it from clients)")
 	f.StringVar(&a.ipHeader, "authz-ip-header", "", "/v1/authz: trusted header with the client's IP, passed as context.ip (e.g. X-Real-IP; only if the proxy overwrites it: proxy_set_header X-Real-IP $remote_addr)")
+	f.StringVar(&a.frnHeader, "authz-frn-header", "", "/v1/authz: trusted header with the FRN of the object the request acts on, passed as resource.frn (e.g. X-Verdict-FRN, set by the proxy from the URL; only if the proxy sets or clears it on every request)")
 	f.StringVar(&a.jwksFile, "authz-jwks-file", "", "/v1/authz: JWKS file verifying Authorization: Bearer JWTs")
 	f.StringVar(&a.memberClaim, "authz-member-claim", "sub", "/v1/authz: JWT claim naming the member")
 	f.StringVar(&a.jwtIssuer, "authz-jwt-issuer", "", "/v1/authz: refuse bearer JWTs whose iss is missing or not this value (needs --authz-jwks-file)")
@@ -47,6 +49,7 @@ func (a *authzFlags) options(log *slog.Logger) (httpapi.AuthzOptions, error) {
 		ServiceHeader: a.serviceHeader,
 		MemberHeader:  a.memberHeader,
 		IPHeader:      a.ipHeader,
+		FRNHeader:     a.frnHeader,
 		MemberClaim:   a.memberClaim,
 		Issuer:        a.jwtIssuer,
 		Audience:      a.jwtAudience,

@@ -240,6 +240,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 		Member:  caller.Member,
 		Request: &decision.HTTPRequest{Method: httpReq.GetMethod(), Path: httpReq.GetPath(), Service: caller.Service},
 	}
+	if caller.FRN != "" {
+		dreq.Resource = &decision.Resource{FRN: caller.FRN}
+	}
 	ip := caller.IP
 	if ip == "" && s.id.Options().IPHeader == "" {
 		// Envoy's own view of the downstream peer.
@@ -272,6 +275,11 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 			// The client wrote the path (an encoded separator, a dot
 			// segment…): a 400 to the client, as the reason says.
 			r := refusal(http.StatusBadRequest, "invalid_request", "attributes.request.http.path", inErr.Message)
+			denied := r.GetDeniedResponse()
+			denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
+			return r
+		case "resource.frn":
+			r := refusal(http.StatusBadRequest, "invalid_request", s.id.Options().FRNHeader, inErr.Message)
 			denied := r.GetDeniedResponse()
 			denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
 			return r

@@ -66,6 +66,9 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	if caller.IP != "" {
 		req.Context = map[string]any{"ip": caller.IP}
 	}
+	if caller.FRN != "" {
+		req.Resource = &decision.Resource{FRN: caller.FRN}
+	}
 	d, err := s.engine.Decide(r.Context(), req)
 	if err != nil {
 		var inErr *decision.InputError
@@ -76,12 +79,17 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 				field = s.authz.Options().TenantHeader + " or " + s.authz.Options().KeyHeader
 			case "request.method":
 				field = "X-Original-Method"
-			case "request.path":
-				// The client wrote the path: refusing it is a deny
-				// (nginx fails the request on any other status than
-				// 2xx, 401 and 403), not a sign of a misconfigured proxy.
+			case "request.path", "resource.frn":
+				// The client wrote the path, from which the proxy also
+				// takes the object: refusing it is a deny (nginx fails
+				// the request on any other status than 2xx, 401 and
+				// 403), not a sign of a misconfigured proxy.
+				header := "X-Original-URI"
+				if field == "resource.frn" {
+					header = s.authz.Options().FRNHeader
+				}
 				w.Header().Set(HeaderReason, ReasonRequestInvalid)
-				writeError(w, http.StatusForbidden, "invalid_request", "X-Original-URI", inErr.Message)
+				writeError(w, http.StatusForbidden, "invalid_request", header, inErr.Message)
 				return
 			case "context.ip":
 				field = s.authz.Options().IPHeader

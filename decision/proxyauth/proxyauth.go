@@ -47,6 +47,14 @@ type Options struct {
 	// unless the proxy overwrites that header: a client-sent value would
 	// let a client choose its IP.
 	IPHeader string
+	// FRNHeader, when set, is a header the proxy sets to the FRN of the
+	// object the request acts on, where the proxy can tell it from the URL
+	// (nginx: a map of $request_uri); it becomes the decision's
+	// resource.frn, so object-level and resource-group rules apply. Absent
+	// or empty, the request names no object. Never set it unless the proxy
+	// sets or clears that header on every request: a client-sent value
+	// would let a client choose the object that is checked.
+	FRNHeader string
 	// JWKS, when set, verifies "Authorization: Bearer <JWT>"; the member is
 	// the token's MemberClaim (default "sub"). A bad token is refused.
 	JWKS        jwk.Set
@@ -114,6 +122,8 @@ type Caller struct {
 	// IP is the client's address from IPHeader, in canonical form; empty
 	// when no IPHeader is configured.
 	IP string
+	// FRN is the object's FRN from FRNHeader; empty when none is given.
+	FRN string
 }
 
 // HeaderError is a header the proxy had to set and did not set right; the
@@ -151,6 +161,16 @@ func (id *Identifier) Identify(h http.Header) (Caller, error) {
 			return Caller{}, &HeaderError{Header: o.IPHeader, Message: err.Error()}
 		}
 		c.IP = ip
+	}
+	if o.FRNHeader != "" {
+		values := h.Values(o.FRNHeader)
+		if len(values) > 1 {
+			return Caller{}, &HeaderError{Header: o.FRNHeader, Message: fmt.Sprintf(
+				"%s is given %d times; the proxy must set it once, overwriting what the client sent", o.FRNHeader, len(values))}
+		}
+		if len(values) == 1 {
+			c.FRN = strings.TrimSpace(values[0])
+		}
 	}
 	member, err := id.member(h)
 	if err != nil {

@@ -15,6 +15,7 @@ func TestIdentify(t *testing.T) {
 	token := signer.Sign(t, "user_a", time.Now().Add(time.Hour), nil)
 	headerOnly := proxyauth.NewIdentifier(proxyauth.Options{MemberHeader: "X-User", IPHeader: "X-Real-IP"})
 	fixed := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", JWKS: signer.JWKS})
+	withFRN := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", FRNHeader: "X-Verdict-FRN"})
 	tests := []struct {
 		name    string
 		id      *proxyauth.Identifier
@@ -32,6 +33,12 @@ func TestIdentify(t *testing.T) {
 		{"a forged token", fixed, http.Header{"Authorization": {"Bearer " + testjwt.NewSigner(t).Sign(t, "admin", time.Now().Add(time.Hour), nil)}},
 			proxyauth.Caller{}, new(*proxyauth.TokenError)},
 		{"the member header is not read unless configured", fixed, http.Header{"X-User": {"admin"}},
+			proxyauth.Caller{Tenant: "bank"}, nil},
+		{"the object's FRN", withFRN, http.Header{"X-Verdict-Frn": {" frn:finmars:portfolios:portfolio:bonds "}},
+			proxyauth.Caller{Tenant: "bank", FRN: "frn:finmars:portfolios:portfolio:bonds"}, nil},
+		{"the FRN header given twice", withFRN, http.Header{"X-Verdict-Frn": {"frn:finmars:a:b:c", "frn:finmars:a:b:d"}},
+			proxyauth.Caller{}, new(*proxyauth.HeaderError)},
+		{"the FRN header is not read unless configured", fixed, http.Header{"X-Verdict-Frn": {"frn:finmars:a:b:c"}},
 			proxyauth.Caller{Tenant: "bank"}, nil},
 	}
 	for _, tt := range tests {

@@ -150,7 +150,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	decisionLog := filepath.Join(dir, "decisions.log")
 	v, err := e2eutil.Launch(bin, e2eutil.Options{WaitPath: "/health/ready"}, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
 		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience, "--authz-ip-header", "X-Real-IP",
-		"--decision-log", decisionLog)
+		"--authz-frn-header", "X-Verdict-FRN", "--decision-log", decisionLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,15 @@ func TestNginxAuthRequest(t *testing.T) {
 		headers map[string]string
 	}{
 		{"allowed list passes through", "GET", "/api/v1/portfolios/portfolio/?page=2", valid, 200, "iam.allow", true, nil},
-		{"allowed read of own group's portfolio", "GET", "/api/v1/portfolios/portfolio/7/", valid, 200, "iam.allow", true, nil},
+		{"allowed read of own group's portfolio", "GET", "/api/v1/portfolios/portfolio/bonds-portfolio/", valid, 200, "iam.allow", true, nil},
+		// The map in the example config passes the object's FRN: the
+		// resource-group and object-level rules apply as through
+		// /v1/decide.
+		{"another group's portfolio is denied", "GET", "/api/v1/portfolios/portfolio/bonds-portfolio/", sign("user_b", time.Now().Add(time.Hour)), 403, "resource.not_covered", false, nil},
+		{"her own group's portfolio is allowed", "GET", "/api/v1/portfolios/portfolio/fx-portfolio/?x=1", sign("user_b", time.Now().Add(time.Hour)), 200, "iam.allow", true, nil},
+		{"an object-level Deny applies", "GET", "/api/v1/portfolios/portfolio/secret-portfolio/", sign("head_of_banking", time.Now().Add(time.Hour)), 403, "iam.explicit_deny", false, nil},
+		{"a client's X-Verdict-FRN does not pick the object", "GET", "/api/v1/portfolios/portfolio/bonds-portfolio/", sign("user_b", time.Now().Add(time.Hour)), 403, "resource.not_covered", false,
+			map[string]string{"X-Verdict-FRN": "frn:finmars:portfolios:portfolio:fx-portfolio"}},
 		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false, nil},
 		{"no token is anonymous: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "iam.anonymous", false, nil},
 		{"expired token: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Now().Add(-time.Hour)), 401, "token.invalid", false, nil},
@@ -311,6 +319,7 @@ func TestNginxExampleConfigSetsVerdictHeaders(t *testing.T) {
 	}
 	req.Header.Set("X-Verdict-Tenant", "fineract")
 	req.Header.Set("X-Verdict-Service", "other")
+	req.Header.Set("X-Verdict-FRN", "frn:finmars:portfolios:portfolio:fx-portfolio")
 	req.Header.Add("X-Real-IP", "203.0.113.66")
 	req.Header.Add("X-Real-IP", "10.0.0.1")
 	req.Header.Set("X-Original-Method", "DELETE")
@@ -334,6 +343,7 @@ func TestNginxExampleConfigSetsVerdictHeaders(t *testing.T) {
 	for name, want := range map[string][]string{
 		"X-Verdict-Tenant":  nil,
 		"X-Verdict-Service": nil,
+		"X-Verdict-Frn":     nil, // the collection names no object
 		"X-Real-Ip":         {"127.0.0.1"},
 		"X-Original-Method": {"GET"},
 		"X-Original-Uri":    {"/api/v1/portfolios/portfolio/"},
