@@ -82,6 +82,11 @@ func newLogger(level, format string) (*slog.Logger, error) {
 }
 
 func run(ctx context.Context, o runOptions) error {
+	// SIGHUP reopens the decision log (logrotate); from the start on it
+	// never ends the process, which is its default.
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
 	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
@@ -95,11 +100,14 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("--bundle: %w", err)
 	}
-	tel, closeTelemetry, err := setupTelemetry(ctx, o.telemetry, log)
+	tel, decisionLog, closeTelemetry, err := setupTelemetry(ctx, o.telemetry, log)
 	if err != nil {
 		return err
 	}
 	defer closeTelemetry()
+	hupCtx, stopHangups := context.WithCancel(ctx)
+	defer stopHangups()
+	go reopenOnHangup(hupCtx, hangups, tel, decisionLog, log)
 	engine := decision.NewEngine(log, decision.WithObserver(tel), decision.WithDecisionCache(o.cache))
 	tel.TrackEngine(engine)
 	ld, err := loader.New(engine, log)

@@ -31,6 +31,88 @@ const DefaultDecisionLogBuffer = 4096
 // MaskedValue replaces a masked value in a decision log line.
 const MaskedValue = "***"
 
+// DefaultDecisionLogMask are the masks `verdict run` applies unless told
+// not to (besides MaskContextSecrets): the request's key.
+var DefaultDecisionLogMask = []string{"/input/key"}
+
+// secretNameParts are the words that make a context key a secret's name
+// (compared in lower case, without "-" and "_").
+var secretNameParts = []string{"authorization", "apikey", "cookie", "credential", "passphrase", "password", "passwd",
+	"privatekey", "secret", "session", "signature", "token"}
+
+// IsSecretName reports whether a context key names a secret: in lower
+// case and without "-" and "_", it contains authorization, apikey, cookie,
+// credential, passphrase, password, passwd, privatekey, secret, session,
+// signature or token ("Authorization", "X-Api-Key", "db_password",
+// "refreshToken").
+func IsSecretName(key string) bool {
+	norm := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(key))
+	for _, part := range secretNameParts {
+		if strings.Contains(norm, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeToken reports whether a string is a credential by its shape: a
+// "Bearer " or "Basic " authorization value, or a JWT (three base64url
+// parts, the first starting with "eyJ", a JSON object's encoding).
+func looksLikeToken(s string) bool {
+	lower := strings.ToLower(strings.TrimSpace(s))
+	if strings.HasPrefix(lower, "bearer ") || strings.HasPrefix(lower, "basic ") {
+		return true
+	}
+	if !strings.HasPrefix(s, "eyJ") || strings.Count(s, ".") != 2 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '.' || c == '-' || c == '_' || c == '=' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// maskSecrets returns a copy of v with the values under secret names and
+// the token-shaped strings replaced by MaskedValue (v is left alone). ok is
+// false when v holds a value that is not plain JSON.
+func maskSecrets(v any) (out any, ok bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, child := range v {
+			switch {
+			case child == nil:
+				m[k] = nil
+			case IsSecretName(k):
+				m[k] = MaskedValue
+			default:
+				if m[k], ok = maskSecrets(child); !ok {
+					return v, false
+				}
+			}
+		}
+		return m, true
+	case []any:
+		l := make([]any, len(v))
+		for i, child := range v {
+			if l[i], ok = maskSecrets(child); !ok {
+				return v, false
+			}
+		}
+		return l, true
+	case string:
+		if looksLikeToken(v) {
+			return MaskedValue, true
+		}
+		return v, true
+	case nil, bool, float64, json.Number:
+		return v, true
+	}
+	return v, false
+}
+
 // DecisionLogOptions configures a DecisionLog.
 type DecisionLogOptions struct {
 	// Buffer is the number of lines that may wait to be written
@@ -41,6 +123,10 @@ type DecisionLogOptions struct {
 	// /input/context/token. They must start with /input, /result, /reasons
 	// or /revisions.
 	Mask []string
+	// MaskContextSecrets masks, anywhere in the request's context, the
+	// values under a key that names a secret (see IsSecretName) and every
+	// string that is a bearer token or a JWT.
+	MaskContextSecrets bool
 	// Metrics counts written and dropped lines (optional).
 	Metrics *Metrics
 	// Log reports write errors (slog.Default when nil).
@@ -74,18 +160,20 @@ const DecisionLogFlushInterval = 50 * time.Millisecond
 //
 // with time in RFC 3339 (UTC, nanoseconds) and duration in seconds.
 type DecisionLog struct {
-	w       io.Writer // nil: no lines, only spans
-	ch      chan logEntry
-	wake    chan struct{} // buffered (1): the queue is half full
-	wakeAt  int
-	flush   chan chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	closed  atomic.Bool
-	masks   map[string][]maskPath // by top-level key
-	metrics *Metrics
-	log     *slog.Logger
+	w      io.Writer // nil: no lines, only spans
+	ch     chan logEntry
+	wake   chan struct{} // buffered (1): the queue is half full
+	wakeAt int
+	flush  chan chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	closed atomic.Bool
+	masks  map[string][]maskPath // by top-level key
+	// maskSecrets masks secrets in the request's context (MaskContextSecrets).
+	maskSecrets bool
+	metrics     *Metrics
+	log         *slog.Logger
 	// span, when set, records the entry's span and sets its trace and
 	// span ids (on the writer's goroutine).
 	span func(*logEntry)
@@ -131,17 +219,18 @@ func newDecisionLog(w io.Writer, opts DecisionLogOptions, span func(*logEntry)) 
 		return nil, err
 	}
 	l := &DecisionLog{
-		w:       w,
-		ch:      make(chan logEntry, opts.Buffer),
-		wake:    make(chan struct{}, 1),
-		wakeAt:  max(1, opts.Buffer/2),
-		flush:   make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		masks:   masks,
-		metrics: opts.Metrics,
-		log:     opts.Log,
-		span:    span,
+		w:           w,
+		ch:          make(chan logEntry, opts.Buffer),
+		wake:        make(chan struct{}, 1),
+		wakeAt:      max(1, opts.Buffer/2),
+		flush:       make(chan chan struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		masks:       masks,
+		maskSecrets: opts.MaskContextSecrets,
+		metrics:     opts.Metrics,
+		log:         opts.Log,
+		span:        span,
 	}
 	go l.run()
 	return l, nil
@@ -441,6 +530,18 @@ func parsePointer(p string) ([]string, error) {
 // the path); the rest, and masks of other fields, replace the field with a
 // JSON rendering of it in which the masked values are MaskedValue.
 func (l *DecisionLog) applyMasks(line *logLine, req *decision.Request) error {
+	if l.maskSecrets && req.Context != nil {
+		masked, ok := maskSecrets(req.Context)
+		if !ok {
+			// A library caller's context that is not plain JSON.
+			generic, err := toGeneric(req.Context)
+			if err != nil {
+				return fmt.Errorf("mask /input/context: %w", err)
+			}
+			masked, _ = maskSecrets(generic)
+		}
+		req.Context = masked
+	}
 	for root, paths := range l.masks {
 		if root == "input" {
 			var generic []maskPath
@@ -639,14 +740,34 @@ func (p maskPath) apply(doc any) (out any, ok bool) {
 	return doc, false
 }
 
+// LogFile is where --decision-log points: a file opened for appending, or
+// standard output. Reopen opens the file again by its path, the convention
+// logrotate relies on (it renames the file, then sends SIGHUP): the lines
+// written after Reopen go to a new file of that name.
+type LogFile struct {
+	path string // empty for standard output
+
+	mu sync.Mutex
+	w  io.Writer
+	f  *os.File // nil for standard output
+}
+
 // OpenDecisionLogDestination opens where --decision-log points: "-" or
-// "stdout" is standard output (closing it is a no-op), anything else a file
-// opened for appending (created with mode 0600).
-func OpenDecisionLogDestination(path string) (io.WriteCloser, error) {
+// "stdout" is standard output (closing or reopening it is a no-op),
+// anything else a file opened for appending (created with mode 0600).
+func OpenDecisionLogDestination(path string) (*LogFile, error) {
 	switch path {
 	case "-", "stdout":
-		return nopCloser{os.Stdout}, nil
+		return &LogFile{w: os.Stdout}, nil
 	}
+	f, err := openAppend(path)
+	if err != nil {
+		return nil, err
+	}
+	return &LogFile{path: path, w: f, f: f}, nil
+}
+
+func openAppend(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open decision log: %w", err)
@@ -654,6 +775,54 @@ func OpenDecisionLogDestination(path string) (io.WriteCloser, error) {
 	return f, nil
 }
 
-type nopCloser struct{ io.Writer }
+// Path is the file's path ("" for standard output).
+func (l *LogFile) Path() string { return l.path }
 
-func (nopCloser) Close() error { return nil }
+func (l *LogFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return 0, os.ErrClosed
+	}
+	return l.w.Write(p)
+}
+
+// Reopen opens the file again by its path (creating it) and closes the
+// previous one. When the path cannot be opened, the previous file stays in
+// use and the error is returned.
+func (l *LogFile) Reopen() error {
+	l.mu.Lock()
+	closed := l.w == nil
+	l.mu.Unlock()
+	if l.path == "" || closed {
+		return nil
+	}
+	f, err := openAppend(l.path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.w == nil { // closed meanwhile
+		l.mu.Unlock()
+		return f.Close()
+	}
+	old := l.f
+	l.w, l.f = f, f
+	l.mu.Unlock()
+	if old != nil {
+		return old.Close()
+	}
+	return nil
+}
+
+// Close closes the file; later writes fail.
+func (l *LogFile) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.f
+	l.w, l.f = nil, nil
+	if f != nil {
+		return f.Close()
+	}
+	return nil
+}

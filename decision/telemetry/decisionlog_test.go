@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -382,5 +383,88 @@ func TestDecisionLogMasksEveryShapeOfInput(t *testing.T) {
 				t.Errorf("masking changed the caller's request:\n%s\n%s", before, after)
 			}
 		})
+	}
+}
+
+func TestIsSecretName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"authorization": true, "Authorization": true, "PROXY-AUTHORIZATION": true, "token": true, "refreshToken": true,
+		"access_token": true, "password": true, "db_password": true, "Passwd": true, "secret": true, "client-secret": true,
+		"api_key": true, "X-Api-Key": true, "APIKEY": true, "cookie": true, "Set-Cookie": true, "credentials": true,
+		"private_key": true, "session_id": true, "signature": true, "passphrase": true,
+		"ip": false, "marker": false, "user_agent": false, "amount": false, "key": false, "tenant": false,
+	} {
+		if got := IsSecretName(name); got != want {
+			t.Errorf("IsSecretName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// With MaskContextSecrets, secrets in the context are masked at any depth
+// (by the key's name, and bearer tokens and JWTs by their shape) on top of
+// the configured masks; the rest of the line and the caller's request are
+// as they were.
+func TestDecisionLogMasksContextSecrets(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyX2EifQ.c2lnbmF0dXJl"
+	ctx := map[string]any{
+		"ip": "10.0.0.1", "count": json.Number("3"), "flag": true, "none": nil,
+		"Authorization": "Bearer abc.def", "X-Api-Key": "k-123", "Password": map[string]any{"old": "a", "new": "b"},
+		"headers": map[string]any{"cookie": "sid=1", "accept": "text/html", "forwarded": []any{"bearer xyz", "for=10.0.0.2"}},
+		"list":    []any{map[string]any{"refresh_token": "r"}, jwt, "plain"},
+		"secret":  nil,
+	}
+	var out syncBuffer
+	l, err := NewDecisionLog(&out, DecisionLogOptions{Log: quietLog, Mask: DefaultDecisionLogMask, MaskContextSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sampleRequest()
+	req.Context = ctx
+	l.Log(context.Background(), req, sampleDecision("d-s"), time.Now(), time.Millisecond)
+	// A library caller's context of Go values is masked too.
+	type creds struct {
+		User  string `json:"user"`
+		Token string `json:"token"`
+	}
+	req2 := sampleRequest()
+	req2.Context = map[string]any{"creds": creds{User: "u", Token: "t"}}
+	l.Log(context.Background(), req2, sampleDecision("d-t"), time.Now(), time.Millisecond)
+	closeLog(t, l)
+
+	lines := out.lines(t)
+	in := lines[0]["input"].(map[string]any)
+	got := in["context"].(map[string]any)
+	want := map[string]any{
+		"ip": "10.0.0.1", "count": 3.0, "flag": true, "none": nil,
+		"Authorization": MaskedValue, "X-Api-Key": MaskedValue, "Password": MaskedValue,
+		"headers": map[string]any{"cookie": MaskedValue, "accept": "text/html", "forwarded": []any{MaskedValue, "for=10.0.0.2"}},
+		"list":    []any{map[string]any{"refresh_token": MaskedValue}, MaskedValue, "plain"},
+		"secret":  nil,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("context =\n%v\nwant\n%v", got, want)
+	}
+	if in["key"] != MaskedValue || in["member"] != "user_a" {
+		t.Errorf("input = %v", in)
+	}
+	if c := lines[1]["input"].(map[string]any)["context"].(map[string]any)["creds"].(map[string]any); c["token"] != MaskedValue || c["user"] != "u" {
+		t.Errorf("struct context = %v", c)
+	}
+	if ctx["Authorization"] != "Bearer abc.def" || ctx["headers"].(map[string]any)["cookie"] != "sid=1" ||
+		ctx["list"].([]any)[1] != jwt || req.Key != "4ea5db4c" {
+		t.Errorf("masking changed the caller's request: %v", ctx)
+	}
+
+	// Without it, only the configured masks apply.
+	out = syncBuffer{}
+	l, err = NewDecisionLog(&out, DecisionLogOptions{Log: quietLog, Mask: []string{"/input/member"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(context.Background(), req, sampleDecision("d-u"), time.Now(), time.Millisecond)
+	closeLog(t, l)
+	in = out.lines(t)[0]["input"].(map[string]any)
+	if in["member"] != MaskedValue || in["key"] != "4ea5db4c" || in["context"].(map[string]any)["Authorization"] != "Bearer abc.def" {
+		t.Errorf("input = %v", in)
 	}
 }

@@ -43,9 +43,11 @@ type Options struct {
 
 	// DecisionLog is where decision log lines go; nil turns them off.
 	DecisionLog io.Writer
-	// DecisionLogBuffer and DecisionLogMask: see DecisionLogOptions.
-	DecisionLogBuffer int
-	DecisionLogMask   []string
+	// DecisionLogBuffer, DecisionLogMask and DecisionLogMaskContextSecrets:
+	// see DecisionLogOptions (Buffer, Mask and MaskContextSecrets).
+	DecisionLogBuffer             int
+	DecisionLogMask               []string
+	DecisionLogMaskContextSecrets bool
 }
 
 // Telemetry is verdict's tracing, metrics and decision logging. Its
@@ -115,7 +117,8 @@ func New(ctx context.Context, opts Options) (*Telemetry, error) {
 			span = t.recordSpan
 		}
 		q, err := newDecisionLog(opts.DecisionLog, DecisionLogOptions{
-			Buffer: opts.DecisionLogBuffer, Mask: opts.DecisionLogMask, Metrics: t.metrics, Log: opts.Log,
+			Buffer: opts.DecisionLogBuffer, Mask: opts.DecisionLogMask, MaskContextSecrets: opts.DecisionLogMaskContextSecrets,
+			Metrics: t.metrics, Log: opts.Log,
 		}, span)
 		if err != nil {
 			_ = t.shutdownTP(ctx)
