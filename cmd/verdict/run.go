@@ -121,6 +121,9 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	if ld.FleetStatus() != nil {
+		registerFleetMetrics(tel.Metrics().Registry(), ld)
+	}
 	revisions, err := loadBundles(ctx, ld, sources, o, log)
 	if err != nil {
 		return fmt.Errorf("load bundles:\n%w", err)

@@ -25,7 +25,10 @@ func threeNodes(t *testing.T, dsn string, extra ...string) (a, b, c *node) {
 // enforced at A and B; a service registered at B translates routes at A.
 // Every write answers its revision, and a decision asking for it sees it.
 func TestChangesAtOneSidecarHonouredAtTheOthers(t *testing.T) {
-	a, b, c := threeNodes(t, pgtest.NewDatabase(t))
+	// The test servers trust loopback connections, so a password in the
+	// DSN is accepted and must show nowhere.
+	dsn := strings.Replace(pgtest.NewDatabase(t), "postgres://postgres@", "postgres://postgres:pw-s3cret@", 1)
+	a, b, c := threeNodes(t, dsn)
 
 	if d := b.beat(t, 0); d.Allow || !d.has("delegation.not_requested") {
 		t.Fatalf("before any request: %s", d.codes())
@@ -56,6 +59,19 @@ func TestChangesAtOneSidecarHonouredAtTheOthers(t *testing.T) {
 		t.Fatalf("A after B registered ledger: allow %v, %s", d.Allow, d.codes())
 	}
 	converged(t, a, b, c)
+
+	metrics := string(a.must(t, http.StatusOK, http.MethodGet, "/metrics", "").body)
+	for _, m := range []string{"verdict_state_applied_revision", "verdict_state_lag_changes", "verdict_state_stale 0", "verdict_state_connected 1"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	status := string(a.must(t, http.StatusOK, http.MethodGet, "/v1/status", "").body)
+	for _, n := range []*node{a, b, c} {
+		if strings.Contains(n.Out.String(), "pw-s3cret") || strings.Contains(status, "pw-s3cret") || strings.Contains(strings.Join(n.Cmd.Args, " "), "pw-s3cret") {
+			t.Errorf("%s shows the database password (log, status or command line)", n.name)
+		}
+	}
 }
 
 // A consent written at A and a decision at B carrying A's revision sees
