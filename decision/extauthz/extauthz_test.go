@@ -3,8 +3,10 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -194,30 +196,72 @@ func TestCheckDecisions(t *testing.T) {
 	}
 }
 
-// TestCheckAgreesWithDecide: a check and POST /v1/decide's engine call
-// answer the same question the same way.
+// TestCheckAgreesWithDecide: for generated questions (tenants, keys,
+// members, methods, paths with odd segments and escapes, client addresses,
+// per-route service), a check allows exactly when the engine, asked the
+// same question as POST /v1/decide asks it, allows; a denied check carries
+// the decision's status; and a check refused as malformed is a question
+// the engine refuses as malformed too.
 func TestCheckAgreesWithDecide(t *testing.T) {
 	engine, _ := loadertest.Demo(t)
-	c := authv3.NewAuthorizationClient(serve(t, engine, extauthz.Options{Identity: proxyauth.Options{Tenant: "bank", MemberHeader: "X-User"}}))
-	for _, member := range []string{"user_a", "user_b", "admin", "intern", "antony", ""} {
-		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
-			for _, path := range []string{"/api/v1/portfolios/portfolio/", "/api/v1/portfolios/portfolio/7/", "/api/v1/portfolios/portfolio/light/", "/buildName"} {
-				want, err := engine.Decide(context.Background(), &decision.Request{
-					Tenant: "bank", Member: member, Request: &decision.HTTPRequest{Method: method, Path: path},
-					Context: map[string]any{"ip": "10.1.2.3"},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				a := check(t, c, checkRequest(method, path, map[string]string{"x-user": member}, nil))
-				allowed := a.code == codes.OK
-				if allowed != want.Allow || (!allowed && a.httpStatus != want.Status) {
-					t.Errorf("%s %s as %q: check allowed=%v status %d, decide allow=%v status %d",
-						method, path, member, allowed, a.httpStatus, want.Allow, want.Status)
-				}
+	c := authv3.NewAuthorizationClient(serve(t, engine, extauthz.Options{Identity: proxyauth.Options{MemberHeader: "X-User"}}))
+	pick := func(r *rand.Rand, xs ...string) string { return xs[r.IntN(len(xs))] }
+	r := rand.New(rand.NewPCG(18, 1))
+	seen := map[string]int{} // outcomes, so that the generator keeps covering each
+	for i := 0; i < 600; i++ {
+		tenant := pick(r, "bank", "bank", "bank", "fineract", "fineract", "tnt3", "nobody", "")
+		key := pick(r, "", "", "", "", tnt3Key, "not-a-key")
+		member := pick(r, "user_a", "user_a", "admin", "admin", "antony", "user_b", "intern", "imhotep", "", "nobody")
+		method := pick(r, "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "get")
+		path := pick(r, "/api/v1/portfolios/portfolio/", "/api/v1/portfolios/portfolio/7/", "/api/v1/portfolios/portfolio/light/",
+			"/api/v1/instruments/instrument/", "/api/v1/instruments/instrument/9/recalculate/", "/buildName", "/users/5", "/identity/v1/users")
+		if r.IntN(3) == 0 { // an odd variant
+			path += pick(r, "%6Cight/", "..%2F", "./", "x/y/", "?q=1", "#f", "%00")
+		}
+		ip := pick(r, "10.1.2.3", "10.1.2.3", "203.0.113.66", "::ffff:203.0.113.66", "2001:db8::1")
+		service := pick(r, "", "", "", "portfolios", "example03", "nope")
+		headers := map[string]string{"x-user": member, "x-verdict-tenant": tenant, "key": key}
+		var ext map[string]string
+		if service != "" {
+			ext = map[string]string{"service": service}
+		}
+		req := checkRequest(method, path, headers, ext)
+		req.Attributes.Source.Address.GetSocketAddress().Address = ip
+		want, err := engine.Decide(context.Background(), &decision.Request{
+			Tenant: tenant, Key: key, Member: member,
+			Request: &decision.HTTPRequest{Method: method, Path: path, Service: service},
+			Context: map[string]any{"ip": mustIP(t, ip)},
+		})
+		a := check(t, c, req)
+		question := fmt.Sprintf("%s %s tenant %q key %q member %q ip %s service %q", method, path, tenant, key, member, ip, service)
+		if err != nil {
+			if a.code == codes.OK || a.httpStatus != 400 {
+				t.Errorf("%s: decide refuses it (%v), the check answered %v %d", question, err, a.code, a.httpStatus)
 			}
+			seen["refused"]++
+			continue
+		}
+		seen[fmt.Sprint(want.Status)]++
+		allowed := a.code == codes.OK
+		if allowed != want.Allow || (!allowed && a.httpStatus != want.Status) {
+			t.Errorf("%s: check allowed=%v status %d, decide allow=%v status %d (%s)",
+				question, allowed, a.httpStatus, want.Allow, want.Status, want.DecidingReason())
 		}
 	}
+	for _, outcome := range []string{"200", "401", "403", "404", "refused"} {
+		if seen[outcome] < 5 {
+			t.Errorf("only %d generated questions were %s (%v): the generator no longer covers it", seen[outcome], outcome, seen)
+		}
+	}
+}
+
+func mustIP(t *testing.T, s string) string {
+	t.Helper()
+	ip, err := proxyauth.ParseIP(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ip
 }
 
 func TestCheckJWT(t *testing.T) {
