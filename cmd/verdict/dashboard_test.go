@@ -1,7 +1,10 @@
-package telemetry
+package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -11,8 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/telemetry"
+	"github.com/verdict-authz/verdict/loader"
 )
 
 // dashboardFile is the Grafana dashboard shipped in the repository.
@@ -20,8 +26,8 @@ const dashboardFile = "../../dashboards/verdict.json"
 
 // TestDashboardQueriesExportedMetrics: every metric the shipped Grafana
 // dashboard queries (panels, template variables, annotations) is one that
-// verdict's registry exports, so a renamed metric cannot leave a panel
-// silently empty.
+// verdict run exports, so a renamed metric cannot leave a panel silently
+// empty.
 func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	raw, err := os.ReadFile(dashboardFile)
 	if err != nil {
@@ -54,6 +60,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		"verdict_decisions_total", "verdict_decision_reasons_total",
 		"verdict_decision_duration_seconds_bucket", "verdict_decision_cache_lookups_total",
 		"verdict_bundle_reloads_total", "verdict_bundle_last_reload_success",
+		"verdict_state_lag_changes", "verdict_state_staleness_seconds",
 	} {
 		if !queried[want] {
 			t.Errorf("the dashboard does not query %s", want)
@@ -186,16 +193,34 @@ func metricNames(expr string) []string {
 	return slices.Compact(names)
 }
 
-// exportedMetrics lists the names verdict's registry describes, and the
-// types of those it gathers once every metric has been observed.
+// exportedMetrics lists the names verdict run's registry describes (the
+// telemetry metrics and, as with --state-db, the fleet state's), and the
+// types of those it gathers once a decision and a reload have been
+// observed.
 func exportedMetrics(t *testing.T) (map[string]bool, map[string]dto.MetricType) {
 	t.Helper()
-	m := NewMetrics()
-	m.observeDecision(&decision.Decision{Allow: true, Status: 200, Reasons: []decision.Reason{{Layer: "iam", Code: "iam.allow", Effect: "allow"}}},
-		&decision.DecisionInfo{Duration: time.Millisecond, Cache: decision.CacheMiss})
-	m.observeReload("demo", OutcomeSuccess, time.Now(), time.Millisecond)
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tel, err := telemetry.New(ctx, telemetry.Options{Log: log, TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(ctx) })
+	engine := decision.NewEngine(log, decision.WithObserver(tel))
+	ld, err := loader.New(engine, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ld.Close() })
+	reg := tel.Metrics().Registry()
+	registerFleetMetrics(reg, ld)
+	tel.ObserveDecision(ctx, &decision.Request{Tenant: "bank"},
+		&decision.Decision{Allow: true, Status: 200, Reasons: []decision.Reason{{Layer: "iam", Code: "iam.allow", Effect: "allow"}}},
+		decision.DecisionInfo{Start: time.Now(), Duration: time.Millisecond, Cache: decision.CacheMiss})
+	tel.ReloadObserved(ctx, telemetry.Reload{Bundle: "demo", Source: "bundles/demo", Revision: "1", Start: time.Now(), Duration: time.Millisecond})
+
 	descs := make(chan *prometheus.Desc)
-	go func() { m.Registry().Describe(descs); close(descs) }()
+	go func() { reg.Describe(descs); close(descs) }()
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
 	exported := map[string]bool{}
 	for d := range descs {
@@ -203,10 +228,12 @@ func exportedMetrics(t *testing.T) (map[string]bool, map[string]dto.MetricType) 
 			exported[match[1]] = true
 		}
 	}
-	if !exported["verdict_decisions_total"] {
-		t.Fatalf("the registry's descriptions were not read: %v", exported)
+	for _, want := range []string{"verdict_decisions_total", "verdict_state_lag_changes"} {
+		if !exported[want] {
+			t.Fatalf("the registry's descriptions were not read (no %s): %v", want, exported)
+		}
 	}
-	fams, err := m.Registry().Gather()
+	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
