@@ -58,10 +58,12 @@ func (e *Engine) DecideExplained(ctx context.Context, req *Request) (*Decision, 
 
 // evalTraced is eval with a query tracer attached.
 func (p *Policy) evalTraced(ctx context.Context, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
+	cancel, stop := cancelWith(ctx)
+	defer stop()
 	rs, err := p.query.Eval(ctx,
 		rego.EvalParsedInput(input),
 		rego.EvalQueryTracer(tracer),
-		rego.EvalExternalCancel(topdown.NewCancel()),
+		rego.EvalExternalCancel(cancel),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy (traced): %w", err)

@@ -20,3 +20,10 @@ func GatherForTest(g *Generation, req *Request) (ast.Value, error) {
 func EvalForTest(ctx context.Context, g *Generation, input ast.Value) (*ast.Term, error) {
 	return g.Policy.eval(ctx, input)
 }
+
+// CachedDataQueries reports how many prepared Data API queries g's policy
+// holds.
+func CachedDataQueries(g *Generation) int { return g.Policy.dataQueries.len() }
+
+// MaxCachedDataQueries is the bound on CachedDataQueries.
+const MaxCachedDataQueries = maxCachedQueries

@@ -23,7 +23,7 @@ type Policy struct {
 	store     storage.Store
 	query     rego.PreparedEvalQuery
 	planQuery rego.PreparedEvalQuery
-	// dataQueries caches the Data API's prepared queries.
+	// dataQueries caches the Data API's prepared queries (an LRU).
 	dataQueries queryCache
 }
 
@@ -94,11 +94,11 @@ func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, erro
 }
 
 func evalOne(ctx context.Context, query rego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
+	cancel, stop := cancelWith(ctx)
+	defer stop()
 	rs, err := query.Eval(ctx,
 		rego.EvalParsedInput(input),
-		// The query is short; a per-evaluation cancel avoids the goroutine
-		// the rego package would otherwise start to watch ctx.
-		rego.EvalExternalCancel(topdown.NewCancel()),
+		rego.EvalExternalCancel(cancel),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy: %w", err)
@@ -112,6 +112,22 @@ func evalOne(ctx context.Context, query rego.PreparedEvalQuery, input ast.Value)
 	}
 	return term, nil
 }
+
+// cancelWith returns a Rego cancel that fires when ctx ends (its deadline
+// passes or the client goes away), and stop, which releases it once the
+// evaluation is over. A cancelled evaluation ends with an error, which a
+// decision turns into a deny. context.AfterFunc registers the cancel with
+// ctx, where the rego package would otherwise start a goroutine per
+// evaluation to watch ctx; a context that can never end costs nothing.
+func cancelWith(ctx context.Context) (topdown.Cancel, func() bool) {
+	cancel := topdown.NewCancel()
+	if ctx.Done() == nil {
+		return cancel, noStop
+	}
+	return cancel, context.AfterFunc(ctx, cancel.Cancel)
+}
+
+func noStop() bool { return false }
 
 // keepAST hands the evaluated term back as is, so the engine reads the
 // decision straight from the AST without a JSON round trip.

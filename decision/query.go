@@ -1,14 +1,18 @@
 package decision
 
 import (
+	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // QueryResult is the answer to a Data API query.
@@ -20,10 +24,153 @@ type QueryResult struct {
 	Result  any
 }
 
+// Bounds on a Data API path: every distinct path is compiled into a
+// prepared query, so its size bounds the memory one query may take.
+const (
+	// MaxDataPathBytes bounds the length of a path (its segments and the
+	// "/" between them).
+	MaxDataPathBytes = 512
+	// MaxDataPathSegments bounds the segments of a path.
+	MaxDataPathSegments = 32
+)
+
+// enginePath is data.verdict.engine as path segments.
+var enginePath = strings.Split(policy.Package, ".")
+
+// IsEngineDocument reports whether path is data.verdict.engine or a
+// document below it. The engine's rules read input.facts, the facts only
+// verdict gathers: such a document is evaluated with QueryEngine, on the
+// facts of a decision request, never on a caller's input.
+func IsEngineDocument(path []string) bool {
+	if len(path) < len(enginePath) {
+		return false
+	}
+	for i, seg := range enginePath {
+		if path[i] != seg {
+			return false
+		}
+	}
+	return true
+}
+
+// containsEngine reports whether the document at path has
+// data.verdict.engine inside it (data, data.verdict).
+func containsEngine(path []string) bool {
+	if len(path) >= len(enginePath) {
+		return false
+	}
+	for i, seg := range path {
+		if enginePath[i] != seg {
+			return false
+		}
+	}
+	return true
+}
+
 // Query evaluates the document data.<path> (path segments, e.g.
 // ["verdict","conditions","office_hours"]) on input, against the current
 // generation's compiled bundles and data, as OPA's Data API does.
+//
+// A document of the engine (see IsEngineDocument) is refused: it is only
+// meaningful, and only safe, on gathered facts (QueryEngine). The
+// documents around it (data, data.verdict) are answered without it.
 func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryResult, error) {
+	gen, err := e.document(path)
+	if err != nil {
+		return nil, err
+	}
+	if IsEngineDocument(path) {
+		return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s is a document of verdict's engine: it is evaluated on a decision request's gathered facts (QueryEngine)", dataRef(path))}
+	}
+	pq, err := gen.Policy.preparedQuery(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	var parsed ast.Value
+	if input != nil {
+		v, err := ast.InterfaceToValue(input)
+		if err != nil {
+			return nil, &InputError{Field: "input", Message: err.Error()}
+		}
+		parsed = v
+	}
+	res, err := e.evalData(ctx, gen, pq, path, parsed)
+	if err != nil {
+		return nil, err
+	}
+	if res.Defined && containsEngine(path) {
+		dropEngine(res.Result, path)
+	}
+	return res, nil
+}
+
+// QueryEngine evaluates the engine's document data.<path> (see
+// IsEngineDocument) on the input /v1/decide would evaluate for a request:
+// the request and the facts verdict gathers for it.
+// data.verdict.engine.decision is then the decision /v1/decide answers
+// (without its decision id, tenant, action and revisions).
+//
+// input returns the request; its error is returned as is. It is called
+// once the path has been checked, so that a path that is no document is
+// reported before the input. Without input (nil) the document is
+// undefined, as a rule that needs input would be.
+func (e *Engine) QueryEngine(ctx context.Context, path []string, input func() (*Request, error)) (*QueryResult, error) {
+	if !IsEngineDocument(path) {
+		return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s is not a document of verdict's engine", dataRef(path))}
+	}
+	gen, err := e.document(path)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := gen.Policy.preparedQuery(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if input == nil {
+		return &QueryResult{DecisionID: e.newID()}, nil
+	}
+	req, err := input()
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	// As Decide does, catch up with the state revision the request asks
+	// for; the newer generation has its own compiled policy.
+	if newer := e.generationFor(ctx, req.Consistency); newer != gen {
+		gen = newer
+		if err := gen.Policy.checkDocument(path); err != nil {
+			return nil, err
+		}
+		if pq, err = gen.Policy.preparedQuery(ctx, path); err != nil {
+			return nil, err
+		}
+	}
+	f, err := gatherRecovering(gen, req)
+	if err != nil {
+		return nil, err
+	}
+	return e.evalData(ctx, gen, pq, path, f.input)
+}
+
+// gatherRecovering is gather on gen's snapshot, with a panic turned into an
+// error as decide does.
+func gatherRecovering(gen *Generation, req *Request) (f *facts, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic while gathering facts: %v", v)
+		}
+	}()
+	return gather(gen.Facts.Read(), gen.State, req)
+}
+
+// document checks that path may be asked for (its size, and that it is
+// not a function) and returns the current generation.
+func (e *Engine) document(path []string) (*Generation, error) {
+	if err := checkDataPath(path); err != nil {
+		return nil, err
+	}
 	gen := e.current.Load()
 	if gen == nil {
 		return nil, ErrNotReady
@@ -31,17 +178,22 @@ func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryRes
 	if err := gen.Policy.checkDocument(path); err != nil {
 		return nil, err
 	}
-	pq, err := gen.Policy.preparedQuery(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	opts := []rego.EvalOption{rego.EvalExternalCancel(topdown.NewCancel())}
-	if input != nil {
-		v, err := ast.InterfaceToValue(input)
-		if err != nil {
-			return nil, &InputError{Field: "input", Message: err.Error()}
+	return gen, nil
+}
+
+// evalData evaluates a prepared Data API query; input nil means no input.
+// The evaluation stops when ctx ends (an error, never a result).
+func (e *Engine) evalData(ctx context.Context, gen *Generation, pq *rego.PreparedEvalQuery, path []string, input ast.Value) (res *QueryResult, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic during data.%s: %v", strings.Join(path, "."), v)
 		}
-		opts = append(opts, rego.EvalParsedInput(v))
+	}()
+	cancel, stop := cancelWith(ctx)
+	defer stop()
+	opts := []rego.EvalOption{rego.EvalExternalCancel(cancel)}
+	if input != nil {
+		opts = append(opts, rego.EvalParsedInput(input))
 	}
 	rs, err := pq.Eval(ctx, opts...)
 	if err != nil {
@@ -55,14 +207,110 @@ func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryRes
 	return out, nil
 }
 
-// queryCache holds the prepared Data API queries of one policy, by path.
+// dropEngine removes data.verdict.engine from the document at path (data
+// or data.verdict), as evaluated on a caller's input.
+func dropEngine(doc any, path []string) {
+	for _, seg := range enginePath[len(path) : len(enginePath)-1] {
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return
+		}
+		doc = m[seg]
+	}
+	if m, ok := doc.(map[string]any); ok {
+		delete(m, enginePath[len(enginePath)-1])
+	}
+}
+
+// checkDataPath refuses a path over the bounds, or one that is not UTF-8,
+// with an InputError on "path" that names it (shortened).
+func checkDataPath(path []string) error {
+	size := max(len(path)-1, 0) // the "/" between segments
+	for _, seg := range path {
+		size += len(seg)
+	}
+	switch {
+	case size > MaxDataPathBytes:
+		return &InputError{Field: "path", Message: fmt.Sprintf("%s is %d bytes long; a path may have at most %d", shortPath(path), size, MaxDataPathBytes)}
+	case len(path) > MaxDataPathSegments:
+		return &InputError{Field: "path", Message: fmt.Sprintf("%s has %d segments; a path may have at most %d", shortPath(path), len(path), MaxDataPathSegments)}
+	}
+	for _, seg := range path {
+		if !utf8.ValidString(seg) {
+			return &InputError{Field: "path", Message: fmt.Sprintf("%s is not valid UTF-8", shortPath(path))}
+		}
+	}
+	return nil
+}
+
+// shortPath shows a path in an error message, cut after 64 bytes.
+func shortPath(path []string) string {
+	const show = 64
+	p := strings.Join(path, "/")
+	if len(p) > show {
+		cut := show
+		for cut > 0 && !utf8.RuneStart(p[cut]) {
+			cut--
+		}
+		p = p[:cut] + "…"
+	}
+	return fmt.Sprintf("%q", p)
+}
+
+// queryCache holds the prepared Data API queries of one policy, by path:
+// the maxCachedQueries most recently used. A prepared query of a path at
+// the bounds above takes about 8 KiB of heap (measured over the demo
+// bundle), so the cache holds about 1 MiB at most, whatever the paths
+// asked.
 type queryCache struct {
 	mu      sync.Mutex
-	queries map[string]*rego.PreparedEvalQuery
+	byKey   map[string]*list.Element
+	recency list.List // of *cachedQuery, most recently used first
+}
+
+type cachedQuery struct {
+	key   string
+	query *rego.PreparedEvalQuery
 }
 
 // maxCachedQueries bounds the prepared Data API queries kept per generation.
-const maxCachedQueries = 1024
+const maxCachedQueries = 128
+
+func (c *queryCache) get(key string) *rego.PreparedEvalQuery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[key]
+	if !ok {
+		return nil
+	}
+	c.recency.MoveToFront(el)
+	return el.Value.(*cachedQuery).query
+}
+
+func (c *queryCache) put(key string, pq *rego.PreparedEvalQuery) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey == nil {
+		c.byKey = map[string]*list.Element{}
+	}
+	if el, ok := c.byKey[key]; ok {
+		c.recency.MoveToFront(el)
+		return
+	}
+	c.byKey[key] = c.recency.PushFront(&cachedQuery{key: key, query: pq})
+	for c.recency.Len() > maxCachedQueries {
+		oldest := c.recency.Back()
+		c.recency.Remove(oldest)
+		delete(c.byKey, oldest.Value.(*cachedQuery).key)
+	}
+}
+
+// len reports the number of cached queries.
+func (c *queryCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recency.Len()
+}
 
 // dataRef is the reference data.<path>.
 func dataRef(path []string) ast.Ref {
@@ -93,13 +341,14 @@ func (p *Policy) checkDocument(path []string) error {
 	return nil
 }
 
+// preparedQuery returns the prepared query of data.<path>, from the cache
+// or prepared now. A path the type checker refuses (one below a scalar,
+// such as data.verdict.engine.decision.allow.x) is an InputError on
+// "path": no evaluation could give it a value.
 func (p *Policy) preparedQuery(ctx context.Context, path []string) (*rego.PreparedEvalQuery, error) {
 	ref := dataRef(path)
 	key := ref.String()
-	p.dataQueries.mu.Lock()
-	pq, ok := p.dataQueries.queries[key]
-	p.dataQueries.mu.Unlock()
-	if ok {
+	if pq := p.dataQueries.get(key); pq != nil {
 		return pq, nil
 	}
 	prepared, err := rego.New(
@@ -108,13 +357,12 @@ func (p *Policy) preparedQuery(ctx context.Context, path []string) (*rego.Prepar
 		rego.Store(p.store),
 	).PrepareForEval(ctx)
 	if err != nil {
+		var astErrs ast.Errors
+		if errors.As(err, &astErrs) && len(astErrs) > 0 && astErrs[0].Code == ast.TypeErr {
+			return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s can have no value: %s", key, astErrs[0].Message)}
+		}
 		return nil, fmt.Errorf("prepare %s: %w", key, err)
 	}
-	p.dataQueries.mu.Lock()
-	defer p.dataQueries.mu.Unlock()
-	if p.dataQueries.queries == nil || len(p.dataQueries.queries) >= maxCachedQueries {
-		p.dataQueries.queries = map[string]*rego.PreparedEvalQuery{}
-	}
-	p.dataQueries.queries[key] = &prepared
+	p.dataQueries.put(key, &prepared)
 	return &prepared, nil
 }

@@ -3,6 +3,7 @@ package decision_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -36,7 +37,10 @@ func TestQueryFunctionPathIsAnInputError(t *testing.T) {
 
 	// The package around the function is a document: its value leaves the
 	// function out, as OPA's does.
-	res, err := engine.Query(ctx, []string{"verdict", "engine"}, nil)
+	ask := func() (*decision.Request, error) {
+		return &decision.Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list"}, nil
+	}
+	res, err := engine.QueryEngine(ctx, []string{"verdict", "engine"}, ask)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +52,74 @@ func TestQueryFunctionPathIsAnInputError(t *testing.T) {
 		t.Errorf("data.verdict.engine has the function truthy: %v", doc["truthy"])
 	}
 	// Rules without arguments beside the function still evaluate.
-	if _, err := engine.Query(ctx, []string{"verdict", "engine", "verdict"}, nil); err != nil {
+	if _, err := engine.QueryEngine(ctx, []string{"verdict", "engine", "verdict"}, ask); err != nil {
 		t.Errorf("data.verdict.engine.verdict: %v", err)
+	}
+}
+
+// TestQueryPathBounds: every distinct Data API path was prepared and kept
+// (up to 1,024 per generation, whatever their size): 163 requests with
+// 30,000-segment paths took the process to 1 GB (issue 14, item 12). A
+// path over MaxDataPathBytes or MaxDataPathSegments is an InputError on
+// "path" that names it, and the prepared queries kept are the
+// MaxCachedDataQueries most recently used.
+func TestQueryPathBounds(t *testing.T) {
+	engine := demoEngine(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		path []string
+		want string
+	}{
+		{"30,000 segments", strings.Split(strings.Repeat("a/", 30000)+"a", "/"), `"a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/…" is 60001 bytes long; a path may have at most 512`},
+		{"too many segments", strings.Split(strings.Repeat("a/", decision.MaxDataPathSegments)+"a", "/"), "has 33 segments; a path may have at most 32"},
+		{"one long segment", []string{"verdict", strings.Repeat("x", decision.MaxDataPathBytes)}, "bytes long; a path may have at most 512"},
+		{"not UTF-8", []string{"verdict", "\xff"}, `"verdict/\xff" is not valid UTF-8`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := engine.Query(ctx, tt.path, nil)
+			var inErr *decision.InputError
+			if !errors.As(err, &inErr) || inErr.Field != "path" || !strings.Contains(inErr.Message, tt.want) {
+				t.Fatalf("error %v, want an InputError on path containing %q", err, tt.want)
+			}
+		})
+	}
+	// At the bounds a path is answered.
+	if _, err := engine.Query(ctx, strings.Split(strings.Repeat("a/", decision.MaxDataPathSegments-1)+"a", "/"), nil); err != nil {
+		t.Fatalf("a path of %d segments: %v", decision.MaxDataPathSegments, err)
+	}
+
+	for i := range 3 * decision.MaxCachedDataQueries {
+		if _, err := engine.Query(ctx, []string{"verdict", "nowhere", fmt.Sprint(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := decision.CachedDataQueries(engine.Current()); n > decision.MaxCachedDataQueries {
+		t.Errorf("%d prepared queries kept, want at most %d", n, decision.MaxCachedDataQueries)
+	}
+	// The most recently used are kept: asking again is a cache hit (no
+	// entry is added).
+	before := decision.CachedDataQueries(engine.Current())
+	if _, err := engine.Query(ctx, []string{"verdict", "nowhere", fmt.Sprint(3*decision.MaxCachedDataQueries - 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := decision.CachedDataQueries(engine.Current()); after != before {
+		t.Errorf("asking for a recent path again changed the cache from %d to %d entries", before, after)
+	}
+}
+
+// TestQueryBelowAScalarIsAnInputError: a path below a scalar (here below
+// the boolean data.verdict.engine.decision.allow) is one the type checker
+// refuses: no evaluation can give it a value. It was answered 500 with the
+// raw type error (issue 14, item 17).
+func TestQueryBelowAScalarIsAnInputError(t *testing.T) {
+	engine := demoEngine(t)
+	ask := func() (*decision.Request, error) {
+		return &decision.Request{Tenant: "bank", Member: "admin", Action: "finmars:Portfolio:list"}, nil
+	}
+	_, err := engine.QueryEngine(context.Background(), []string{"verdict", "engine", "decision", "allow", "x"}, ask)
+	var inErr *decision.InputError
+	if !errors.As(err, &inErr) || inErr.Field != "path" || !strings.Contains(inErr.Message, "data.verdict.engine.decision.allow.x can have no value") {
+		t.Fatalf("error %v, want an InputError on path saying the path can have no value", err)
 	}
 }

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/verdict-authz/verdict/decision"
@@ -25,6 +27,16 @@ type dataResponse struct {
 
 // handleData answers OPA's Data API: POST /v1/data/{path} with
 // {"input": …} and GET /v1/data/{path}?input=<JSON>.
+//
+// Three kinds of document are answered differently:
+//   - data.verdict.decision: the input is a decision request, the result
+//     the decision /v1/decide answers;
+//   - data.verdict.engine and the documents below it (the engine's rules):
+//     the input is a decision request too, and the document is evaluated
+//     on the facts verdict gathers for it, as /v1/decide evaluates it; a
+//     caller's input never reaches the engine's rules as is;
+//   - any other document: evaluated on the caller's input, as OPA does;
+//     data and data.verdict leave data.verdict.engine out.
 func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(r.PathValue("path"), "/")
 	var rawInput []byte
@@ -40,12 +52,23 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 			rawInput = *req.Input
 		}
 	default:
-		if in := r.URL.Query().Get("input"); in != "" {
-			rawInput = []byte(in)
+		in, err := queryInput(r.URL.RawQuery)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", err.Field, err.Message)
+			return
 		}
+		rawInput = in
 	}
-	if path == decisionPath {
+	var segments []string
+	if path != "" {
+		segments = strings.Split(path, "/")
+	}
+	switch {
+	case path == decisionPath:
 		s.dataDecision(w, r, rawInput)
+		return
+	case decision.IsEngineDocument(segments):
+		s.dataEngine(w, r, segments, rawInput)
 		return
 	}
 	var input any
@@ -57,8 +80,8 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// The engine's rules trust input.facts as what verdict gathered from
-	// the store: taken from a caller, they would let data.verdict.engine
-	// (or any document above it) allow a member that does not exist.
+	// the store: taken from a caller, they would let a document that reads
+	// data.verdict.engine allow a member that does not exist.
 	if in, ok := input.(map[string]any); ok {
 		if _, forged := in["facts"]; forged {
 			writeError(w, http.StatusBadRequest, "invalid_request", "input.facts",
@@ -66,11 +89,37 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var segments []string
-	if path != "" {
-		segments = strings.Split(path, "/")
-	}
 	res, err := s.engine.Query(r.Context(), segments, input)
+	s.writeQueryResult(w, res, err)
+}
+
+// dataEngine answers a document of the engine (data.verdict.engine…): the
+// input is a decision request, and the document is evaluated on the facts
+// gathered for it.
+func (s *Server) dataEngine(w http.ResponseWriter, r *http.Request, path []string, rawInput []byte) {
+	var input func() (*decision.Request, error)
+	if rawInput != nil {
+		input = func() (*decision.Request, error) { return parseDecideBody(rawInput) }
+	}
+	res, err := s.engine.QueryEngine(r.Context(), path, input)
+	var jsonErr *bodyError
+	var inErr *decision.InputError
+	switch {
+	case errors.As(err, &jsonErr):
+		field, msg := describeJSONError(jsonErr.err)
+		writeError(w, http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
+		return
+	case errors.As(err, &inErr) && inErr.Field != "path":
+		// The request's fields are the input's.
+		err = &decision.InputError{Field: joinField("input", inErr.Field), Message: inErr.Message}
+	}
+	s.writeQueryResult(w, res, err)
+}
+
+// writeQueryResult answers a Data API query: the result, or 400 naming the
+// field for the caller's mistake, 503 before a bundle is loaded, 500 for an
+// evaluation that failed.
+func (s *Server) writeQueryResult(w http.ResponseWriter, res *decision.QueryResult, err error) {
 	if err != nil {
 		var inErr *decision.InputError
 		switch {
@@ -88,6 +137,34 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		out.Result = &res.Result
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// queryInput returns the input parameter of a GET query string (nil when
+// absent or empty). A query string that does not decode is refused, naming
+// the parameter, rather than read without the parameter, as
+// url.Values would: a dropped input is a different question.
+func queryInput(rawQuery string) ([]byte, *decision.InputError) {
+	var input []byte
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if pair == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, &decision.InputError{Field: "query", Message: fmt.Sprintf("malformed query parameter name %q: %v", rawKey, err)}
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, &decision.InputError{Field: key, Message: fmt.Sprintf("malformed query parameter %s: %v", key, err)}
+		}
+		if key == "input" && input == nil && value != "" {
+			input = []byte(value)
+		}
+	}
+	return input, nil
 }
 
 // dataDecision answers data.verdict.decision: the input is a decision

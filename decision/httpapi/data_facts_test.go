@@ -33,18 +33,19 @@ func TestDataAPIRefusesCallerFacts(t *testing.T) {
 		}
 	}
 
-	// Without facts the engine's own rule denies; data.verdict.decision
-	// (the documented path) rejects facts as an unknown field.
+	// The engine's documents are evaluated on the facts verdict gathers
+	// (see TestDataAPIEngineDocumentsAgreeWithDecide): the store says
+	// mallory is no member of bank.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/data/verdict/engine/decision",
-		bytes.NewReader([]byte(`{"input":{"tenant":"bank","member":"admin","action":"finmars:Portfolio:list"}}`))))
+		bytes.NewReader([]byte(`{"input":{"tenant":"bank","member":"mallory","action":"finmars:Portfolio:destroy"}}`))))
 	var res struct {
 		Result struct {
 			Allow bool `json:"allow"`
 		} `json:"result"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusOK || res.Result.Allow {
-		t.Fatalf("data.verdict.engine.decision without facts: %d %s", rec.Code, rec.Body)
+		t.Fatalf("data.verdict.engine.decision for a member that does not exist: %d %s", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/data/verdict/decision", bytes.NewReader([]byte(`{"input":`+forged+`}`))))

@@ -44,7 +44,7 @@ func TestDataAPIFunctionPathIs400(t *testing.T) {
 	}
 
 	// The package holding the function is still a document.
-	rec := post(t, h, "/v1/data/verdict/engine", []byte(`{"input":{}}`))
+	rec := post(t, h, "/v1/data/verdict/engine", []byte(`{"input":{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:list"}}`))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("POST /v1/data/verdict/engine: %d %s", rec.Code, rec.Body)
 	}

@@ -15,22 +15,30 @@ package verdict.engine
 # --- outcome -----------------------------------------------------------------
 
 # decision is the answer of the first layer that denies, with the grants of
-# the layers that passed before it; or, when none denies, an allow with every
-# layer's grants.
+# the layers that passed before it; or, when every layer positively passed,
+# an allow with every layer's grants; otherwise a deny.
+#
+# Default deny, whatever the input: in an else-chain a branch whose body
+# holds but whose value is undefined (a message built from a missing fact,
+# say) falls through to the next branch, so "no layer denied" must never be
+# taken from the chain having reached its end. An allow needs layers_pass:
+# every layer's outcome defined and without a deny. Anything else - a layer
+# undefined because a fact it needs is missing or malformed - ends in the
+# last branch, a deny.
 decision := deny_decision(state_denies, []) if {
-	count(state_denies) > 0
+	state_denies != []
 } else := deny_decision(tenant_denies, []) if {
-	count(tenant_denies) > 0
+	tenant_denies != []
 } else := deny_decision(route_denies, []) if {
-	count(route_denies) > 0
+	route_denies != []
 } else := deny_decision(pkg.denies, []) if {
-	count(pkg.denies) > 0
+	pkg.denies != []
 } else := deny_decision(iam.denies, pkg.grants) if {
-	count(iam.denies) > 0
+	iam.denies != []
 } else := deny_decision(delegation.denies, array.concat(pkg.grants, iam.grants)) if {
-	count(delegation.denies) > 0
+	delegation.denies != []
 } else := deny_decision(ext_denies, grants) if {
-	count(ext_denies) > 0
+	ext_denies != []
 } else := {
 	"allow": true,
 	"status": 200,
@@ -38,6 +46,7 @@ decision := deny_decision(state_denies, []) if {
 	"fields": ["id", "user_code", "public_name"],
 	"reasons": grants,
 } if {
+	layers_pass
 	iam.public
 } else := {
 	"allow": true,
@@ -45,6 +54,29 @@ decision := deny_decision(state_denies, []) if {
 	"visibility": "full",
 	"fields": [],
 	"reasons": grants,
+} if {
+	layers_pass
+} else := deny_decision([incomplete_deny], [])
+
+# layers_pass: every layer's outcome is defined and none denies.
+layers_pass if {
+	state_denies == []
+	tenant_denies == []
+	route_denies == []
+	pkg.denies == []
+	iam.denies == []
+	delegation.denies == []
+	ext_denies == []
+}
+
+# incomplete_deny: some layer could not reach an outcome (a fact it needs is
+# missing or malformed). The engine always gathers every fact, so this is an
+# internal error, answered as Go answers its own (error.internal, 403).
+incomplete_deny := {
+	"layer": "engine",
+	"code": "error.internal",
+	"effect": "deny",
+	"message": "The decision could not be made: a fact the rules need is missing or malformed.",
 }
 
 deny_decision(denies, granted) := {
@@ -81,13 +113,21 @@ tenant_denies := [key_invalid] if {
 	"layer": "tenant",
 	"code": "tenant.unknown",
 	"effect": "deny",
-	"message": sprintf("Unknown tenant %q.", [input.tenant]),
+	"message": unknown_tenant_message,
 }] if {
 	not input.facts.tenant
 } else := [key_invalid] if {
 	input.facts.tenant.checks["package"]
 	not input.facts.key
-} else := []
+} else := [] if {
+	is_object(input.facts.tenant)
+}
+
+# unknown_tenant_message must be defined whatever the input: a request that
+# names no tenant is denied like one that names an unknown tenant.
+unknown_tenant_message := sprintf("Unknown tenant %q.", [input.tenant]) if {
+	is_string(input.tenant)
+} else := "The request names no tenant."
 
 key_invalid := {
 	"layer": "tenant",

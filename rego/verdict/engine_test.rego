@@ -189,6 +189,68 @@ test_tenant_unknown_wins_over_ext if {
 	denied(d, 404, ["tenant.unknown"])
 }
 
+# --- default deny: missing or malformed facts (issue 14, item 1) ----------------
+# Inputs that the Go engine never builds, as a Data API caller could: no
+# layer may be left out because a fact it needs is missing.
+
+test_no_tenant_denies if {
+	d := engine.decision with input as {"member": "intern", "action": "finmars:Portfolio:destroy"}
+	d == {
+		"allow": false,
+		"status": 404,
+		"visibility": "none",
+		"fields": [],
+		"reasons": [{
+			"layer": "tenant",
+			"code": "tenant.unknown",
+			"effect": "deny",
+			"message": "The request names no tenant.",
+		}],
+	}
+}
+
+test_any_input_without_facts_denies if {
+	every inp in [{}, [], "x", null, 7, true, {"tenant": 7}, {"tenant": "bank", "member": "admin", "action": a_list}] {
+		d := engine.decision with input as inp
+		denied(d, 404, ["tenant.unknown"])
+	}
+}
+
+test_any_input_without_facts_plans_none if {
+	every inp in [{}, [], "x", null, {"member": "intern", "action": a_list}] {
+		p := engine.plan with input as inp
+		p.kind == "none"
+	}
+}
+
+# A layer whose outcome is undefined, or malformed, can never let a request
+# through: the decision is an allow only when every layer positively passed.
+test_undefined_layer_denies if {
+	inp := ask(a_retrieve, [allow(["**"], [res_any])])
+	d0 := engine.decision with input as inp
+	granted(d0, ["iam.allow", "resource.any"])
+	d1 := engine.decision with input as inp with engine.tenant_denies as "malformed"
+	denied(d1, 403, ["error.internal"])
+	d2 := engine.decision with input as inp with engine.route_denies as "malformed"
+	denied(d2, 403, ["error.internal"])
+	d3 := engine.decision with input as inp with engine.pkg as {"grants": []}
+	denied(d3, 403, ["error.internal"])
+	d4 := engine.decision with input as inp with engine.iam as {"grants": []}
+	denied(d4, 403, ["error.internal"])
+	d5 := engine.decision with input as inp with engine.delegation as {"denies": []}
+	denied(d5, 403, ["error.internal"])
+	d6 := engine.decision with input as inp with engine.ext_denies as "malformed"
+	denied(d6, 403, ["error.internal"])
+	d7 := engine.decision with input as inp with engine.state_denies as "malformed"
+	denied(d7, 403, ["error.internal"])
+}
+
+test_malformed_deny_reason_denies if {
+	inp := ask(a_retrieve, [allow(["**"], [res_any])])
+	d := engine.decision with input as inp with data.verdict.engine.tenant_denies as [{"no": "code"}]
+	d.allow == false
+}
+
 # --- layer 1: SOAJS keys -------------------------------------------------------
 # facts.key is the key the request named: {known: false} when the store does
 # not know it, else {known, tenant, application, package, expires_ns?}.

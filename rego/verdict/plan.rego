@@ -6,7 +6,9 @@ package verdict.engine
 
 # plan: {kind: all | none | some, filter, exclude?, reasons}. An object
 # passes when it matches the filter (any of its criteria) and does not
-# match the exclusion (any of its criteria).
+# match the exclusion (any of its criteria). As for the decision, a plan
+# that lets objects through needs plan_open, a positive outcome of every
+# layer; anything else ends in the last branch, "none".
 plan := {"kind": "none", "reasons": verdict.denies} if {
 	count(verdict.denies) > 0
 	not object_plannable_deny
@@ -14,6 +16,7 @@ plan := {"kind": "none", "reasons": verdict.denies} if {
 	object_plannable_deny
 	count(owner_denies) > 0
 } else := {"kind": "all", "reasons": verdict.grants} if {
+	plan_open
 	count(plan_exclusions) == 0
 	unconditional_access
 } else := {
@@ -21,6 +24,18 @@ plan := {"kind": "none", "reasons": verdict.denies} if {
 	"filter": plan_filter,
 	"exclude": plan_exclusions,
 	"reasons": plan_reasons,
+} if {
+	plan_open
+} else := {"kind": "none", "reasons": [incomplete_deny]}
+
+# plan_open: the decision without an object allows, or denies only because
+# no Allow applies (object_plannable_deny) and nothing after IAM denies the
+# objects the member owns.
+plan_open if count(verdict.denies) == 0
+
+plan_open if {
+	object_plannable_deny
+	count(owner_denies) == 0
 }
 
 # object_plannable_deny: the request without an object is denied only
