@@ -49,7 +49,7 @@ func newRunCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "127.0.0.1:8181", "address to listen on")
+	f.StringVar(&o.addr, "addr", defaultAddr(), "address to listen on (default from "+EnvAddr+", else 127.0.0.1:8181)")
 	f.StringArrayVar(&o.bundles, "bundle", nil, "bundle directory or .tar.gz, as PATH or NAME=PATH (repeatable)")
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for state that must survive a restart (created if missing)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -92,8 +92,8 @@ func run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	if o.stateDir != "" {
-		if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
-			return fmt.Errorf("--state-dir: %w", err)
+		if err := prepareStateDir(o.stateDir); err != nil {
+			return err
 		}
 	}
 	sources, err := bundleSources(o.bundles)
