@@ -46,7 +46,7 @@ type node struct {
 }
 
 // dsnFile writes the DSN to a file for --state-db-file.
-func dsnFile(t *testing.T, dsn string) string {
+func dsnFile(t testing.TB, dsn string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "state-db")
 	if err := os.WriteFile(p, []byte(dsn+"\n"), 0o600); err != nil {
@@ -63,7 +63,7 @@ func startNode(t *testing.T, name, dsnPath string, extra ...string) *node {
 	return launch(t, name, "/health/ready", args)
 }
 
-func launch(t *testing.T, name, wait string, args []string) *node {
+func launch(t testing.TB, name, wait string, args []string) *node {
 	t.Helper()
 	s, err := e2eutil.Launch(binary, e2eutil.Options{WaitPath: wait, Timeout: 30 * time.Second}, args...)
 	if err != nil {
