@@ -598,6 +598,10 @@ func (l *Loader) checkStaleness() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Again under the lock: a confirmation may have come in meanwhile.
+	if stale = f.isStale(time.Now()); f.stale.Load() == stale {
+		return
+	}
 	f.stale.Store(stale)
 	l.genState.Stale = stale
 	l.installStateLocked()
@@ -723,9 +727,9 @@ func (stateDBWriteProcessor) Process(_ context.Context, ev *Event, _ *store.Writ
 	return nil
 }
 
-// fleetStatus describes the shared state for GET /v1/status (nil without
-// a state database).
-func (l *Loader) fleetStatus() *FleetStatus {
+// FleetStatus describes the shared state for GET /v1/status and the
+// metrics (nil without a state database).
+func (l *Loader) FleetStatus() *FleetStatus {
 	f := l.fleet
 	if f == nil {
 		return nil
@@ -749,7 +753,3 @@ func (l *Loader) fleetStatus() *FleetStatus {
 	}
 	return st
 }
-
-// FleetStatus describes the shared state (nil without a state database),
-// for metrics.
-func (l *Loader) FleetStatus() *FleetStatus { return l.fleetStatus() }

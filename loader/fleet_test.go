@@ -95,7 +95,7 @@ func TestFleetStalenessFailsClosed(t *testing.T) {
 	if d.Allow || d.Reasons[len(d.Reasons)-1].Code != "state.stale" {
 		t.Fatalf("stale state: allow %v, %v", d.Allow, d.Reasons)
 	}
-	if st := l.fleetStatus(); !st.Stale {
+	if st := l.FleetStatus(); !st.Stale {
 		t.Errorf("status does not say stale: %+v", st)
 	}
 	f.confirmed(time.Now(), 0)

@@ -674,7 +674,7 @@ func (l *Loader) RegisterService(ctx context.Context, name string, doc map[strin
 	if err != nil {
 		return c, 0, err
 	}
-	c.StateRevision = l.answeredRevision(ev)
+	c.StateRevision = l.recordWriteLocked(ev)
 	if c.Stored {
 		// A new service or permittable group may make a rejected bundle fit.
 		l.retryFailedLocked(ctx, "")
@@ -753,14 +753,15 @@ func (l *Loader) delegationChange(ctx context.Context, c *DelegationChange) erro
 	if _, err := l.runLocked(ctx, ev); err != nil {
 		return err
 	}
-	c.StateRevision = l.answeredRevision(ev)
+	c.StateRevision = l.recordWriteLocked(ev)
 	return nil
 }
 
-// answeredRevision is the state revision a run-time change answers: the
-// one it was written at or, when it changed nothing, the one applied.
-// l.mu must be held.
-func (l *Loader) answeredRevision(ev *Event) uint64 {
+// recordWriteLocked records that this sidecar applied the change it wrote to
+// the fleet's log (applied revision, local copy's marker, waiters) and
+// returns the revision the change answers: the one it was written at or,
+// when it changed nothing, the one applied. l.mu must be held.
+func (l *Loader) recordWriteLocked(ev *Event) uint64 {
 	if l.fleet == nil {
 		return 0
 	}

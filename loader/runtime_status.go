@@ -74,7 +74,7 @@ func (l *Loader) runtimeStatus(rt *RuntimeStatus) *RuntimeStatus {
 	if digest, err := r.RuntimeDigest(); err == nil {
 		rt.Digest = digest
 	}
-	rt.Fleet = l.fleetStatus()
+	rt.Fleet = l.FleetStatus()
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()
 	if l.state != nil {
