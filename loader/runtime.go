@@ -435,7 +435,7 @@ func (stateWriteProcessor) Description() string {
 	return "writes a registration, delegation request or consent durably to --state-dir (temporary file, fsync, rename, fsync of the directory) before the change commits and is answered"
 }
 
-func (p stateWriteProcessor) Process(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
+func (p stateWriteProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	dir := p.l.stateDir()
 	if dir == nil {
 		return nil
