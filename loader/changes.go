@@ -108,6 +108,10 @@ func (l *Loader) Pipeline() *Pipeline { return l.pipeline }
 func (l *Loader) Status() Status {
 	st := l.status.Snapshot()
 	st.Runtime = l.runtimeStatus(st.Runtime)
+	if f := st.Runtime.Fleet; f != nil && f.Stale {
+		// As /health/ready: stale shared state is not ready.
+		st.Ready = false
+	}
 	return st
 }
 

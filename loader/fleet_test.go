@@ -98,6 +98,9 @@ func TestFleetStalenessFailsClosed(t *testing.T) {
 	if st := l.FleetStatus(); !st.Stale {
 		t.Errorf("status does not say stale: %+v", st)
 	}
+	if l.Status().Ready {
+		t.Error("status says ready with stale state")
+	}
 	f.confirmed(time.Now(), 0)
 	l.checkStaleness()
 	if d := decide(t, engine, "imhotep", "rhythm", "POST", askPermissions); !d.Allow {

@@ -62,6 +62,9 @@ func TestDatabaseDown(t *testing.T) {
 		if !st.Fleet.Stale || st.Fleet.Connected || st.Fleet.LastError == "" {
 			t.Errorf("%s status while the database is down: %+v", n.name, st.Fleet)
 		}
+		if r := n.must(t, http.StatusOK, http.MethodGet, "/v1/status", ""); !strings.Contains(string(r.body), `"ready":false`) {
+			t.Errorf("%s /v1/status says ready with stale state", n.name)
+		}
 	}
 	route := `{"tenant": "fineract", "member": "antony", "request": {"service": "ledger", "method": "GET", "path": "/ledger/v1/entries/7"}}`
 	if d := a.decide(t, route); !d.Allow {
