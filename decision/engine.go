@@ -274,6 +274,7 @@ var (
 	keyReference      = ast.StringTerm("reference")
 	keyGroups         = ast.StringTerm("groups")
 	keyRoute          = ast.StringTerm("route")
+	keyPackageRoute   = ast.StringTerm("package_route")
 	keyStatements     = ast.StringTerm("statements")
 	keyGetRouteAction = ast.StringTerm("get_route_action")
 	keyActionParts    = ast.StringTerm("action")
@@ -396,12 +397,16 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 			}
 		}
 	}
-	if tenant != nil && key != nil && key.Tenant == tenant.Code && match != nil && tenant.Tenant.HasCheck("package") {
-		acls, err := candidateACLs(r, tenant, member, key, req.Key, match.Service)
-		if err != nil {
-			return nil, err
+	if tenant != nil && key != nil && key.Tenant == tenant.Code && tenant.Tenant.HasCheck("package") {
+		if judged := packageRoute(routes, match, req); judged != nil {
+			acls, err := candidateACLs(r, tenant, member, key, req.Key, judged.Service)
+			if err != nil {
+				return nil, err
+			}
+			factItems = append(factItems,
+				[2]*ast.Term{keyACL, acls},
+				[2]*ast.Term{keyPackageRoute, routes.Facts(judged)})
 		}
-		factItems = append(factItems, [2]*ast.Term{keyACL, acls})
 	}
 
 	items := make([][2]*ast.Term, 0, 8)
@@ -463,6 +468,21 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)
 	return f, nil
+}
+
+// packageRoute is the route whose API the package layer judges (nil when
+// there is none): the action's, as the IAM layer judges the action. For a
+// request that names an explicit action besides its HTTP request, that is
+// the request's route when it maps to that action, else the first route
+// that does, as for an action-only request (the request's route must still
+// exist: layer 2 checks match). Otherwise it is match, the route of the
+// request or of the action alone.
+func packageRoute(routes *route.Table, match *route.Match, req *Request) *route.Match {
+	if req.Request == nil || req.Action == "" || match == nil || strings.EqualFold(match.Action, req.Action) {
+		return match
+	}
+	judged, _ := routes.ByAction(strings.ToLower(req.Action))
+	return judged
 }
 
 // actionParts splits an action for the reason messages (input.facts.action):

@@ -166,13 +166,17 @@ pkg := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks["package"]
 } else := {"denies": [soajs_deny(154)], "grants": []} if {
 	not service_acl
+} else := {"denies": [incomplete_deny], "grants": []} if {
+	# The ACL is judged on the route of the action (see package_route in
+	# decision/engine.go); without it no API could be checked.
+	not is_object(input.facts.package_route)
 } else := {"denies": [package_check], "grants": []} if {
 	package_check.effect == "deny"
 } else := {"denies": [], "grants": [{
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, input.facts.key.package, input.facts.route.method, input.facts.route.template, input.facts.route.service]),
+	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, input.facts.key.package, input.facts.package_route.method, input.facts.package_route.template, input.facts.package_route.service]),
 }]}
 
 soajs_messages := {
@@ -226,7 +230,7 @@ acl_source := "member key" if {
 
 # A per-method section, when present, supplies apis and apisPermission;
 # whatever it leaves out comes from the service's entry.
-method_section := service_acl.methods[lower(input.facts.route.method)]
+method_section := service_acl.methods[lower(input.facts.package_route.method)]
 
 acl_apis := method_section.apis if {
 	method_section.apis
@@ -236,7 +240,7 @@ acl_restricted := method_section.restricted if {
 	is_boolean(method_section.restricted)
 } else := service_acl.restricted
 
-api := acl_apis[input.facts.route.api]
+api := acl_apis[input.facts.package_route.api]
 
 api_defined if api
 

@@ -9,6 +9,8 @@ import data.verdict.engine
 
 # ask builds the input of a package-only tenant's request with a valid key
 # for GET /users/{id} on service svc; acls are the candidate ACLs by source.
+# facts.package_route is the route whose API the ACL is checked on (the
+# route of the request's action), here the request's own route.
 ask(member, groups, acls) := object.union(base, member_part(member, groups)) if {
 	base := {
 		"tenant": "t1",
@@ -17,11 +19,16 @@ ask(member, groups, acls) := object.union(base, member_part(member, groups)) if 
 		"facts": {
 			"tenant": {"code": "t1", "checks": {"package"}},
 			"key": {"known": true, "tenant": "t1", "application": "app", "package": "PCK"},
-			"route": {"service": "svc", "template": "/users/{id}", "api": "/users/{}", "method": "GET", "viewset": "", "action": "svc:users:get"},
+			"route": users_get,
+			"package_route": users_get,
 			"acl": acls,
 		},
 	}
 }
+
+users_get := {"service": "svc", "template": "/users/{id}", "api": "/users/{}", "method": "GET", "viewset": "", "action": "svc:users:get"}
+
+users_post := {"service": "svc", "template": "/users", "api": "/users", "method": "POST", "viewset": "", "action": "svc:users:post"}
 
 member_part(member, _) := {} if member == ""
 
@@ -214,4 +221,29 @@ test_iam_only_tenant_skips_the_package_layer if {
 	d := decide(q)
 	d.allow == true
 	every r in d.reasons { r.layer == "iam" }
+}
+
+# --- the API judged is the action's (issue 14, item 6) ----------------------------
+# A request that names an explicit action besides its HTTP request is judged
+# on that action's route (facts.package_route), as the IAM layer judges the
+# action; the request's own route (facts.route) only has to exist.
+
+test_the_api_judged_is_the_action_route if {
+	acls := {"package": svc_acl(true, false, api(["gold"]))}
+	# GET /users/{id} needs gold; POST /users is open to a logged-in member.
+	denied_with(decide(ask("bob", {"silver"}, acls)), 160)
+	as_post := json.patch(ask("bob", {"silver"}, acls), [
+		{"op": "replace", "path": "/action", "value": "svc:users:post"},
+		{"op": "replace", "path": "/facts/package_route", "value": users_post},
+	])
+	d := decide(as_post)
+	allowed(d)
+	contains(d.reasons[0].message, "POST /users")
+}
+
+test_without_the_action_route_the_package_layer_denies if {
+	inp := json.remove(ask("bob", {"gold"}, {"package": svc_acl(true, false, api(["gold"]))}), ["facts/package_route"])
+	d := decide(inp)
+	d.allow == false
+	d.reasons[0].code == "error.internal"
 }
