@@ -1,23 +1,12 @@
 package main
 
-import (
-	"net"
-	"os"
-)
+import "net"
 
-// EnvAddr names the environment variable that, when set, is the default of
-// --addr for `verdict run` and `verdict healthcheck` alike, so that a
+// defaultListenAddr is the address `verdict run` serves on, and `verdict
+// healthcheck` probes, when neither --addr, VERDICT_ADDR nor the --config
+// file names one. Both commands read --addr through bindRunConfig, so a
 // container's HEALTHCHECK probes the address verdict serves on.
-const EnvAddr = "VERDICT_ADDR"
-
-// defaultAddr is the address verdict serves on without --addr: VERDICT_ADDR,
-// else 127.0.0.1:8181.
-func defaultAddr() string {
-	if a := os.Getenv(EnvAddr); a != "" {
-		return a
-	}
-	return "127.0.0.1:8181"
-}
+const defaultListenAddr = "127.0.0.1:8181"
 
 // probeHost is where a local client reaches a server listening on addr: a
 // wildcard or missing host (0.0.0.0, ::, ":8181") is reached on loopback.

@@ -24,8 +24,9 @@ func newHealthcheckCommand() *cobra.Command {
 		Use:   "healthcheck",
 		Short: "Exit 0 when a running verdict answers 200 on its readiness endpoint",
 		Long: "healthcheck asks a running verdict's " + readyPath + " and exits 0 when it answers 200.\n" +
-			"It probes --addr, which defaults to VERDICT_ADDR like `verdict run --addr`, so a\n" +
-			"container started with VERDICT_ADDR probes the address verdict serves on (a\n" +
+			"It probes --addr, which it reads like `verdict run --addr`: from VERDICT_ADDR, else\n" +
+			"from the file of --config (or VERDICT_CONFIG), so a container started with either\n" +
+			"probes the address verdict serves on (a\n" +
 			"wildcard host such as 0.0.0.0 is probed on loopback). --url probes another URL; a\n" +
 			"URL without a path probes " + readyPath + ".",
 		Args: cobra.NoArgs,
@@ -47,9 +48,10 @@ func newHealthcheckCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "address verdict serves on (default from "+EnvAddr+", else 127.0.0.1:8181)")
+	cmd.Flags().StringVar(&addr, "addr", defaultListenAddr, "address verdict serves on (also VERDICT_ADDR, or addr in the file of --config, as for verdict run)")
 	cmd.Flags().StringVar(&rawURL, "url", "", "`URL` to probe instead of --addr's "+readyPath+" (a URL without a path probes "+readyPath+")")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for the answer")
+	bindRunConfig(cmd)
 	return cmd
 }
 

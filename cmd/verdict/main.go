@@ -36,6 +36,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand(), newDiffCommand(), newStateCommand())
+	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand(), newDiffCommand(), newStateCommand(), newConfigCommand())
 	return root
 }

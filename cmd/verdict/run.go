@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/extauthz"
@@ -36,6 +37,8 @@ type runOptions struct {
 	stateDB   stateDBOptions
 	// maxConcurrent bounds decisions in flight (0: unlimited).
 	maxConcurrent int
+	// config is where the flags not given on the command line came from.
+	config *runConfig
 }
 
 func newRunCommand() *cobra.Command {
@@ -43,13 +46,24 @@ func newRunCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Serve decisions over HTTP (the embedded demo bundle when no --bundle is given)",
-		Args:  cobra.NoArgs,
+		Long: "run serves decisions. Every flag may also be given as the environment variable\n" +
+			"VERDICT_<FLAG> (upper case, - as _: VERDICT_ADDR, VERDICT_DECISION_CACHE_SIZE) or under\n" +
+			"its own name in the YAML file of --config (or VERDICT_CONFIG); a flag wins over the\n" +
+			"environment, which wins over the file. `verdict config print` shows the result.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", defaultAddr(), "address to listen on (default from "+EnvAddr+", else 127.0.0.1:8181)")
+	registerRunFlags(cmd.Flags(), &o)
+	o.config = bindRunConfig(cmd)
+	return cmd
+}
+
+// registerRunFlags defines verdict run's flags on f. `verdict config print`
+// defines the same ones, and the configuration file's keys are their names.
+func registerRunFlags(f *pflag.FlagSet, o *runOptions) {
+	f.StringVar(&o.addr, "addr", defaultListenAddr, "address to listen on")
 	f.StringArrayVar(&o.bundles, "bundle", nil, "bundle directory or .tar.gz, as PATH or NAME=PATH (repeatable)")
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for state that must survive a restart (created if missing)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -63,7 +77,6 @@ func newRunCommand() *cobra.Command {
 	addTelemetryFlags(f, &o.telemetry)
 	addRuntimeFlags(f, &o.runtime)
 	addFleetFlags(f, &o.stateDB)
-	return cmd
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -91,6 +104,7 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	o.config.log(log)
 	if o.stateDir != "" {
 		if err := prepareStateDir(o.stateDir); err != nil {
 			return err

@@ -17,7 +17,8 @@ import (
 	"github.com/verdict-authz/verdict/loader/state/pgstate"
 )
 
-// EnvStateDB names the variable that may hold the state database's DSN.
+// EnvStateDB names the variable that may hold the state database's DSN
+// (envName("state-db"), applied by bindRunConfig like every VERDICT_<FLAG>).
 const EnvStateDB = "VERDICT_STATE_DB"
 
 // stateDBOptions are the flags of the fleet's shared state database.
@@ -39,21 +40,15 @@ func addFleetFlags(f *pflag.FlagSet, o *stateDBOptions) {
 	f.DurationVar(&o.consistencyWait, "state-consistency-wait", 2*time.Second, `with --state-db, how long a decision carrying "consistency": {"at_least": N} waits for revision N before it is denied (state.stale)`)
 }
 
-// resolveDSN is the DSN from --state-db-file, --state-db or VERDICT_STATE_DB
-// ("" when none is given); at most one of them may be set.
+// resolveDSN is the DSN from --state-db-file or --state-db ("" when
+// neither is given); at most one of them may be set. Each may come from the
+// command line, the environment (VERDICT_STATE_DB, VERDICT_STATE_DB_FILE)
+// or the --config file (bindRunConfig).
 func (o *stateDBOptions) resolveDSN() (string, error) {
-	env := os.Getenv(EnvStateDB)
-	set := 0
-	for _, v := range []string{o.dsn, o.dsnFile, env} {
-		if v != "" {
-			set++
-		}
+	if o.dsn != "" && o.dsnFile != "" {
+		return "", errors.New("give the state database once: --state-db (or " + EnvStateDB + ") or --state-db-file (or VERDICT_STATE_DB_FILE), on the command line, in the environment or in the --config file")
 	}
-	if set > 1 {
-		return "", errors.New("give the state database once: --state-db, --state-db-file or " + EnvStateDB)
-	}
-	switch {
-	case o.dsnFile != "":
+	if o.dsnFile != "" {
 		data, err := os.ReadFile(o.dsnFile)
 		if err != nil {
 			return "", fmt.Errorf("--state-db-file: %w", err)
@@ -63,10 +58,8 @@ func (o *stateDBOptions) resolveDSN() (string, error) {
 			return "", fmt.Errorf("--state-db-file: %s is empty", o.dsnFile)
 		}
 		return dsn, nil
-	case o.dsn != "":
-		return o.dsn, nil
 	}
-	return env, nil
+	return o.dsn, nil
 }
 
 // openStateDB opens the state database named by the flags (nil when none).
@@ -132,6 +125,7 @@ func newStateMigrateCommand() *cobra.Command {
 		},
 	}
 	addStateDBFlags(cmd.Flags(), &o)
+	bindRunConfig(cmd)
 	return cmd
 }
 
@@ -190,5 +184,6 @@ func newStateImportCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "the state directory to import")
 	addStateDBFlags(cmd.Flags(), &o)
+	bindRunConfig(cmd)
 	return cmd
 }

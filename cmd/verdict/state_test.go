@@ -15,7 +15,8 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // `verdict state migrate` creates the schema once and then finds it
-// current; the DSN comes from the flag, the file or VERDICT_STATE_DB.
+// current; the DSN comes from the flag, the file, VERDICT_STATE_DB or the
+// configuration file.
 func TestStateMigrate(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	out, _, code, err := runVerdict(t, "state", "migrate", "--state-db", dsn)
@@ -32,9 +33,20 @@ func TestStateMigrate(t *testing.T) {
 	if out, _, code, err = runVerdict(t, "state", "migrate"); code != 0 || !strings.Contains(out, "is current") {
 		t.Fatalf("migrate with %s: %q, %d, %v", EnvStateDB, out, code, err)
 	}
-	// Twice is refused: which one was meant?
-	if _, _, code, err = runVerdict(t, "state", "migrate", "--state-db", dsn); code == 0 || !strings.Contains(err.Error(), "once") {
-		t.Fatalf("--state-db with %s set: %d, %v", EnvStateDB, code, err)
+	// The flag wins over the variable, as every flag does.
+	if out, _, code, err = runVerdict(t, "state", "migrate", "--state-db", dsn); code != 0 || !strings.Contains(out, "is current") {
+		t.Fatalf("--state-db with %s set: %q, %d, %v", EnvStateDB, out, code, err)
+	}
+	// A DSN and a DSN file are refused: which one was meant?
+	if _, _, code, err = runVerdict(t, "state", "migrate", "--state-db-file", file); code == 0 || !strings.Contains(err.Error(), "once") {
+		t.Fatalf("--state-db-file with %s set: %d, %v", EnvStateDB, code, err)
+	}
+	// The DSN file from the configuration file of verdict run.
+	os.Unsetenv(EnvStateDB)
+	config := filepath.Join(t.TempDir(), "verdict.yaml")
+	os.WriteFile(config, []byte("state-db-file: "+file+"\naddr: 127.0.0.1:8181\n"), 0o600)
+	if out, _, code, err = runVerdict(t, "state", "migrate", "--config", config); code != 0 || !strings.Contains(out, "is current") {
+		t.Fatalf("migrate --config: %q, %d, %v", out, code, err)
 	}
 }
 
