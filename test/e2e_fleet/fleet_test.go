@@ -84,6 +84,10 @@ func TestConsistencyAtLeastEveryTime(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		enabled := i%2 == 0
 		rev := a.consent(t, enabled)
+		// Read your own write: A applied it before it answered.
+		if d := a.beat(t, 0); d.Allow != enabled || d.StateRevision < rev {
+			t.Fatalf("round %d: A answered allow %v at revision %d right after writing revision %d", i, d.Allow, d.StateRevision, rev)
+		}
 		if d := b.beat(t, rev); d.Allow != enabled || d.StateRevision < rev {
 			t.Fatalf("round %d: consent %v written at revision %d; B answered allow %v at revision %d (%s)", i, enabled, rev, d.Allow, d.StateRevision, d.codes())
 		}
