@@ -134,7 +134,7 @@ type fleet struct {
 	wake  chan struct{}
 
 	mu            sync.Mutex
-	advanced      chan struct{} // closed when applied advances
+	progress      chan struct{} // closed when applied advances or a catch-up ends
 	connected     bool
 	migrated      bool
 	head          uint64
@@ -198,17 +198,23 @@ func (f *fleet) isStale(now time.Time) bool {
 	return f.lastConfirmed.IsZero() || now.Sub(f.lastConfirmed) > f.opts.MaxStaleness
 }
 
-func (f *fleet) advancedChan() chan struct{} {
+func (f *fleet) isConnected() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.advanced
+	return f.connected
 }
 
-func (f *fleet) signalAdvanced() {
+func (f *fleet) progressChan() chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	close(f.advanced)
-	f.advanced = make(chan struct{})
+	return f.progress
+}
+
+func (f *fleet) signalProgress() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.progress)
+	f.progress = make(chan struct{})
 }
 
 // OpenFleet makes the run-time state the fleet's: it loads the current state
@@ -218,7 +224,7 @@ func (f *fleet) signalAdvanced() {
 // confirms it. Call it instead of OpenState, before the bundles are loaded.
 func (l *Loader) OpenFleet(ctx context.Context, o FleetOptions) error {
 	o.defaults()
-	f := &fleet{db: o.DB, opts: o, wake: make(chan struct{}, 1), advanced: make(chan struct{}), source: "none"}
+	f := &fleet{db: o.DB, opts: o, wake: make(chan struct{}, 1), progress: make(chan struct{}), source: "none"}
 	var dir *state.Dir
 	if o.StateDir != "" {
 		var err error
@@ -450,8 +456,10 @@ func (l *Loader) followFleet(ctx context.Context) {
 }
 
 // catchUp applies every change the database holds beyond this sidecar's.
+// Its end, successful or not, wakes the decisions waiting for a revision.
 func (l *Loader) catchUp(ctx context.Context) {
 	f := l.fleet
+	defer f.signalProgress()
 	f.mu.Lock()
 	migrated := f.migrated
 	f.mu.Unlock()
@@ -511,7 +519,7 @@ func (l *Loader) applyChangesLocked(ctx context.Context, changes []pgstate.Chang
 			if dir := l.stateDir(); dir != nil {
 				l.writeMarker(dir, after)
 			}
-			f.signalAdvanced()
+			f.signalProgress()
 		}
 	}()
 	for i := range changes {
@@ -615,6 +623,9 @@ func (l *Loader) checkStaleness() {
 
 // WaitForState catches up with the database until the installed generation
 // includes the revision, for at most ConsistencyWait (decision.StateWaiter).
+// While the database cannot be reached no revision can arrive: it returns
+// after the catch-up it asked for fails, rather than holding the decision
+// for the whole wait.
 func (l *Loader) WaitForState(ctx context.Context, revision uint64) {
 	f := l.fleet
 	if f == nil {
@@ -623,13 +634,16 @@ func (l *Loader) WaitForState(ctx context.Context, revision uint64) {
 	timer := time.NewTimer(f.opts.ConsistencyWait)
 	defer timer.Stop()
 	for {
-		ch := f.advancedChan()
+		ch := f.progressChan()
 		if gen := l.engine.Current(); gen != nil && gen.State.Revision >= revision {
 			return
 		}
 		f.poke()
 		select {
 		case <-ch:
+			if gen := l.engine.Current(); gen != nil && gen.State.Revision < revision && !f.isConnected() {
+				return
+			}
 		case <-timer.C:
 			return
 		case <-ctx.Done():

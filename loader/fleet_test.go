@@ -25,7 +25,7 @@ func fleetWithoutDB(t *testing.T, l *Loader, maxStaleness time.Duration) *fleet 
 	t.Cleanup(db.Close)
 	o := FleetOptions{DB: db, MaxStaleness: maxStaleness}
 	o.defaults()
-	f := &fleet{db: db, opts: o, wake: make(chan struct{}, 1), advanced: make(chan struct{}), lastConfirmed: time.Now()}
+	f := &fleet{db: db, opts: o, wake: make(chan struct{}, 1), progress: make(chan struct{}), lastConfirmed: time.Now()}
 	l.mu.Lock()
 	l.fleet = f
 	l.genState = decision.StateInfo{Shared: true}

@@ -771,7 +771,7 @@ func (l *Loader) recordWriteLocked(ev *Event) uint64 {
 		if dir := l.stateDir(); dir != nil {
 			l.writeMarker(dir, ev.StateRevision)
 		}
-		l.fleet.signalAdvanced()
+		l.fleet.signalProgress()
 		return ev.StateRevision
 	}
 	return l.fleet.applied.Load()

@@ -20,7 +20,9 @@ func TestDatabaseDown(t *testing.T) {
 	cluster := pgtest.StartCluster(t)
 	f := dsnFile(t, cluster.NewDatabase(t))
 	const staleness = "3s"
-	a := startNode(t, "A", f, "--state-max-staleness", staleness)
+	// A long consistency wait: while the database is down, a decision asking
+	// for a newer revision must not wait for all of it.
+	a := startNode(t, "A", f, "--state-max-staleness", staleness, "--state-consistency-wait", "30s")
 	b := startNode(t, "B", f, "--state-max-staleness", staleness, "--state-dir", filepath.Join(t.TempDir(), "state"))
 	a.requestKhepri(t)
 	rev := a.consent(t, true)
@@ -46,6 +48,13 @@ func TestDatabaseDown(t *testing.T) {
 	}
 	if d := a.beat(t, 0); !d.Allow {
 		t.Fatalf("the refused withdrawal was applied at A: %s", d.codes())
+	}
+	asked := time.Now()
+	if d := a.beat(t, rev+100); d.Allow || !d.has("state.stale") {
+		t.Fatalf("a revision the database cannot deliver now: %s", d.codes())
+	}
+	if waited := time.Since(asked); waited > 10*time.Second {
+		t.Fatalf("a decision asking for a revision waited %v with the database down", waited)
 	}
 
 	// After the staleness limit: fail closed where stale state could
