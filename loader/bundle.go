@@ -353,6 +353,9 @@ func readOnce(src Source) (*Bundle, error) {
 	raw, err := reader.Read()
 	duplicates := rec.wait()
 	if err != nil {
+		if se := rec.dataSyntaxError(err); se != nil {
+			err = se
+		}
 		return nil, &BundleError{Bundle: src.Name, Err: err}
 	}
 	b := &Bundle{Source: src, Revision: raw.Manifest.Revision, Roots: []string{""}, Data: raw.Data, Modules: map[string]*ast.Module{},

@@ -266,7 +266,11 @@ func ErrorDetails(err error) []ErrorDetail {
 		var ve *acl.ValidationError
 		var astErrs ast.Errors
 		var astErr *ast.Error
+		var se *SyntaxError
 		switch {
+		case errors.As(err, &se):
+			out = append(out, ErrorDetail{File: se.File, Line: se.Line, Message: se.Message})
+			return
 		case errors.As(err, &ve):
 			for _, p := range ve.Problems {
 				out = append(out, ErrorDetail{File: p.File, Entry: p.Entry, Message: p.Message})

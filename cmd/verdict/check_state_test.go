@@ -184,7 +184,7 @@ func TestStateDirForCheckAndTest(t *testing.T) {
 			name: "test: the registered service, without rhythm's run-time delegation", command: "test",
 			state:    map[string]string{"services/requisition.json": requisitionFile},
 			wantCode: 1,
-			wantOut:  []string{"FAIL  case  b/tests/requisition_test.yaml: rhythm approves a requisition for admin", "delegation.not_requested", "0 passed, 1 failed"},
+			wantOut:  []string{"FAIL  case  b/tests/requisition_test.yaml:3: rhythm approves a requisition for admin", "delegation.not_requested", "0 passed, 1 failed"},
 		},
 		{
 			name: "test: the registered service and rhythm's run-time delegation", command: "test",

@@ -14,27 +14,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader"
 )
-
-// fixtureFile is a decision fixture file (*_test.yaml or *_test.json).
-type fixtureFile struct {
-	Cases []fixtureCase `json:"cases"`
-}
-
-type fixtureCase struct {
-	Name   string           `json:"name"`
-	Input  decision.Request `json:"input"`
-	Expect struct {
-		Allow      *bool    `json:"allow"`
-		Status     int      `json:"status"`
-		Visibility string   `json:"visibility"`
-		Reasons    []string `json:"reasons"`
-	} `json:"expect"`
-}
 
 func newTestCommand() *cobra.Command {
 	var (
@@ -236,23 +219,26 @@ func runFixtures(ctx context.Context, out io.Writer, engine *decision.Engine, sr
 		if err != nil {
 			return 0, 0, err
 		}
-		var ff fixtureFile
-		if err := yaml.UnmarshalStrict(raw, &ff); err != nil {
-			return 0, 0, fmt.Errorf("bundle %s: %s: %w", src.Name, file, err)
+		cases, err := readFixtures(file, raw)
+		if err != nil {
+			// The file's cases cannot be told apart: it fails as one.
+			failed++
+			fmt.Fprintf(out, "FAIL  file  %s/%s\n      %v\n", src.Name, file, strings.TrimPrefix(err.Error(), file+": "))
+			continue
 		}
-		for i, c := range ff.Cases {
-			name := c.Name
-			if name == "" {
-				name = fmt.Sprintf("case %d", i)
-			}
-			label := fmt.Sprintf("%s/%s: %s", src.Name, file, name)
-			input := c.Input
-			d, err := engine.Decide(ctx, &input)
+		for _, c := range cases {
+			label := fmt.Sprintf("%s/%s:%d: %s", src.Name, file, c.Line, c.Name)
 			var problems []string
-			if err != nil {
-				problems = append(problems, "bad input: "+err.Error())
+			if c.Problem != "" {
+				problems = []string{c.Problem}
 			} else {
-				problems = checkExpectations(c, d)
+				input := c.Input
+				d, err := engine.Decide(ctx, &input)
+				if err != nil {
+					problems = append(problems, "bad input: "+err.Error())
+				} else {
+					problems = checkExpectations(c, d)
+				}
 			}
 			if len(problems) == 0 {
 				passed++

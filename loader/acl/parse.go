@@ -501,7 +501,7 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 				rl := sl.Key("Resource").Index(i)
 				if r.Literal {
 					if !resourceGroups[r.Pattern] {
-						ps.Add(rl, "unknown resource group %q%s", r.Raw, didYouMean(closestCode(r.Pattern, groupCodes)))
+						ps.Add(rl, "unknown resource group %q%s", r.Raw, didYouMean(ClosestName(r.Pattern, groupCodes)))
 					}
 					continue
 				}

@@ -181,12 +181,13 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// closestCode is the code of codes nearest to s by edit distance, ignoring
-// case, when it is near enough to be the intended one.
-func closestCode(s string, codes []string) (string, bool) {
+// ClosestName is the name of names nearest to s by edit distance, ignoring
+// case, when it is near enough to be the intended one (a misspelt
+// resource group, or field).
+func ClosestName(s string, names []string) (string, bool) {
 	best, out := -1, ""
 	lower := strings.ToLower(s)
-	for _, c := range codes {
+	for _, c := range names {
 		if d := editDistance(lower, strings.ToLower(c)); best < 0 || d < best {
 			best, out = d, c
 		}

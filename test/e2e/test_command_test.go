@@ -49,7 +49,7 @@ cases:
 	}
 	for _, want := range []string{
 		"FAIL  rego  verdict.acme_test.test_fails",
-		"FAIL  case  bundle/fixtures/decisions_test.yaml: a wrong expectation",
+		"FAIL  case  bundle/fixtures/decisions_test.yaml:6: a wrong expectation",
 		"allow is false, want true",
 		"status is 403, want 200",
 		"2 passed, 2 failed",
