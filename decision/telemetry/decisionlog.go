@@ -377,15 +377,18 @@ type lineWriter struct {
 // logLine is the JSON shape of one line. The fields that masks may reach
 // are typed any so that a masked subtree can stand in as json.RawMessage.
 type logLine struct {
-	DecisionID string  `json:"decision_id"`
-	Time       string  `json:"time"`
-	TraceID    string  `json:"trace_id"`
-	SpanID     string  `json:"span_id,omitempty"`
-	Input      any     `json:"input"`
-	Result     any     `json:"result"`
-	Reasons    any     `json:"reasons"`
-	Revisions  any     `json:"revisions"`
-	Duration   float64 `json:"duration"`
+	DecisionID string `json:"decision_id"`
+	Time       string `json:"time"`
+	TraceID    string `json:"trace_id"`
+	SpanID     string `json:"span_id,omitempty"`
+	Input      any    `json:"input"`
+	Result     any    `json:"result"`
+	Reasons    any    `json:"reasons"`
+	Revisions  any    `json:"revisions"`
+	// StateRevision is the fleet's run-time state revision the decision
+	// was made at (--state-db only).
+	StateRevision uint64  `json:"state_revision,omitempty"`
+	Duration      float64 `json:"duration"`
 }
 
 type logResult struct {
@@ -412,9 +415,10 @@ func (w *lineWriter) write(e logEntry) {
 			Allow: e.d.Allow, Status: e.d.Status, Tenant: e.d.Tenant, Action: e.d.Action,
 			Visibility: e.d.Visibility, Fields: e.d.Fields,
 		},
-		Reasons:   e.d.Reasons,
-		Revisions: e.d.Revision,
-		Duration:  e.dur.Seconds(),
+		Reasons:       e.d.Reasons,
+		Revisions:     e.d.Revision,
+		StateRevision: e.d.StateRevision,
+		Duration:      e.dur.Seconds(),
 	}
 	if e.traceID.IsValid() {
 		line.TraceID = e.traceID.String()

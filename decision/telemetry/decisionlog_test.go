@@ -120,6 +120,9 @@ func TestDecisionLogLineHasTheDocumentedFields(t *testing.T) {
 	if revs := line["revisions"].(map[string]any); revs["demo"] != "r1" {
 		t.Errorf("revisions = %v", revs)
 	}
+	if _, ok := line["state_revision"]; ok {
+		t.Errorf("a decision without shared state logs a state_revision: %v", line)
+	}
 	if l.Written() != 1 || l.Dropped() != 0 {
 		t.Errorf("written %d dropped %d", l.Written(), l.Dropped())
 	}
@@ -466,5 +469,23 @@ func TestDecisionLogMasksContextSecrets(t *testing.T) {
 	in = out.lines(t)[0]["input"].(map[string]any)
 	if in["member"] != MaskedValue || in["key"] != "4ea5db4c" || in["context"].(map[string]any)["Authorization"] != "Bearer abc.def" {
 		t.Errorf("input = %v", in)
+	}
+}
+
+// With shared run-time state (--state-db), a line says the state revision
+// the decision was made at, for audits of which consents it saw.
+func TestDecisionLogLineHasTheStateRevision(t *testing.T) {
+	var out syncBuffer
+	l, err := NewDecisionLog(&out, DecisionLogOptions{Log: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sampleDecision("d-2")
+	d.StateRevision = 42
+	l.Log(context.Background(), sampleRequest(), d, time.Now(), time.Millisecond)
+	closeLog(t, l)
+	lines := out.lines(t)
+	if len(lines) != 1 || lines[0]["state_revision"] != 42.0 {
+		t.Fatalf("lines = %v, want one with state_revision 42", lines)
 	}
 }
