@@ -493,10 +493,14 @@ state_denies := [{
 	"layer": "state",
 	"code": "state.stale",
 	"effect": "deny",
-	"message": sprintf("The decision must see run-time state revision %d; this sidecar has applied revision %d and could not catch up in time.", [input.consistency.at_least, object.get(input.facts, ["state", "revision"], 0)]),
+	"message": state_behind_message,
 }] if {
 	input.consistency.at_least > object.get(input.facts, ["state", "revision"], 0)
 } else := []
+
+state_behind_message := sprintf("The decision must see run-time state revision %d; this sidecar has applied revision %d and could not catch up in time.", [input.consistency.at_least, input.facts.state.revision]) if {
+	input.facts.state
+} else := sprintf("The decision must see run-time state revision %d; this sidecar shares no run-time state (it runs without --state-db).", [input.consistency.at_least])
 
 # --- layer 5: delegation (Fineract CN) ----------------------------------------------
 # A request that names an application is the application acting for the

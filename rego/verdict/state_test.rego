@@ -28,6 +28,7 @@ test_consistency_without_shared_state_denies if {
 	inp := object.union(ask(a_list, [allow(["**"], [res_any])]), {"consistency": {"at_least": 1}})
 	d := engine.decision with input as inp
 	denied(d, 403, ["state.stale"])
+	contains(reason(d, "state.stale").message, "without --state-db")
 }
 
 test_stale_state_denies_consent_based_allow if {
