@@ -478,11 +478,17 @@ func (l *Loader) catchUp(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		start := time.Now()
+		after := f.applied.Load()
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		changes, head, err := f.db.ChangesAfter(cctx, f.applied.Load(), 500)
+		changes, head, err := f.db.ChangesAfter(cctx, after, 500)
 		cancel()
 		if err != nil {
 			f.failed(err)
+			return
+		}
+		if head < after {
+			// Every revision applied here came from the database.
+			f.failed(fmt.Errorf("the database's head revision %d is behind this sidecar's %d: was it restored from an older backup?", head, after))
 			return
 		}
 		f.seenHead(head)
@@ -493,14 +499,11 @@ func (l *Loader) catchUp(ctx context.Context) {
 			f.failed(err)
 			return
 		}
-		applied := f.applied.Load()
 		switch {
-		case applied == head:
+		case f.applied.Load() >= head:
+			// Beyond it too when this sidecar wrote meanwhile.
 			f.confirmed(start, head)
 			l.checkStaleness()
-			return
-		case applied > head:
-			f.failed(fmt.Errorf("the database's head revision %d is behind this sidecar's %d: was it restored from an older backup?", head, applied))
 			return
 		case len(changes) == 0:
 			return // a gap: the next notification or poll reads again
