@@ -442,6 +442,17 @@ func openSource(src Source, limits sizeLimits) (bundle.DirectoryLoader, func(), 
 	if err != nil {
 		return nil, nil, &BundleError{Bundle: src.Name, Err: err}
 	}
+	var magic [2]byte
+	if n, _ := io.ReadFull(f, magic[:]); n < 2 || magic != [2]byte{0x1f, 0x8b} {
+		f.Close()
+		return nil, nil, bundleError(src.Name, "%s is neither a directory nor a .tar.gz (it has no gzip header): a bundle is a directory "+
+			"(the one holding verdict/, e.g. verdict/tenants/<code>/data.yaml) or a .tar.gz of one; give the bundle's directory, not one of its files",
+			src.Location)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, &BundleError{Bundle: src.Name, Err: err}
+	}
 	archive, closeArchive := boundArchive(f, limits.total)
 	return bundle.NewTarballLoaderWithBaseURL(archive, src.Location).WithSizeLimitBytes(limits.file), func() {
 		closeArchive()

@@ -181,7 +181,7 @@ func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bo
 			if !read[src.Name] {
 				l.failed[src.Name] = true
 				l.notify(&Event{Subject: bundleSubject(src.Name), Change: KindCreate, Started: started,
-					Err: errorFor(src.Name, readErr), Bundle: &BundleChange{Sources: []Source{src}}})
+					Err: errorFor(src.Name, readErr), Bundle: &BundleChange{Sources: []Source{src}, Installed: l.installedCopy()}})
 			}
 		}
 		if !partial || len(bundles) == 0 {
@@ -228,7 +228,7 @@ func (l *Loader) applyAvailableLocked(ctx context.Context, sources []Source, nex
 			}
 			l.failed[name] = true
 			l.notify(&Event{Subject: bundleSubject(name), Change: KindCreate, Started: started, Err: own[name],
-				Bundle: &BundleChange{Sources: []Source{sources[i]}, Next: map[string]*Bundle{name: b}}})
+				Bundle: &BundleChange{Sources: []Source{sources[i]}, Next: map[string]*Bundle{name: b}, Installed: l.installedCopy()}})
 			left = append(left, own[name])
 		}
 		if len(keep) == 0 {
@@ -402,8 +402,11 @@ func (l *Loader) loadEveryLocked(ctx context.Context) error {
 // ReportDownloadError records that a remote source could not be fetched;
 // the last good copy keeps serving.
 func (l *Loader) ReportDownloadError(src Source, err error) {
+	l.mu.Lock()
+	installed := l.installedCopy()
+	l.mu.Unlock()
 	l.notify(&Event{Subject: bundleSubject(src.Name), Change: KindUpdate, Started: time.Now(),
-		Err: &DownloadError{Err: err}, Bundle: &BundleChange{Sources: []Source{src}}})
+		Err: &DownloadError{Err: err}, Bundle: &BundleChange{Sources: []Source{src}, Installed: installed}})
 }
 
 // DownloadError is a failure to fetch a remote bundle.
@@ -472,7 +475,7 @@ func (l *Loader) applyOneLocked(ctx context.Context, src Source, b *Bundle, read
 	if readErr != nil {
 		l.failed[src.Name] = true
 		l.notify(&Event{Subject: bundleSubject(src.Name), Change: kind, Started: started, Err: readErr,
-			Bundle: &BundleChange{Sources: []Source{src}}})
+			Bundle: &BundleChange{Sources: []Source{src}, Installed: l.installedCopy()}})
 		return readErr
 	}
 	for _, w := range b.Warnings {

@@ -292,6 +292,26 @@ func (logProcessor) Name() string        { return "log" }
 func (logProcessor) Order() int          { return orderLog }
 func (logProcessor) Description() string { return "logs every change with its outcome and duration" }
 
+// rejectedMessage says what a rejected change leaves serving: for a bundle,
+// its last good version when one is served, or nothing of it (a bundle that
+// fails at start has no last good version); any other change leaves
+// everything as it was.
+func rejectedMessage(ev *Event) string {
+	c := ev.Bundle
+	if c == nil {
+		return "change rejected; nothing changed"
+	}
+	for _, s := range c.Sources {
+		if c.Installed[s.Name] == nil {
+			if len(c.Sources) == 1 {
+				return "change rejected; the bundle has no good version to serve: nothing of it is served"
+			}
+			return "change rejected; bundles without a good version to serve are not served"
+		}
+	}
+	return "change rejected; the last good version keeps serving"
+}
+
 func (p logProcessor) Notify(ctx context.Context, ev *Event) {
 	attrs := []any{"subject", ev.Subject.String(), "change", string(ev.Change), "duration", ev.Duration}
 	if c := ev.Delegation; c != nil && c.Consent {
@@ -311,7 +331,7 @@ func (p logProcessor) Notify(ctx context.Context, ev *Event) {
 		if errors.As(ev.Err, &dl) {
 			level = slog.LevelWarn
 		}
-		p.log.Log(ctx, level, "change rejected; the last good version keeps serving", append(attrs, "outcome", "rejected", "error", ev.Err.Error())...)
+		p.log.Log(ctx, level, rejectedMessage(ev), append(attrs, "outcome", "rejected", "error", ev.Err.Error())...)
 	case ev.ClosedBy != "":
 		p.log.Info("change closed without a new generation", append(attrs, "outcome", "unchanged", "closed_by", ev.ClosedBy)...)
 	default:

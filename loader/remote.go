@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,10 @@ type Remote struct {
 	// etag is sent with If-None-Match: that of the newest version
 	// downloaded, accepted or not.
 	etag string
+	// newest is the SHA-256 of the newest version downloaded, accepted or
+	// not: a server that sends no ETag answers every poll 200 with the
+	// same bytes, which are then not installed (nor logged) again.
+	newest [sha256.Size]byte
 	// saved: src is what the state directory holds (or there is none).
 	saved bool
 }
@@ -121,7 +126,8 @@ func (r *Remote) Restore() (Source, bool) {
 	defer r.mu.Unlock()
 	src := r.src
 	src.Tarball, src.ETag = data, meta.ETag
-	r.src, r.etag, r.saved = src, meta.ETag, true
+	r.src, r.saved = src, true
+	r.setNewestLocked(src)
 	return src, true
 }
 
@@ -159,9 +165,23 @@ func (r *Remote) Fetch(ctx context.Context) (src Source, changed bool, err error
 	if len(body) > MaxRemoteBundleBytes {
 		return Source{}, false, fmt.Errorf("GET %s: the bundle exceeds %d bytes", r.url, MaxRemoteBundleBytes)
 	}
+	r.mu.Lock()
+	same := sha256.Sum256(body) == r.newest
+	r.mu.Unlock()
+	if same {
+		// No ETag (or a new one on the same bytes): nothing new.
+		return last, false, nil
+	}
 	src = last
 	src.Tarball, src.ETag = body, resp.Header.Get("ETag")
 	return src, true, nil
+}
+
+// setNewestLocked records src as the newest version downloaded: its ETag
+// is sent with the next poll, and its bytes are not installed again.
+func (r *Remote) setNewestLocked(src Source) {
+	r.etag = src.ETag
+	r.newest = sha256.Sum256(src.Tarball)
 }
 
 // Accepted records that src was installed: later polls ask for changes
@@ -174,7 +194,8 @@ func (r *Remote) Accepted(src Source) error {
 	if r.saved && r.src.ETag == src.ETag && bytes.Equal(r.src.Tarball, src.Tarball) {
 		return nil
 	}
-	r.src, r.etag, r.saved = src, src.ETag, false
+	r.src, r.saved = src, false
+	r.setNewestLocked(src)
 	if r.opts.StateDir == "" {
 		r.saved = true
 		return nil
@@ -213,7 +234,7 @@ func (r *Remote) Poll(ctx context.Context) error {
 	b, readErr := Read(src)
 	if err := r.loader.Apply(ctx, src, b, readErr); err != nil {
 		r.mu.Lock()
-		r.etag = src.ETag
+		r.setNewestLocked(src)
 		r.mu.Unlock()
 		return err
 	}

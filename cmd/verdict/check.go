@@ -96,7 +96,7 @@ func newCheckCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "check with the services registered at run time kept in this `verdict run --state-dir` (read only; must exist)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "check with the services registered at run time kept in `DIR`, a verdict run --state-dir (read only; must exist)")
 	return cmd
 }
 

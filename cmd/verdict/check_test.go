@@ -93,6 +93,13 @@ func TestCheckCatchesFirstMistakes(t *testing.T) {
 			notOut:   []string{"ok:"},
 		},
 		{
+			name: "check: a data file instead of the bundle", command: "check", files: notesBundle(""), path: "verdict/tenants/bank/data.yaml",
+			wantCode: 1,
+			wantErr: []string{`error: bundle data.yaml: DIR/verdict/tenants/bank/data.yaml is neither a directory nor a .tar.gz (it has no gzip header): ` +
+				`a bundle is a directory (the one holding verdict/, e.g. verdict/tenants/<code>/data.yaml) or a .tar.gz of one`},
+			notOut: []string{"ok:"},
+		},
+		{
 			name: "test: no test found", command: "test",
 			files: func() map[string]string {
 				f := notesBundle("")

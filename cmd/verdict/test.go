@@ -57,7 +57,7 @@ func newTestCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print passing cases too, and Rego print() output")
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "load the bundles with the run-time registrations and delegations kept in this `verdict run --state-dir` (read only; must exist)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "load the bundles with the run-time registrations and delegations kept in `DIR`, a verdict run --state-dir (read only; must exist)")
 	return cmd
 }
 

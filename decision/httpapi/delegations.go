@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/verdict-authz/verdict/loader"
 )
@@ -110,22 +113,18 @@ func (s *Server) handleSetConsent(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		return
 	}
-	var enabled *bool
-	if !s.decodeJSON(w, r, &enabled) {
-		return
-	}
-	if enabled == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", "the body must be true (consent) or false (withdraw)")
+	enabled, ok := s.consentBody(w, r)
+	if !ok {
 		return
 	}
 	tenant, app, group, member := r.PathValue("tenant"), r.PathValue("app"), r.PathValue("group"), r.PathValue("member")
-	c, err := rt.SetConsent(r.Context(), tenant, app, group, member, *enabled)
+	c, err := rt.SetConsent(r.Context(), tenant, app, group, member, enabled)
 	if err != nil {
 		s.writeRuntimeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ConsentResponse{Tenant: tenant, Application: app, Group: group, Member: member,
-		Enabled: *enabled, Changed: c.Stored, Persisted: c.Persisted || (!c.Stored && s.persistent()), StateRevision: c.StateRevision})
+		Enabled: enabled, Changed: c.Stored, Persisted: c.Persisted || (!c.Stored && s.persistent()), StateRevision: c.StateRevision})
 }
 
 // handleConsent answers true or false: whether the member has enabled the
@@ -141,4 +140,28 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, enabled)
+}
+
+// consentBody reads a consent PUT's body, the JSON value true (consent) or
+// false (withdraw). Anything else is a 400 that quotes what was sent and
+// says what to send instead ("yes" is not a consent: true is).
+func (s *Server) consentBody(w http.ResponseWriter, r *http.Request) (enabled, ok bool) {
+	var buf bytes.Buffer
+	if !s.readBody(w, r, &buf) {
+		return false, false
+	}
+	switch body := strings.TrimSpace(buf.String()); body {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	default:
+		shown := body
+		if len(shown) > 40 {
+			shown = shown[:40] + "…"
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", "", fmt.Sprintf(
+			"the body must be the JSON value true (consent) or false (withdraw), not %q", shown))
+		return false, false
+	}
 }

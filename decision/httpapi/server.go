@@ -124,15 +124,20 @@ func writeError(w http.ResponseWriter, status int, code, field, msg string) {
 	writeJSON(w, status, ErrorBody{Code: code, Field: field, Message: msg})
 }
 
+// writeJSON answers v as JSON. Answers are read by people and programs,
+// not put into HTML: "<token>" stays "<token>", not "\u003ctoken\u003e".
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"code":"internal","message":"could not encode the answer"}`)
+		body.Reset()
+		body.WriteString(`{"code":"internal","message":"could not encode the answer"}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	w.Write(body.Bytes())
 }
 
 // decodeJSON reads a JSON body strictly into v. On failure it answers 400
