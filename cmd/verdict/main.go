@@ -36,6 +36,9 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = currentVersion().Version
+	root.SetVersionTemplate("{{with .Annotations}}{{.build}}{{end}}")
+	root.Annotations = map[string]string{"build": currentVersion().String()}
 	root.AddCommand(newRunCommand(), newCheckCommand(), newEvalCommand(), newVersionCommand(), newHealthcheckCommand(), newTestCommand(), newAccessCommand(), newDiffCommand(), newStateCommand(), newConfigCommand())
 	return root
 }

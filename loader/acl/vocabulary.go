@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/gobwas/glob"
 )
 
@@ -129,7 +130,7 @@ func (v *Vocabulary) Closest(p ActionPattern) (suggestion string, ok bool) {
 	best := -1
 	for _, lower := range v.sorted {
 		candidate := shapeLike(p.Raw, v.actions[lower])
-		d := editDistance(pattern, strings.ToLower(candidate))
+		d := levenshtein.ComputeDistance(pattern, strings.ToLower(candidate))
 		if best < 0 || d < best {
 			best, suggestion = d, candidate
 		}
@@ -160,27 +161,6 @@ func shapeLike(pattern, action string) string {
 	return strings.Join(ap, ":")
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 // ClosestName is the name of names nearest to s by edit distance, ignoring
 // case, when it is near enough to be the intended one (a misspelt
 // resource group, or field).
@@ -188,7 +168,7 @@ func ClosestName(s string, names []string) (string, bool) {
 	best, out := -1, ""
 	lower := strings.ToLower(s)
 	for _, c := range names {
-		if d := editDistance(lower, strings.ToLower(c)); best < 0 || d < best {
+		if d := levenshtein.ComputeDistance(lower, strings.ToLower(c)); best < 0 || d < best {
 			best, out = d, c
 		}
 	}
