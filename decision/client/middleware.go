@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 )
 
@@ -32,7 +33,11 @@ type MiddlewareOptions struct {
 	// OnError answers when no decision could be made (verdict unreachable,
 	// a malformed decision request). The default denies: 503 when verdict
 	// could not be asked, 400 when it refused the request as malformed.
+	// Its body never holds the error's text, which names verdict's address
+	// and is meant for operators: the error is logged on Log.
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
+	// Log receives the default OnError's errors (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 type decisionKey struct{}
@@ -71,7 +76,11 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 	}
 	onError := opts.OnError
 	if onError == nil {
-		onError = defaultOnError
+		log := opts.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		onError = failClosed(log)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := &Request{
@@ -119,18 +128,26 @@ func Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 	})
 }
 
-// defaultOnError fails closed: the request is not served.
-func defaultOnError(w http.ResponseWriter, _ *http.Request, err error) {
-	status := http.StatusServiceUnavailable
-	code := "authorization_unavailable"
-	var apiErr *Error
-	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusBadRequest {
-		status, code = http.StatusBadRequest, "authorization_request_invalid"
+// failClosed is the default OnError: the request is not served. The end
+// user is told that authorization is unavailable (503) or that the request
+// could not be judged (400, with verdict's field and message about it); the
+// error itself, which names verdict's address, goes to the log.
+func failClosed(log *slog.Logger) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		status := http.StatusServiceUnavailable
+		answer := map[string]string{"code": "authorization_unavailable", "message": "authorization is unavailable, so the request was not served; try again later"}
+		var apiErr *Error
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusBadRequest {
+			status = http.StatusBadRequest
+			answer = map[string]string{"code": "authorization_request_invalid", "field": apiErr.Field, "message": apiErr.Message}
+		}
+		log.ErrorContext(r.Context(), "verdict gave no decision; the request was refused",
+			"method", r.Method, "path", requestPath(r), "status", status, "error", err)
+		body, _ := json.Marshal(answer)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(append(body, '\n'))
 	}
-	body, _ := json.Marshal(map[string]string{"code": code, "message": err.Error()})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
 }
 
 // requestPath is the path as the client wrote it (escapes kept): verdict
