@@ -193,3 +193,48 @@ func TestFleetConcurrentWritersConverge(t *testing.T) {
 		t.Errorf("imhotep's last change was a withdrawal, yet allowed at %d", d.StateRevision)
 	}
 }
+
+// A catch-up that read the head before this sidecar wrote a newer change,
+// and applies after it, finds more applied than the head it read: the
+// state is current, not a database behind this sidecar (nor disconnected).
+func TestFleetCatchUpRacingOwnWriteConfirms(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	db, err := pgstate.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	l, _ := newTestLoader(t)
+	if err := l.OpenFleet(ctx, FleetOptions{DB: db, PollInterval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	loadCN(t, l)
+	l.mu.Lock()
+	done := make(chan struct{})
+	go func() { l.catchUp(ctx); close(done) }()
+	time.Sleep(300 * time.Millisecond) // the catch-up reads the head, then waits for l.mu
+	w, err := db.BeginWrite(ctx, "test")
+	if err != nil {
+		l.mu.Unlock()
+		t.Fatal(err)
+	}
+	c := consentChange(0, false)
+	if _, err := w.Append(ctx, &c); err != nil {
+		l.mu.Unlock()
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		l.mu.Unlock()
+		t.Fatal(err)
+	}
+	err = l.applyChangesLocked(ctx, []pgstate.Change{c})
+	l.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if st := l.FleetStatus(); st.LastError != "" || !st.Connected || st.AppliedRevision != 1 {
+		t.Fatalf("after a catch-up racing a write: %+v", st)
+	}
+}
