@@ -39,14 +39,12 @@ log-format: json
 `), 0o600)
 	env := append(os.Environ(), "VERDICT_ADDR="+envAddr, "VERDICT_CONFIG="+config)
 
-	s := &e2eutil.Server{Addr: envAddr, URL: "http://" + envAddr, Out: &e2eutil.SyncBuffer{}, Done: make(chan struct{})}
-	s.Cmd = exec.Command(binary, "run")
-	s.Cmd.Env = env
-	s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
-	if err := s.Cmd.Start(); err != nil {
+	cmd := exec.Command(binary, "run")
+	cmd.Env = env
+	s, err := e2eutil.StartCmd(cmd, envAddr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.WaitErr = s.Cmd.Wait(); close(s.Done) }()
 	defer s.Stop()
 	if err := s.Wait("/health/ready", 15*time.Second); err != nil {
 		t.Fatal(err)

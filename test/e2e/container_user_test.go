@@ -103,18 +103,16 @@ func TestStateDirOfAnotherUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &e2eutil.Server{Addr: addr, URL: "http://" + addr, Out: &e2eutil.SyncBuffer{}, Done: make(chan struct{})}
-		s.Cmd = exec.Command(binary, "run", "--addr", addr, "--state-dir", state)
-		s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
-		if uid := asContainerUser(t, s.Cmd); uid == nonroot {
+		cmd := exec.Command(binary, "run", "--addr", addr, "--state-dir", state)
+		if uid := asContainerUser(t, cmd); uid == nonroot {
 			if err := os.Chown(state, nonroot, nonroot); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Cmd.Start(); err != nil {
+		s, err := e2eutil.StartCmd(cmd, addr)
+		if err != nil {
 			t.Fatal(err)
 		}
-		go func() { s.WaitErr = s.Cmd.Wait(); close(s.Done) }()
 		defer s.Stop()
 		if err := s.Wait("/health/ready", 15*time.Second); err != nil {
 			t.Fatal(err)
@@ -135,14 +133,12 @@ func TestHealthcheckFollowsVERDICT_ADDR(t *testing.T) {
 	}
 	_, port, _ := strings.Cut(addr, ":")
 	env := append(os.Environ(), "VERDICT_ADDR=0.0.0.0:"+port)
-	s := &e2eutil.Server{Addr: addr, URL: "http://" + addr, Out: &e2eutil.SyncBuffer{}, Done: make(chan struct{})}
-	s.Cmd = exec.Command(binary, "run")
-	s.Cmd.Env = env
-	s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
-	if err := s.Cmd.Start(); err != nil {
+	cmd := exec.Command(binary, "run")
+	cmd.Env = env
+	s, err := e2eutil.StartCmd(cmd, addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.WaitErr = s.Cmd.Wait(); close(s.Done) }()
 	defer s.Stop()
 	if err := s.Wait("/health/ready", 15*time.Second); err != nil {
 		t.Fatal(err)

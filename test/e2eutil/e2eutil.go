@@ -119,9 +119,16 @@ func FreeAddr() (string, error) {
 // LaunchAt runs `binary run --addr addr args…` without waiting for it.
 // The caller stops it.
 func LaunchAt(binary, addr string, env []string, args ...string) (*Server, error) {
-	s := &Server{Addr: addr, URL: "http://" + addr, Out: &SyncBuffer{}, Done: make(chan struct{})}
-	s.Cmd = exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
-	s.Cmd.Env = env
+	cmd := exec.Command(binary, append([]string{"run", "--addr", addr}, args...)...)
+	cmd.Env = env
+	return StartCmd(cmd, addr)
+}
+
+// StartCmd starts cmd, a `verdict run` set up by the caller (arguments,
+// environment, credentials) that will serve on addr, without waiting for
+// it. Its output goes to the Server's Out. The caller stops it.
+func StartCmd(cmd *exec.Cmd, addr string) (*Server, error) {
+	s := &Server{Addr: addr, URL: "http://" + addr, Out: &SyncBuffer{}, Done: make(chan struct{}), Cmd: cmd}
 	s.Cmd.Stdout, s.Cmd.Stderr = s.Out, s.Out
 	if err := s.Cmd.Start(); err != nil {
 		return nil, err
