@@ -41,12 +41,12 @@ type Loader struct {
 	// source installs it rather than the Remote's own poll.
 	remotes map[string]*Remote
 
-	// The state directory of run-time changes (nil: kept in memory) and
-	// the entries of it that were ignored at start.
 	// warned holds the vocabulary warnings already logged, so that each
 	// is logged once while it stands.
 	warned map[string]bool
 
+	// The state directory of run-time changes (nil: kept in memory) and
+	// the entries of it that were ignored at start.
 	stateMu       sync.Mutex
 	state         *state.Dir
 	stateProblems []state.Problem
