@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -58,22 +55,5 @@ func (e *Engine) DecideExplained(ctx context.Context, req *Request) (*Decision, 
 
 // evalTraced is eval with a query tracer attached.
 func (p *Policy) evalTraced(ctx context.Context, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
-	cancel, stop := cancelWith(ctx)
-	defer stop()
-	rs, err := p.query.Eval(ctx,
-		rego.EvalParsedInput(input),
-		rego.EvalQueryTracer(tracer),
-		rego.EvalExternalCancel(cancel),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate policy (traced): %w", err)
-	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, errors.New("evaluate policy (traced): the decision is undefined")
-	}
-	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("evaluate policy (traced): unexpected result %T", rs[0].Expressions[0].Value)
-	}
-	return term, nil
+	return p.evalRule(ctx, p.query, input, tracer)
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -21,8 +21,8 @@ import (
 type Policy struct {
 	compiler  *ast.Compiler
 	store     storage.Store
-	query     rego.PreparedEvalQuery
-	planQuery rego.PreparedEvalQuery
+	query     *ruleQuery
+	planQuery *ruleQuery
 	// dataQueries caches the Data API's prepared queries (an LRU).
 	dataQueries queryCache
 }
@@ -59,24 +59,11 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
 	}
 	st := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	prepare := func(q string) (rego.PreparedEvalQuery, error) {
-		pq, err := rego.New(
-			rego.Query(q),
-			rego.Compiler(compiler),
-			rego.Store(st),
-			rego.StoreReadAST(true),
-			rego.GenerateJSON(keepAST),
-		).PrepareForEval(ctx)
-		if err != nil {
-			return pq, fmt.Errorf("prepare %s: %w", q, err)
-		}
-		return pq, nil
-	}
-	query, err := prepare(policy.DecisionQuery)
+	query, err := compileRuleQuery(compiler, policy.DecisionQuery)
 	if err != nil {
 		return nil, err
 	}
-	planQuery, err := prepare(policy.PlanQuery)
+	planQuery, err := compileRuleQuery(compiler, policy.PlanQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -85,33 +72,102 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 
 // eval evaluates the decision query on input and returns the decision term.
 func (p *Policy) eval(ctx context.Context, input ast.Value) (*ast.Term, error) {
-	return evalOne(ctx, p.query, input)
+	return p.evalRule(ctx, p.query, input, nil)
 }
 
 // evalPlan evaluates the list-plan query on input.
 func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, error) {
-	return evalOne(ctx, p.planQuery, input)
+	return p.evalRule(ctx, p.planQuery, input, nil)
 }
 
-func evalOne(ctx context.Context, query rego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
+// ruleQuery is one document of the engine's rules (the decision, the
+// plan) compiled once into a query that topdown evaluates directly. The
+// rego package's PreparedEvalQuery.Eval does the same evaluation with a
+// result set, metrics and an evaluation context built around it on every
+// call; the decision needs none of them. What OPA's semantics depend on is
+// kept as topdown sets it per evaluation: a fresh builtins cache, one
+// time.now_ns for the whole evaluation, and the cancellation (cancelWith)
+// tied to the request's context.
+type ruleQuery struct {
+	ref      string
+	body     ast.Body
+	compiler ast.QueryCompiler
+	// result is the variable the document is bound to in body.
+	result ast.Var
+}
+
+// ruleResult is the variable a ruleQuery binds its document to: the name
+// the rego package gives it, so that an evaluation trace (explain=full)
+// reads as it did through the rego package.
+const ruleResult = ast.Var(ast.WildcardPrefix + "term1")
+
+// compileRuleQuery compiles "<ref> = $term1" against compiler, parsed as
+// the rego package parses a query (so that trace locations read "query:1").
+func compileRuleQuery(compiler *ast.Compiler, ref string) (*ruleQuery, error) {
+	parsed, err := ast.ParseBodyWithOpts(ref, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", ref, err)
+	}
+	term, ok := parsed[0].Terms.(*ast.Term)
+	if len(parsed) != 1 || !ok {
+		return nil, fmt.Errorf("prepare %s: not a reference", ref)
+	}
+	parsed[0].Terms = ast.Equality.Expr(term, ast.NewTerm(ruleResult)).Terms
+	qc := compiler.QueryCompiler()
+	body, err := qc.Compile(parsed)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", ref, err)
+	}
+	result := ruleResult
+	for compiled, written := range qc.RewrittenVars() {
+		if written == ruleResult {
+			result = compiled
+		}
+	}
+	return &ruleQuery{ref: ref, body: body, compiler: qc, result: result}, nil
+}
+
+// evalRule evaluates q on input, traced by tracer when it is not nil, and
+// returns the document. An undefined document is an error: the engine's
+// documents are defined for every input.
+func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
 	cancel, stop := cancelWith(ctx)
 	defer stop()
-	rs, err := query.Eval(ctx,
-		rego.EvalParsedInput(input),
-		rego.EvalExternalCancel(cancel),
-	)
+	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy: %w", err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	defer p.store.Abort(ctx, txn)
+	query := topdown.NewQuery(q.body).
+		WithQueryCompiler(q.compiler).
+		WithCompiler(p.compiler).
+		WithStore(p.store).
+		WithTransaction(txn).
+		WithInput(ast.NewTerm(input)).
+		WithCancel(cancel).
+		WithMetrics(noMetrics)
+	if tracer != nil {
+		query = query.WithQueryTracer(tracer)
+	}
+	var doc *ast.Term
+	n := 0
+	err = query.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		doc = qr[q.result]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if n != 1 || doc == nil {
 		return nil, errors.New("evaluate policy: the decision is undefined")
 	}
-	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("evaluate policy: unexpected result %T", rs[0].Expressions[0].Value)
-	}
-	return term, nil
+	return doc, nil
 }
+
+// noMetrics drops the evaluation's metrics, which nothing reads (topdown
+// would otherwise allocate a set per evaluation).
+var noMetrics = metrics.NoOp()
 
 // cancelWith returns a Rego cancel that fires when ctx ends (its deadline
 // passes or the client goes away), and stop, which releases it once the
@@ -128,10 +184,6 @@ func cancelWith(ctx context.Context) (topdown.Cancel, func() bool) {
 }
 
 func noStop() bool { return false }
-
-// keepAST hands the evaluated term back as is, so the engine reads the
-// decision straight from the AST without a JSON round trip.
-func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
 var reservedPath = ast.MustParseRef("data." + policy.Package)
 
