@@ -94,9 +94,28 @@ type StatementList struct {
 // ObjectGroupsRecord lists, for each object of a tenant (lower-cased FRN),
 // the resource groups (lower case, sorted) it is assigned to. It is
 // immutable once stored.
+//
+// It is a sorted table rather than a map: a tenant has tens of thousands of
+// objects and a few distinct group lists (objects are assigned a group at a
+// time), so each object costs its FRN's string header and the index of its
+// list, and each distinct list is stored once.
 type ObjectGroupsRecord struct {
 	Tenant string
-	Groups map[string][]string
+	// objects are the FRNs, sorted; lists[i] indexes groupLists for
+	// objects[i].
+	objects    []string
+	lists      []uint32
+	groupLists [][]string
+}
+
+// Groups returns the resource groups of the object (lower-cased FRN), nil
+// when the bundle assigns it to none.
+func (r *ObjectGroupsRecord) Groups(frnLower string) []string {
+	i, found := slices.BinarySearch(r.objects, frnLower)
+	if !found {
+		return nil
+	}
+	return r.groupLists[r.lists[i]]
 }
 
 // ServiceRecord is a loaded catalog service.
@@ -501,19 +520,41 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 }
 
 // objectAssignments inverts the tenant's resource groups: lower-cased object
-// FRN → sorted group codes.
-func objectAssignments(t *acl.Tenant) map[string][]string {
-	out := map[string][]string{}
+// FRN → sorted group codes, as a sorted table.
+func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
+	byObject := map[string][]string{}
+	lower := map[string]string{}
 	for code, rg := range t.ResourceGroups {
+		lc, ok := lower[code]
+		if !ok {
+			lc = strings.ToLower(code)
+			lower[code] = lc
+		}
 		for _, frn := range rg.Assignments {
-			out[frn] = append(out[frn], strings.ToLower(code))
+			byObject[frn] = append(byObject[frn], lc)
 		}
 	}
-	for frn, groups := range out {
-		sort.Strings(groups)
-		out[frn] = dedupSorted(groups)
+	rec := &ObjectGroupsRecord{Tenant: t.Code, objects: make([]string, 0, len(byObject))}
+	for frn := range byObject {
+		rec.objects = append(rec.objects, frn)
 	}
-	return out
+	slices.Sort(rec.objects)
+	rec.lists = make([]uint32, len(rec.objects))
+	listIndex := map[string]uint32{}
+	for i, frn := range rec.objects {
+		groups := byObject[frn]
+		sort.Strings(groups)
+		groups = dedupSorted(groups)
+		key := strings.Join(groups, "\x00")
+		n, ok := listIndex[key]
+		if !ok {
+			n = uint32(len(rec.groupLists))
+			listIndex[key] = n
+			rec.groupLists = append(rec.groupLists, slices.Clip(groups))
+		}
+		rec.lists[i] = n
+	}
+	return rec
 }
 
 func dedupSorted(s []string) []string {

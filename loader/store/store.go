@@ -99,7 +99,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.txn.Insert(tableMembers, members); err != nil {
 		return fmt.Errorf("insert members of %s: %w", t.Code, err)
 	}
-	if err := w.txn.Insert(tableObjectGroups, &ObjectGroupsRecord{Tenant: t.Code, Groups: objectAssignments(t)}); err != nil {
+	if err := w.txn.Insert(tableObjectGroups, objectAssignments(t)); err != nil {
 		return fmt.Errorf("insert assignments of %s: %w", t.Code, err)
 	}
 	return nil
@@ -255,7 +255,7 @@ func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
 	if err != nil || obj == nil {
 		return nil, wrap(err, "object", frnLower)
 	}
-	return obj.(*ObjectGroupsRecord).Groups[frnLower], nil
+	return obj.(*ObjectGroupsRecord).Groups(frnLower), nil
 }
 
 // Key returns the application key, or nil.
