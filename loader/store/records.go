@@ -144,6 +144,10 @@ func tenantFacts(t *acl.Tenant) *ast.Term {
 		ast.Item(ast.StringTerm("code"), ast.StringTerm(t.Code)),
 		ast.Item(ast.StringTerm("name"), ast.StringTerm(t.Name)),
 		ast.Item(ast.StringTerm("checks"), ast.SetTerm(checks...)),
+		// The package layer as a boolean, so that the engine's rules can
+		// guard a branch with an equality OPA's rule index reads
+		// (input.facts.tenant.package == false).
+		ast.Item(ast.StringTerm("package"), ast.BooleanTerm(t.HasCheck("package"))),
 	)
 }
 
