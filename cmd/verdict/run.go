@@ -35,6 +35,7 @@ type runOptions struct {
 	telemetry telemetryOptions
 	runtime   runtimeOptions
 	stateDB   stateDBOptions
+	shadow    shadowOptions
 	// maxConcurrent bounds decisions in flight (0: unlimited).
 	maxConcurrent int
 	// config is where the flags not given on the command line came from.
@@ -77,6 +78,7 @@ func registerRunFlags(f *pflag.FlagSet, o *runOptions) {
 	addTelemetryFlags(f, &o.telemetry)
 	addRuntimeFlags(f, &o.runtime)
 	addFleetFlags(f, &o.stateDB)
+	addShadowFlags(f, &o.shadow)
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -122,7 +124,23 @@ func run(ctx context.Context, o runOptions) error {
 	hupCtx, stopHangups := context.WithCancel(ctx)
 	defer stopHangups()
 	go reopenOnHangup(hupCtx, hangups, tel, decisionLog, log)
-	engine := decision.NewEngine(log, decision.WithObserver(tel), decision.WithDecisionCache(o.cache))
+	cand, err := newCandidate(o.shadow, sources, log)
+	if err != nil {
+		return err
+	}
+	var observer decision.Observer = tel
+	if cand != nil {
+		if err := tel.Metrics().Register(cand.shadow.Collectors()...); err != nil {
+			return err
+		}
+		observer = observers{tel, cand.shadow}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cand.close(ctx)
+		}()
+	}
+	engine := decision.NewEngine(log, decision.WithObserver(observer), decision.WithDecisionCache(o.cache))
 	tel.TrackEngine(engine)
 	ld, err := loader.New(engine, log)
 	if err != nil {
@@ -155,6 +173,13 @@ func run(ctx context.Context, o runOptions) error {
 		log.Info("bundle loaded", "bundle", src.Name, "source", src.Location, "revision", rev)
 	}
 	log.Info("bundles loaded", "count", loaded, "of", len(sources), "duration", time.Since(start))
+	var shadowStatus httpapi.ShadowStatus
+	if cand != nil {
+		if err := cand.start(ctx, ld, o.stateDir, o, log); err != nil {
+			return err
+		}
+		shadowStatus = cand
+	}
 
 	authzOpts, err := o.authz.options(log)
 	if err != nil {
@@ -169,7 +194,7 @@ func run(ctx context.Context, o runOptions) error {
 		ln.Close()
 		return err
 	}
-	srv := newHTTPServer(httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, MaxConcurrentDecisions: o.maxConcurrent}))
+	srv := newHTTPServer(httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, MaxConcurrentDecisions: o.maxConcurrent, Shadow: shadowStatus}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)

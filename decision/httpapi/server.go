@@ -44,6 +44,9 @@ type Options struct {
 	// AdminToken, when set, is the bearer token the write endpoints
 	// (PUT /v1/services/*, delegation requests and consents) require.
 	AdminToken []byte
+	// Shadow, when set, adds the shadow candidate (--candidate) to
+	// GET /v1/status.
+	Shadow ShadowStatus
 	// MaxConcurrentDecisions, when > 0, bounds the decision requests
 	// evaluating at once; the rest get 503 "overloaded" (see limits.go).
 	MaxConcurrentDecisions int

@@ -16,13 +16,28 @@ type BundleStatus interface {
 }
 
 // handleStatus answers GET /v1/status: each bundle's name, source, state,
-// revision, load times and last error (file, line, message).
+// revision, load times and last error (file, line, message), and with a
+// shadow candidate its "shadow" section.
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Bundles == nil {
 		writeError(w, http.StatusNotFound, "not_found", "", "this server keeps no bundle status")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.opts.Bundles.Status())
+	if s.opts.Shadow == nil {
+		writeJSON(w, http.StatusOK, s.opts.Bundles.Status())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		loader.Status
+		Shadow any `json:"shadow"`
+	}{s.opts.Bundles.Status(), s.opts.Shadow.ShadowStatus()})
+}
+
+// ShadowStatus reports the shadow candidate (verdict run --candidate) for
+// GET /v1/status: its bundles' revisions and errors, what it shadowed and
+// its last difference.
+type ShadowStatus interface {
+	ShadowStatus() any
 }
 
 // handleProcessors answers GET /v1/processors: every processor of the
