@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func main() {
 	var scaleList, targetList string
 	trivialAddr := flag.String("trivial-serve", "", "internal: serve the trivial handler on this address and do nothing else")
 	flag.StringVar(&scaleList, "scale", "small", "comma-separated scales: small (1×100), medium (10×10,000), large (1×100,000)")
-	flag.StringVar(&targetList, "targets", "verdict,verdict-cached,opa,opa-fast,trivial", "comma-separated servers: verdict, verdict-cached (verdict with --decision-cache-size -cache-size), opa (plain opa run --server), opa-fast (with --optimize-store-for-read-speed), trivial")
+	flag.StringVar(&targetList, "targets", "verdict,verdict-cached,opa,opa-fast,trivial", "comma-separated servers: verdict, verdict-cached (verdict with --decision-cache-size -cache-size), verdict-shadow (verdict shadowing every decision against a copy of the world, --candidate), opa (plain opa run --server), opa-fast (with --optimize-store-for-read-speed), trivial")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time of each load run")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured warm-up before each load run")
 	flag.IntVar(&o.conns, "conns", 8, "closed loop: keep-alive connections, one request in flight on each")
@@ -198,7 +199,7 @@ func run(ctx context.Context, o options) error {
 	var needVerdict, needOPA bool
 	for _, t := range o.targets {
 		switch t {
-		case "verdict", "verdict-cached":
+		case "verdict", "verdict-cached", "verdict-shadow":
 			needVerdict = true
 		case "opa", "opa-fast":
 			needOPA = true
@@ -289,6 +290,15 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 	sr := &scaleResult{Scale: name, Spec: w.Spec, WorldTime: took, BundleSize: dirSize(worldDir),
 		Mismatches: map[string]int{}, Targets: map[string]*targetResult{}}
 
+	candidateDir := filepath.Join(dir, "candidate")
+	if slices.Contains(o.targets, "verdict-shadow") {
+		if err := os.RemoveAll(candidateDir); err != nil {
+			return nil, err
+		}
+		if err := os.CopyFS(candidateDir, os.DirFS(worldDir)); err != nil {
+			return nil, fmt.Errorf("copy the world as the shadow candidate: %w", err)
+		}
+	}
 	verdictArgs := func(addr string) []string {
 		return []string{"run", "--addr", addr, "--log-level", "error", "--bundle", "world=" + worldDir}
 	}
@@ -299,6 +309,13 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 		"verdict-cached": {Name: "verdict-cached", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide",
 			args: func(addr string) []string {
 				return append(verdictArgs(addr), "--decision-cache-size", strconv.Itoa(o.cacheSize), "--decision-cache-ttl", cacheTTL.String())
+			}},
+		// The same server shadowing every decision against a candidate that
+		// is a copy of the world (every shadowed answer is "same"): what
+		// --candidate costs the live path.
+		"verdict-shadow": {Name: "verdict-shadow", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide",
+			args: func(addr string) []string {
+				return append(verdictArgs(addr), "--candidate", "world="+candidateDir, "--shadow-sample", "1")
 			}},
 		"opa": {Name: "opa", Kind: "opa", bin: opaBin, readyPath: "/health?bundles", decidePath: "/v1/data/bench/authz/decision",
 			args: func(addr string) []string {
