@@ -89,15 +89,15 @@ func runDiff(cmd *cobra.Command, bundleArgs, candidateArgs []string, requestsFil
 	if err != nil {
 		return fmt.Errorf("--bundle: %w", err)
 	}
-	new, err := loadPinned(cmd, candidate)
+	cand, err := loadPinned(cmd, candidate)
 	if err != nil {
 		return fmt.Errorf("--candidate: %w", err)
 	}
 	ctx := cmd.Context()
-	report := access.NewReport(old, new, examples)
+	report := access.NewReport(old, cand, examples)
 	stderr := cmd.ErrOrStderr()
 	if requestsFile == "" {
-		qs, err := access.GenerateQuestions(old, new, maxQuestions)
+		qs, err := access.GenerateQuestions(old, cand, maxQuestions)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func runDiff(cmd *cobra.Command, bundleArgs, candidateArgs []string, requestsFil
 		bar := newProgressBar(stderr, "questions")
 		var askErr error
 		qs.All(func(q *decision.Request) bool {
-			if _, _, _, askErr = report.Ask(ctx, old, new, q); askErr != nil {
+			if _, _, _, askErr = report.Ask(ctx, old, cand, q); askErr != nil {
 				return false
 			}
 			bar.Set(report.Questions, qs.Count)
@@ -128,7 +128,7 @@ func runDiff(cmd *cobra.Command, bundleArgs, candidateArgs []string, requestsFil
 			in = f
 		}
 		err := access.ReadRequests(in, func(line int, q *decision.Request) error {
-			if _, _, _, err := report.Ask(ctx, old, new, q); err != nil {
+			if _, _, _, err := report.Ask(ctx, old, cand, q); err != nil {
 				return fmt.Errorf("line %d: %w", line, err)
 			}
 			return nil

@@ -63,8 +63,6 @@ type Tenant struct {
 	// application name, when the tenant applies the package layer (SOAJS),
 	// which needs a key; nil otherwise.
 	Keys []string
-	// record is the tenant as stored.
-	record *store.TenantRecord
 }
 
 // LoadTenant reads what a review of the tenant enumerates from a pinned
@@ -83,7 +81,7 @@ func LoadTenant(p *decision.Pinned, code string) (*Tenant, error) {
 		return nil, err
 	}
 	t := rec.Tenant
-	out := &Tenant{Code: code, record: rec, Actions: Vocabulary(t, routes.Actions())}
+	out := &Tenant{Code: code, Actions: Vocabulary(t, routes.Actions())}
 	for name := range t.Members {
 		out.Members = append(out.Members, name)
 	}

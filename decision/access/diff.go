@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -26,14 +27,14 @@ const (
 // Compare says how the answer changed from old to new. Reasons compare by
 // what they name (layer, code, effect, policy, statement, resource group,
 // SOAJS code), not by their messages, which Go renders from those.
-func Compare(old, new *decision.Decision) Change {
+func Compare(old, cand *decision.Decision) Change {
 	switch {
-	case old.Allow && !new.Allow:
+	case old.Allow && !cand.Allow:
 		return AllowToDeny
-	case !old.Allow && new.Allow:
+	case !old.Allow && cand.Allow:
 		return DenyToAllow
-	case old.Status != new.Status || old.Visibility != new.Visibility ||
-		!slices.Equal(old.Fields, new.Fields) || !slices.EqualFunc(old.Reasons, new.Reasons, sameReason):
+	case old.Status != cand.Status || old.Visibility != cand.Visibility ||
+		!slices.Equal(old.Fields, cand.Fields) || !slices.EqualFunc(old.Reasons, cand.Reasons, sameReason):
 		return Changed
 	}
 	return Same
@@ -109,15 +110,15 @@ type groupKey struct {
 }
 
 // NewReport starts a report keeping at most examples differences a group.
-func NewReport(old, new *decision.Pinned, examples int) *Report {
+func NewReport(old, cand *decision.Pinned, examples int) *Report {
 	return &Report{Groups: []*Group{}, examples: examples, byKey: map[groupKey]*Group{},
-		OldRevision: old.Generation().Revisions, NewRevision: new.Generation().Revisions}
+		OldRevision: old.Generation().Revisions, NewRevision: cand.Generation().Revisions}
 }
 
 // Add counts one question's two answers and returns the change.
-func (r *Report) Add(q *decision.Request, old, new *decision.Decision) Change {
+func (r *Report) Add(q *decision.Request, old, cand *decision.Decision) Change {
 	r.Questions++
-	c := Compare(old, new)
+	c := Compare(old, cand)
 	switch c {
 	case Same:
 		r.Unchanged++
@@ -131,10 +132,10 @@ func (r *Report) Add(q *decision.Request, old, new *decision.Decision) Change {
 	}
 	tenant, action := old.Tenant, old.Action
 	if tenant == "" {
-		tenant = new.Tenant
+		tenant = cand.Tenant
 	}
 	if action == "" {
-		action = new.Action
+		action = cand.Action
 	}
 	k := groupKey{tenant, action, c}
 	g := r.byKey[k]
@@ -145,7 +146,7 @@ func (r *Report) Add(q *decision.Request, old, new *decision.Decision) Change {
 	}
 	g.Count++
 	if len(g.Examples) < r.examples {
-		g.Examples = append(g.Examples, Difference{Change: c, Tenant: tenant, Action: action, Question: q, Old: AnswerOf(old), New: AnswerOf(new)})
+		g.Examples = append(g.Examples, Difference{Change: c, Tenant: tenant, Action: action, Question: q, Old: AnswerOf(old), New: AnswerOf(cand)})
 	}
 	return c
 }
@@ -169,12 +170,12 @@ func (r *Report) Sort() {
 
 // Ask asks q of both versions and adds the answers to the report. The error
 // is an *decision.InputError for a malformed question.
-func (r *Report) Ask(ctx context.Context, old, new *decision.Pinned, q *decision.Request) (Change, *decision.Decision, *decision.Decision, error) {
+func (r *Report) Ask(ctx context.Context, old, cand *decision.Pinned, q *decision.Request) (Change, *decision.Decision, *decision.Decision, error) {
 	dOld, err := old.Decide(ctx, q)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	dNew, err := new.Decide(ctx, q)
+	dNew, err := cand.Decide(ctx, q)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -210,9 +211,9 @@ type questionSpace struct {
 
 // GenerateQuestions builds the question set of both versions, of at most
 // max questions (no bound when max <= 0).
-func GenerateQuestions(old, new *decision.Pinned, max int) (*Questions, error) {
+func GenerateQuestions(old, cand *decision.Pinned, max int) (*Questions, error) {
 	codes := map[string]bool{}
-	for _, p := range []*decision.Pinned{old, new} {
+	for _, p := range []*decision.Pinned{old, cand} {
 		cs, err := Tenants(p)
 		if err != nil {
 			return nil, err
@@ -224,12 +225,13 @@ func GenerateQuestions(old, new *decision.Pinned, max int) (*Questions, error) {
 	qs := &Questions{}
 	for _, code := range sortedKeys(codes) {
 		space := &questionSpace{tenant: code}
-		for _, p := range []*decision.Pinned{old, new} {
+		for _, p := range []*decision.Pinned{old, cand} {
 			t, err := LoadTenant(p, code)
+			var missing *NotFoundError
+			if errors.As(err, &missing) {
+				continue // a tenant only one version has
+			}
 			if err != nil {
-				if _, missing := err.(*NotFoundError); missing {
-					continue
-				}
 				return nil, err
 			}
 			space.keys = append(space.keys, t.Keys...)

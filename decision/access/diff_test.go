@@ -22,19 +22,19 @@ var tinyWorld = worldgen.Spec{Seed: 3, Tenants: 1, Members: 20, Policies: 20, Re
 
 // diffAll asks every generated question of both versions and returns the
 // report and every difference.
-func diffAll(t *testing.T, old, new *decision.Pinned) (*access.Report, []access.Difference) {
+func diffAll(t *testing.T, old, cand *decision.Pinned) (*access.Report, []access.Difference) {
 	t.Helper()
-	qs, err := access.GenerateQuestions(old, new, 0)
+	qs, err := access.GenerateQuestions(old, cand, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if int64(qs.Count) != qs.Possible {
 		t.Fatalf("asked %d of %d questions", qs.Count, qs.Possible)
 	}
-	report := access.NewReport(old, new, 1)
+	report := access.NewReport(old, cand, 1)
 	var diffs []access.Difference
 	qs.All(func(q *decision.Request) bool {
-		c, dOld, dNew, err := report.Ask(context.Background(), old, new, q)
+		c, dOld, dNew, err := report.Ask(context.Background(), old, cand, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,14 +92,14 @@ func TestAddedDenyChangesExactlyWhatItCovers(t *testing.T) {
 		t.Fatalf("no member is in %s: the test would prove nothing", group)
 	}
 	dirNew := filepath.Join(t.TempDir(), "world")
-	if err := w.WriteBundle(dirNew, "new"); err != nil {
+	if err := w.WriteBundle(dirNew, "cand"); err != nil {
 		t.Fatal(err)
 	}
 	engOld, _ := loadertest.Load(t, []loader.Source{{Name: "world", Location: dirOld}})
 	engNew, _ := loadertest.Load(t, []loader.Source{{Name: "world", Location: dirNew}})
-	old, new := pin(t, engOld), pin(t, engNew)
+	old, cand := pin(t, engOld), pin(t, engNew)
 
-	report, diffs := diffAll(t, old, new)
+	report, diffs := diffAll(t, old, cand)
 	if report.DenyToAllow != 0 {
 		t.Errorf("%d answers went from deny to allow", report.DenyToAllow)
 	}
@@ -123,13 +123,13 @@ func TestAddedDenyChangesExactlyWhatItCovers(t *testing.T) {
 			changed[questionKey(d.Question)] = true
 		}
 	}
-	qs, _ := access.GenerateQuestions(old, new, 0)
+	qs, _ := access.GenerateQuestions(old, cand, 0)
 	qs.All(func(q *decision.Request) bool {
 		if !covered[q.Member] || !strings.HasPrefix(q.Action, deniedPrefix) {
 			return true
 		}
 		dOld, _ := old.Decide(context.Background(), q)
-		dNew, _ := new.Decide(context.Background(), q)
+		dNew, _ := cand.Decide(context.Background(), q)
 		if dNew.Allow {
 			t.Fatalf("%+v is still allowed", q)
 		}
@@ -270,8 +270,8 @@ func TestCompare(t *testing.T) {
 	otherMessage := &decision.Decision{Allow: true, Status: 200, Visibility: "full", Reasons: []decision.Reason{{Layer: "iam", Code: "iam.allow", Effect: "allow", Policy: "p", Statement: &zero, Message: "b"}}}
 	public := &decision.Decision{Allow: true, Status: 200, Visibility: "public", Reasons: allow.Reasons}
 	for _, tc := range []struct {
-		old, new *decision.Decision
-		want     access.Change
+		old, cand *decision.Decision
+		want      access.Change
 	}{
 		{allow, allow, access.Same},
 		{allow, otherMessage, access.Same},
@@ -280,8 +280,8 @@ func TestCompare(t *testing.T) {
 		{allow, otherStatement, access.Changed},
 		{allow, public, access.Changed},
 	} {
-		if got := access.Compare(tc.old, tc.new); got != tc.want {
-			t.Errorf("Compare(%+v, %+v) = %s, want %s", tc.old, tc.new, got, tc.want)
+		if got := access.Compare(tc.old, tc.cand); got != tc.want {
+			t.Errorf("Compare(%+v, %+v) = %s, want %s", tc.old, tc.cand, got, tc.want)
 		}
 	}
 }
