@@ -62,6 +62,7 @@ type options struct {
 	readyTimeout time.Duration
 	cacheSize    int
 	cacheWarm    bool
+	shadowSample float64
 }
 
 // cacheTTL is verdict-cached's --decision-cache-ttl: far longer than a
@@ -99,6 +100,7 @@ func main() {
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 10*time.Minute, "how long a server may take to load")
 	flag.IntVar(&o.cacheSize, "cache-size", 1_000_000, "verdict-cached: --decision-cache-size (decisions remembered; large enough to hold every distinct question of the streams)")
 	flag.BoolVar(&o.cacheWarm, "cache-warm", true, "verdict-cached: before each closed-loop run, send the whole stream once (unmeasured) so that the window measures the cache's steady state")
+	flag.Float64Var(&o.shadowSample, "shadow-sample", 1, "verdict-shadow: --shadow-sample (the share of decisions shadowed)")
 	flag.Parse()
 
 	if *trivialAddr != "" {
@@ -315,7 +317,7 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 		// --candidate costs the live path.
 		"verdict-shadow": {Name: "verdict-shadow", Kind: "verdict", bin: verdictBin, readyPath: "/health/ready", decidePath: "/v1/decide",
 			args: func(addr string) []string {
-				return append(verdictArgs(addr), "--candidate", "world="+candidateDir, "--shadow-sample", "1")
+				return append(verdictArgs(addr), "--candidate", "world="+candidateDir, "--shadow-sample", strconv.FormatFloat(o.shadowSample, 'g', -1, 64))
 			}},
 		"opa": {Name: "opa", Kind: "opa", bin: opaBin, readyPath: "/health?bundles", decidePath: "/v1/data/bench/authz/decision",
 			args: func(addr string) []string {
