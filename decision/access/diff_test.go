@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/verdict-authz/verdict/bundles"
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/access"
+	"github.com/verdict-authz/verdict/internal/testdemo"
 	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 	"github.com/verdict-authz/verdict/test/worldgen"
@@ -158,22 +157,7 @@ func questionKey(q *decision.Request) string {
 // TestDemoDenyDiff adds the README's example Deny to the demo's bank
 // tenant: all staff lose Portfolio update and partial_update.
 func TestDemoDenyDiff(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "demo")
-	if err := os.CopyFS(dir, bundles.Demo()); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "verdict", "tenants", "bank", "data.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(data), "policies: [deny-secret-portfolio, office-hours-transactions]",
-		"policies: [deny-secret-portfolio, office-hours-transactions, freeze-portfolio-writes]", 1)
-	s = strings.Replace(s, "resource_groups:\n", "  freeze-portfolio-writes:\n    Statement:\n"+
-		"      - {Effect: Deny, Action: \"finmars:Portfolio:*update\", Resource: \"*\"}\n\nresource_groups:\n", 1)
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := testdemo.Write(t, testdemo.FreezePortfolioWrites)
 	engOld, _ := loadertest.Demo(t)
 	engNew, _ := loadertest.Load(t, []loader.Source{{Name: "demo", Location: dir}})
 	report, diffs := diffAll(t, pin(t, engOld), pin(t, engNew))

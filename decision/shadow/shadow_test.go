@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/verdict-authz/verdict/bundles"
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/access"
 	"github.com/verdict-authz/verdict/decision/shadow"
+	"github.com/verdict-authz/verdict/internal/testdemo"
 	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
@@ -42,23 +40,7 @@ func (p *pinner) Pin() *decision.Pinned {
 // the intern given instrument-read.
 func candidateDemo(t *testing.T) *decision.Engine {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "demo")
-	if err := os.CopyFS(dir, bundles.Demo()); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "verdict", "tenants", "bank", "data.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(data), "policies: [deny-secret-portfolio, office-hours-transactions]",
-		"policies: [deny-secret-portfolio, office-hours-transactions, freeze-portfolio-writes]", 1)
-	s = strings.Replace(s, "resource_groups:\n", "  freeze-portfolio-writes:\n    Statement:\n"+
-		"      - {Effect: Deny, Action: \"finmars:Portfolio:*update\", Resource: \"*\"}\n\nresource_groups:\n", 1)
-	s = strings.Replace(s, "  intern: {}", "  intern: {policies: [instrument-read]}", 1)
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := testdemo.Write(t, testdemo.FreezePortfolioWrites, testdemo.InternReadsInstruments)
 	e, _ := loadertest.Load(t, []loader.Source{{Name: "demo", Location: dir}})
 	return e
 }

@@ -2,37 +2,15 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verdict-authz/verdict/internal/testdemo"
 )
 
-// demoWithDeny copies the demo bundle and adds to its bank tenant the
-// README's example: a Deny of every Portfolio update for all staff.
-func demoWithDeny(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "demo")
-	if err := os.CopyFS(dir, os.DirFS(demoBundle)); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "verdict", "tenants", "bank", "data.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(data), "policies: [deny-secret-portfolio, office-hours-transactions]",
-		"policies: [deny-secret-portfolio, office-hours-transactions, freeze-portfolio-writes]", 1)
-	s = strings.Replace(s, "resource_groups:\n", "  freeze-portfolio-writes:\n    Statement:\n"+
-		"      - {Effect: Deny, Action: \"finmars:Portfolio:*update\", Resource: \"*\"}\n\nresource_groups:\n", 1)
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestDiffExitCodes(t *testing.T) {
-	changed := demoWithDeny(t)
+	changed := testdemo.Write(t, testdemo.FreezePortfolioWrites)
 	unchanged := demoBundle
 
 	res := verdict(t, "", "diff", "--bundle", demoBundle, "--candidate", unchanged)
@@ -72,7 +50,7 @@ func TestDiffExitCodes(t *testing.T) {
 }
 
 func TestDiffRequestsFile(t *testing.T) {
-	changed := demoWithDeny(t)
+	changed := testdemo.Write(t, testdemo.FreezePortfolioWrites)
 	requests := strings.Join([]string{
 		`{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:update","resource":{"frn":"frn:finmars:portfolios:portfolio:bonds-portfolio"}}`,
 		`not json`,

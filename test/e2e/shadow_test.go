@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdict-authz/verdict/internal/testdemo"
 )
 
 // shadowStatus is the "shadow" part of GET /v1/status.
@@ -64,15 +66,7 @@ func (s *server) shadowMetric(t *testing.T, result string) int {
 }
 
 func TestShadowCandidateCountsAKnownMix(t *testing.T) {
-	candidate := demoWithDeny(t)
-	path := filepath.Join(candidate, "verdict", "tenants", "bank", "data.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(data), "  intern: {}", "  intern: {policies: [instrument-read]}", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	candidate := testdemo.Write(t, testdemo.FreezePortfolioWrites, testdemo.InternReadsInstruments)
 	shadowLog := filepath.Join(t.TempDir(), "shadow.log")
 	s := startServer(t, "--bundle", demoBundle, "--candidate", "demo="+candidate, "--shadow-log", shadowLog)
 
@@ -157,7 +151,7 @@ func TestShadowCandidateThatFailsValidationNeverShadows(t *testing.T) {
 // candidate, breaks it (the last good candidate stays loaded but must not
 // shadow) and fixes it again.
 func TestShadowCandidatePausesWhileItsNewestVersionFails(t *testing.T) {
-	candidate := demoWithDeny(t)
+	candidate := testdemo.Write(t, testdemo.FreezePortfolioWrites)
 	s := startServer(t, "--bundle", demoBundle, "--candidate", "demo="+candidate, "--watch", "--debounce", "50ms")
 	const q = `{"tenant":"bank","member":"head_of_banking","action":"finmars:Portfolio:update"}`
 	waitFor := func(what string, ok func(shadowStatus) bool) shadowStatus {
