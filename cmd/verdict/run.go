@@ -124,6 +124,10 @@ func run(ctx context.Context, o runOptions) error {
 	hupCtx, stopHangups := context.WithCancel(ctx)
 	defer stopHangups()
 	go reopenOnHangup(hupCtx, hangups, tel, decisionLog, log)
+	if dsn, _ := o.stateDB.resolveDSN(); dsn != "" && len(o.shadow.candidates) > 0 {
+		// The candidate restores run-time state from --state-dir alone.
+		return errors.New("--candidate cannot be used with --state-db yet: the candidate would not see the fleet's run-time state")
+	}
 	cand, err := newCandidate(o.shadow, sources, log)
 	if err != nil {
 		return err
