@@ -202,12 +202,14 @@ func (s *Shadow) shadow(ctx context.Context, it item) {
 	}
 }
 
-// redacted is the request with its application key shortened, as the shadow
-// log and status show it.
+// redacted is the request as the shadow log and status show it: the
+// application key shortened to 8 characters and the context left out (a
+// caller may put credentials there).
 func redacted(req decision.Request) decision.Request {
 	if len(req.Key) > 8 {
 		req.Key = req.Key[:8] + "…"
 	}
+	req.Context = nil
 	return req
 }
 

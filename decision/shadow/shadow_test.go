@@ -152,3 +152,22 @@ func TestShadowSamples(t *testing.T) {
 		t.Fatalf("--shadow-sample 0 shadowed: %+v", got)
 	}
 }
+
+func TestShadowLogLeavesOutSecrets(t *testing.T) {
+	var logBuf bytes.Buffer
+	sh := shadow.New(&pinner{e: candidateDemo(t)}, shadow.Options{Sample: 1, Log: &logBuf})
+	live, _ := loadertest.Demo(t, decision.WithObserver(sh))
+	go sh.Run(context.Background())
+	req := &decision.Request{Tenant: "bank", Member: "head_of_banking",
+		Action: "finmars:Portfolio:update", Context: map[string]any{"authorization": "Bearer s3cret"}}
+	if _, err := live.Decide(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sh.Close(ctx)
+	line := logBuf.String()
+	if !strings.Contains(line, `"change":"allow_to_deny"`) || strings.Contains(line, "s3cret") || strings.Contains(line, "authorization") {
+		t.Fatalf("shadow log line: %s", line)
+	}
+}
