@@ -413,6 +413,8 @@ func yamlTag(flagType string) string {
 		return "!!bool"
 	case "int", "int64", "int32", "uint", "uint64", "uint32":
 		return "!!int"
+	case "float64", "float32":
+		return "!!float"
 	}
 	return "!!str"
 }

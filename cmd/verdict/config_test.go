@@ -229,6 +229,8 @@ func sampleValue(t *testing.T, f *pflag.Flag) (env, want string) {
 		return "4242", "4242"
 	case "duration":
 		return "42s", "42s"
+	case "float64":
+		return "0.25", "0.25"
 	case "stringArray", "stringSlice":
 		return "one,two", "one|two"
 	}
