@@ -2,20 +2,15 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 
-	"github.com/verdict-authz/verdict/bundles"
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/httpapi"
-	"github.com/verdict-authz/verdict/loader"
+	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
 // TestEveryDoorAgreesWithDecide is the property of SPEC "Every door
@@ -93,16 +88,8 @@ func TestEveryDoorAgreesWithDecide(t *testing.T) {
 // member from X-User and the tenant from X-Verdict-Tenant.
 func doorsAPI(t *testing.T) http.Handler {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
-	ld, err := loader.New(engine, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {
-		t.Fatal(err)
-	}
-	return httpapi.New(engine, httpapi.Options{Log: quiet, Authz: httpapi.AuthzOptions{MemberHeader: "X-User"}})
+	engine, _ := loadertest.Demo(t)
+	return httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, Authz: httpapi.AuthzOptions{MemberHeader: "X-User"}})
 }
 
 type answerJSON struct {

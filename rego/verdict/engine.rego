@@ -121,8 +121,8 @@ decision := {
 	"fields": ["id", "user_code", "public_name"],
 	"reasons": grants,
 } if {
-	layers_pass
 	iam.public
+	layers_pass
 } else := {
 	"allow": true,
 	"status": 200,
