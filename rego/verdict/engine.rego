@@ -26,7 +26,7 @@ package verdict.engine
 # undefined because a fact it needs is missing or malformed - ends in the
 # last branch, a deny.
 #
-# The first four branches are fast paths, the layered chain after them the
+# The first five branches are fast paths, the layered chain after them the
 # definition. Each fast branch is guarded by tests that read input only -
 # equalities with literals first (input.facts.tenant["package"] == false,
 # which OPA's rule index reads, so a package-layer tenant skips the fast
@@ -38,7 +38,8 @@ package verdict.engine
 #     tenant, route and package layers pass and IAM denies with
 #     iam.no_allow; the literal is what deny_decision builds from
 #     no_allow_deny;
-#   - a request only IAM judges (iam_alone): IAM's denies, or its grants.
+#   - a request only IAM judges (iam_alone): IAM's denies, or its grants;
+#   - a request only the package layer judges that it allows.
 # Changing a layer means changing these branches with it;
 # TestGoldenDecisions (decision/golden_test.go) holds every answer to a
 # recorded set.
@@ -99,6 +100,25 @@ decision := {
 	input.facts.tenant["package"] == false
 	iam_alone == true
 	iam.denies == []
+	ext_denies == []
+} else := {
+	"allow": true,
+	"status": 200,
+	"visibility": "full",
+	"fields": [],
+	"reasons": pkg.grants,
+} if {
+	# A request only the package layer judges: no IAM layer, application or
+	# consistency, so the IAM, delegation and state layers pass without a
+	# grant; when the tenant, route, package and extension layers deny
+	# nothing, the package's grant allows.
+	input.facts.tenant["package"] == true
+	not input.facts.tenant.checks.iam
+	not input.application
+	not input.consistency
+	tenant_denies == []
+	route_denies == []
+	pkg.denies == []
 	ext_denies == []
 } else := deny_decision(state_denies, []) if {
 	state_denies != []
