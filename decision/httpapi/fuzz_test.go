@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,8 @@ import (
 
 // Fuzz targets for decision request decoding. Each posts arbitrary bytes to
 // the API over the demo bundle and checks the answer against a model of the
-// strict decoder (one JSON value, unknown fields rejected, numbers kept) and
+// strict decoder (one JSON value, unknown fields rejected, numbers kept, no
+// key written twice or in another case than its field's) and
 // Request.Validate:
 //   - the handler never panics and answers 200 or 400, always with JSON;
 //   - it answers 200 exactly when the model accepts the body, and a 400
@@ -66,8 +68,12 @@ func demoAPI(tb testing.TB) http.Handler {
 }
 
 // strictDecode is the decoding the API promises: exactly one JSON value,
-// unknown fields rejected, numbers kept as written.
+// unknown fields rejected, numbers kept as written, and no key written
+// twice or in another case than its field's.
 func strictDecode(body []byte, v any) error {
+	if json.Valid(body) && ambiguousKeys(json.NewDecoder(bytes.NewReader(body)), reflect.TypeOf(v)) {
+		return errors.New("a key written twice, or a field in another case")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -78,6 +84,69 @@ func strictDecode(body []byte, v any) error {
 		return errors.New("trailing data")
 	}
 	return nil
+}
+
+// ambiguousKeys is the model of the key check: it walks the JSON tokens of
+// one value alongside the Go type t decodes them into, and reports an
+// object holding a key twice, or a key that a struct does not declare with
+// exactly that case (its json tag, or its name without one).
+func ambiguousKeys(dec *json.Decoder, t reflect.Type) bool {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return false
+	}
+	switch tok {
+	case json.Delim('{'):
+		ambiguous := false
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, _ := dec.Token()
+			k := kt.(string)
+			ambiguous = ambiguous || seen[k]
+			seen[k] = true
+			var child reflect.Type
+			switch {
+			case t != nil && t.Kind() == reflect.Struct:
+				f, declared := fieldByJSONName(t, k)
+				ambiguous = ambiguous || !declared
+				child = f
+			case t != nil && t.Kind() == reflect.Map:
+				child = t.Elem()
+			}
+			ambiguous = ambiguousKeys(dec, child) || ambiguous
+		}
+		dec.Token()
+		return ambiguous
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		ambiguous := false
+		for dec.More() {
+			ambiguous = ambiguousKeys(dec, elem) || ambiguous
+		}
+		dec.Token()
+		return ambiguous
+	}
+	return false
+}
+
+func fieldByJSONName(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name && tag != "-" {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func post(t *testing.T, h http.Handler, path string, body []byte) *httptest.ResponseRecorder {
@@ -210,6 +279,9 @@ func FuzzDecide(f *testing.F) {
 		`{"tenant":"bank","action":"x","bogus":1}`,
 		`{"tenant":"bank","action":"x"} {}`,
 		`{"tenant":5}`,
+		`{"tenant":"tnt2","tenant":"bank","member":"admin","action":"finmars:Portfolio:destroy"}`,
+		`{"tenant":"bank","member":"intern","MEMBER":"admin","action":"finmars:Portfolio:destroy"}`,
+		`{"tenant":"bank","member":"admin","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/..%2Fportfolio-type/"},"context":{"ip":"::ffff:203.0.113.66"}}`,
 		`[]`,
 		``,
 	} {
@@ -253,6 +325,7 @@ func FuzzDecideBatch(f *testing.F) {
 		`{"items":[{"action":"x"}]}`,
 		`{"tenant":"bank","member":"admin","items":[{"action":"finmars:Portfolio:list","context":{"ip":"203.0.113.66"}}]}`,
 		`{"tenant":"bank","items":[{"action":"x","tenant":"b"}]}`,
+		`{"tenant":"bank","member":"admin","items":[{"action":"finmars:Portfolio:list"},{"Action":"x","resource":{"frn":"frn:finmars:a:b:c","frn":"frn:finmars:a:b:d"}}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -11,13 +11,18 @@ import (
 	"github.com/verdict-authz/verdict/decision/httpapi"
 )
 
+// request is a decision request in two parts of JSON object members: the
+// caller's (tenant, key, member, application) and the question's (request,
+// action, resource, context), which a batch puts in an item.
+type request struct{ caller, item string }
+
 // door is one way a decision request enters verdict over HTTP.
 type door struct {
 	name string
-	// ask sends request (a POST /v1/decide body) through the door and
-	// returns the status and the body of the answer.
-	ask func(t *testing.T, request string) (int, []byte)
-	// field is how the door names a field of request in a 400.
+	// ask sends the request through the door and returns the status and
+	// the body of the answer (for a batch or the Data API, the decision).
+	ask func(t *testing.T, r request) (int, []byte)
+	// field is how the door names a field of the request in a 400.
 	field func(field string) string
 }
 
@@ -30,58 +35,47 @@ func decisionDoors(h http.Handler) []door {
 		h.ServeHTTP(rec, httptest.NewRequest(method, target, strings.NewReader(body)))
 		return rec.Code, rec.Body.Bytes()
 	}
+	whole := func(r request) string { return "{" + r.caller + "," + r.item + "}" }
 	same := func(f string) string { return f }
-	// batch moves the caller's fields to the batch and the rest to items[0].
-	batch := func(t *testing.T, request string) string {
+	// inner returns the element of the answer at key (batch, Data API).
+	inner := func(t *testing.T, code int, body []byte, get func(map[string]json.RawMessage) json.RawMessage) (int, []byte) {
 		t.Helper()
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(request), &top); err != nil {
-			t.Fatal(err)
+		if code != http.StatusOK {
+			return code, body
 		}
-		item := map[string]json.RawMessage{}
-		for _, k := range []string{"request", "action", "resource", "context"} {
-			if v, ok := top[k]; ok {
-				item[k] = v
-				delete(top, k)
-			}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("answer %s: %v", body, err)
 		}
-		b, _ := json.Marshal(item)
-		top["items"] = json.RawMessage("[" + string(b) + "]")
-		out, _ := json.Marshal(top)
-		return string(out)
+		return code, get(m)
 	}
 	return []door{
-		{"POST /v1/decide", func(t *testing.T, r string) (int, []byte) { return do(t, "POST", "/v1/decide", r) }, same},
-		{"POST /v1/decide?explain=full", func(t *testing.T, r string) (int, []byte) { return do(t, "POST", "/v1/decide?explain=full", r) }, same},
-		{"GET /v1/decide?input=", func(t *testing.T, r string) (int, []byte) {
-			return do(t, "GET", "/v1/decide?input="+url.QueryEscape(r), "")
+		{"POST /v1/decide", func(t *testing.T, r request) (int, []byte) { return do(t, "POST", "/v1/decide", whole(r)) }, same},
+		{"POST /v1/decide?explain=full", func(t *testing.T, r request) (int, []byte) {
+			return do(t, "POST", "/v1/decide?explain=full", whole(r))
 		}, same},
-		{"POST /v1/decide/batch", func(t *testing.T, r string) (int, []byte) {
-			code, body := do(t, "POST", "/v1/decide/batch", batch(t, r))
-			if code == http.StatusOK {
-				var res struct{ Results []json.RawMessage }
-				if err := json.Unmarshal(body, &res); err != nil || len(res.Results) != 1 {
+		{"GET /v1/decide?input=", func(t *testing.T, r request) (int, []byte) {
+			return do(t, "GET", "/v1/decide?input="+url.QueryEscape(whole(r)), "")
+		}, same},
+		{"POST /v1/decide/batch", func(t *testing.T, r request) (int, []byte) {
+			code, body := do(t, "POST", "/v1/decide/batch", "{"+r.caller+`,"items":[{"action":"finmars:Portfolio:list"},{`+r.item+"}]}")
+			return inner(t, code, body, func(m map[string]json.RawMessage) json.RawMessage {
+				var results []json.RawMessage
+				if err := json.Unmarshal(m["results"], &results); err != nil || len(results) != 2 {
 					t.Fatalf("batch answer %s", body)
 				}
-				return code, res.Results[0]
-			}
-			return code, body
+				return results[1]
+			})
 		}, func(f string) string {
-			if f == "tenant" || f == "member" || f == "key" {
-				return f
+			switch first, _, _ := strings.Cut(f, "."); first {
+			case "request", "action", "resource", "context":
+				return "items[1]." + f
 			}
-			return "items[0]." + f
+			return f
 		}},
-		{"POST /v1/data/verdict/decision", func(t *testing.T, r string) (int, []byte) {
-			code, body := do(t, "POST", "/v1/data/verdict/decision", `{"input":`+r+`}`)
-			if code == http.StatusOK {
-				var res struct{ Result json.RawMessage }
-				if err := json.Unmarshal(body, &res); err != nil {
-					t.Fatalf("data answer %s", body)
-				}
-				return code, res.Result
-			}
-			return code, body
+		{"POST /v1/data/verdict/decision", func(t *testing.T, r request) (int, []byte) {
+			code, body := do(t, "POST", "/v1/data/verdict/decision", `{"input":`+whole(r)+`}`)
+			return inner(t, code, body, func(m map[string]json.RawMessage) json.RawMessage { return m["result"] })
 		}, func(f string) string { return "input." + f }},
 	}
 }
@@ -111,8 +105,8 @@ func decisionOf(t *testing.T, body []byte) (allow bool, deny string) {
 // route found is the one the service serves.
 func TestPathsAreCanonicalAtEveryDoor(t *testing.T) {
 	h := demoAPI(t)
-	req := func(path string) string {
-		return `{"tenant":"bank","member":"user_a","request":{"method":"GET","path":` + strconvQuote(path) + `}}`
+	req := func(path string) request {
+		return request{`"tenant":"bank","member":"user_a"`, `"request":{"method":"GET","path":` + strconvQuote(path) + `}`}
 	}
 	refused := []string{
 		"/api/v1/portfolios/portfolio/..%2Fportfolio-type/",
@@ -178,23 +172,31 @@ func strconvQuote(s string) string {
 func TestValuesThatDefeatExactDeniesAreRefused(t *testing.T) {
 	h := demoAPI(t)
 	const secret = "frn:finmars:portfolios:portfolio:secret-portfolio"
-	withIP := func(ip string) string {
-		return `{"tenant":"bank","member":"admin","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/"},"context":{"hour":10,"ip":` + ip + `}}`
+	withIP := func(ip string) request {
+		return request{`"tenant":"bank","member":"admin"`, `"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/"},"context":{"hour":10,"ip":` + ip + `}`}
 	}
-	withFRN := func(frn string) string {
-		return `{"tenant":"bank","member":"head_of_banking","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"frn":` + strconvQuote(frn) + `}}`
+	withFRN := func(frn string) request {
+		return request{`"tenant":"bank","member":"head_of_banking"`, `"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"frn":` + strconvQuote(frn) + `}`}
 	}
-	withGroup := func(g string) string {
-		return `{"tenant":"bank","member":"user_a","request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"resource_groups":[` + strconvQuote(g) + `]}}`
+	withGroup := func(g string) request {
+		return request{`"tenant":"bank","member":"user_a"`, `"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/9/"},"resource":{"resource_groups":[` + strconvQuote(g) + `]}`}
 	}
-	denied := []struct{ name, request, code string }{
+	denied := []struct {
+		name    string
+		request request
+		code    string
+	}{
 		{"a blocked address", withIP(`"203.0.113.66"`), "ext.ip_blocked"},
 		{"a blocked address, IPv4-mapped", withIP(`"::ffff:203.0.113.66"`), "ext.ip_blocked"},
 		{"a blocked address, IPv4-mapped in hex", withIP(`"::FFFF:cb00:7142"`), "ext.ip_blocked"},
 		{"the secret portfolio", withFRN(secret), "iam.explicit_deny"},
 		{"the secret portfolio, upper case", withFRN(strings.ToUpper(secret)), "iam.explicit_deny"},
 	}
-	refused := []struct{ name, request, field string }{
+	refused := []struct {
+		name    string
+		request request
+		field   string
+	}{
 		{"an address with a trailing space", withIP(`"203.0.113.66 "`), "context.ip"},
 		{"an address with a leading space", withIP(`" 203.0.113.66"`), "context.ip"},
 		{"a zero-padded address", withIP(`"203.000.113.066"`), "context.ip"},
@@ -234,4 +236,59 @@ func TestValuesThatDefeatExactDeniesAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAmbiguousKeysAreRefusedAtEveryDoor is issue 14 item 9 and issue 20
+// item 7: encoding/json lets the last of two equal keys win and matches
+// keys ignoring case, so {"member":"intern","MEMBER":"admin"} decided for
+// the admin while a front end reading "member" saw the intern. Every door
+// now refuses a key written twice or in another case than the field's,
+// and names it (as unknown fields and type errors) by its full path.
+func TestAmbiguousKeysAreRefusedAtEveryDoor(t *testing.T) {
+	h := demoAPI(t)
+	const destroy = `"request":{"method":"DELETE","path":"/api/v1/portfolios/portfolio/3/"}`
+	tests := []struct {
+		name    string
+		request request
+		field   string
+		message string
+	}{
+		{"a tenant written twice", request{`"tenant":"tnt2","tenant":"bank","member":"admin"`, destroy}, "tenant", `key "tenant" is given twice`},
+		{"a member and its upper-case twin", request{`"tenant":"bank","member":"intern","MEMBER":"admin"`, destroy}, "MEMBER",
+			`unknown field "MEMBER" (field names are case-sensitive: did you mean "member"?)`},
+		{"an upper-case member alone", request{`"tenant":"bank","MEMBER":"admin"`, destroy}, "MEMBER", `did you mean "member"?`},
+		{"a path written twice", request{`"tenant":"bank","member":"admin"`, `"request":{"method":"DELETE","path":"/x/","path":"/api/v1/portfolios/portfolio/3/"}`},
+			"request.path", `key "path" is given twice`},
+		{"a capitalised path", request{`"tenant":"bank","member":"admin"`, `"request":{"method":"DELETE","Path":"/api/v1/portfolios/portfolio/3/"}`},
+			"request.Path", `did you mean "path"?`},
+		{"an address written twice in the context", request{`"tenant":"bank","member":"admin"`, destroy + `,"context":{"ip":"10.0.0.1","ip":"203.0.113.66"}`},
+			"context.ip", `key "ip" is given twice`},
+		{"an unknown field", request{`"tenant":"bank","member":"admin"`, destroy + `,"resource":{"frnn":"frn:finmars:portfolios:portfolio:x"}`},
+			"resource.frnn", `unknown field "frnn"`},
+		{"a type error", request{`"tenant":"bank","member":"admin"`, destroy + `,"resource":{"resource_groups":["a",7]}`},
+			"resource.resource_groups[1]", `expected a string, got JSON number`},
+	}
+	for _, d := range decisionDoors(h) {
+		t.Run(d.name, func(t *testing.T) {
+			for _, tt := range tests {
+				code, body := d.ask(t, tt.request)
+				var e httpapi.ErrorBody
+				if code != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || e.Field != d.field(tt.field) || !strings.Contains(e.Message, tt.message) {
+					t.Errorf("%s: %d %s; want 400 naming %s with %q", tt.name, code, body, d.field(tt.field), tt.message)
+				}
+			}
+		})
+	}
+	// A plan request is a decision request too.
+	rec := post(t, h, "/v1/plan", []byte(`{"tenant":"bank","member":"intern","MEMBER":"admin","action":"finmars:Portfolio:list"}`))
+	checkBadRequest(t, rec, "MEMBER")
+	// The Data API's raw input (other documents than verdict/decision) is
+	// OPA input: its keys are whatever the caller writes, but not twice.
+	for _, target := range []string{"/v1/data/verdict/engine/decision", "/v1/data"} {
+		rec = post(t, h, target, []byte(`{"input":{"tenant":"tnt2","tenant":"bank","member":"admin"}}`))
+		checkBadRequest(t, rec, "input.tenant")
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/data/verdict/engine/decision?input="+url.QueryEscape(`{"member":"a","member":"b"}`), nil))
+	checkBadRequest(t, rec, "input.member")
 }

@@ -1,7 +1,8 @@
 // Package httpapi serves verdict's HTTP API: decisions (POST /v1/decide,
 // with ?explain=full for the evaluation trace), health and, with
 // telemetry, GET /metrics and the caller's W3C trace context. Decoding is
-// strict: a malformed request gets a 400 whose message names the field;
+// strict: a malformed request (an unknown field, a key written twice or in
+// another case) gets a 400 whose message names the field by its path;
 // bodies over the limit get a 413.
 package httpapi
 
@@ -13,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/decision/proxyauth"
 	"github.com/verdict-authz/verdict/decision/telemetry"
+	"github.com/verdict-authz/verdict/loader/jsonkeys"
 )
 
 // DefaultMaxBodyBytes bounds request bodies.
@@ -189,11 +192,21 @@ func readBounded(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max 
 // errTrailingData is a body with more than one JSON value.
 var errTrailingData = errors.New("the body holds more than one JSON value")
 
-// decodeStrict decodes exactly one JSON value, numbers as json.Number,
-// rejecting unknown fields when strict.
+// decodeStrict decodes exactly one JSON value, numbers as json.Number. A
+// key written twice in an object is refused, and when strict so is a key
+// that v's type does not declare with exactly that case (encoding/json
+// alone would let the last duplicate win and fill Member from "MEMBER"):
+// what verdict reads must be what any other reader of the body reads.
 func decodeStrict(body []byte, v any, strict bool) error {
 	if err := checkDepth(body, MaxJSONDepth); err != nil {
 		return err
+	}
+	var shape *jsonkeys.Shape
+	if strict {
+		shape = jsonkeys.ShapeOf(reflect.TypeOf(v))
+	}
+	if p := jsonkeys.Check(body, shape); p != nil {
+		return p
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
@@ -201,6 +214,11 @@ func decodeStrict(body []byte, v any, strict bool) error {
 	}
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			// The decoder's Field has no list indices; the path does.
+			return &fieldTypeError{field: jsonkeys.PathAt(body, max(typeErr.Offset-1, 0)), err: typeErr}
+		}
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -209,17 +227,32 @@ func decodeStrict(body []byte, v any, strict bool) error {
 	return nil
 }
 
+// fieldTypeError is a value of the wrong JSON type, with the path of its
+// field (e.g. items[1].resource.frn).
+type fieldTypeError struct {
+	field string
+	err   *json.UnmarshalTypeError
+}
+
+func (e *fieldTypeError) Error() string {
+	return fmt.Sprintf("%s: expected %s, got JSON %s", e.field, jsonTypeName(e.err.Type.String()), e.err.Value)
+}
+
+func (e *fieldTypeError) Unwrap() error { return e.err }
+
 // describeJSONError names the field a JSON decoding error is about.
 func describeJSONError(err error) (field, msg string) {
-	var typeErr *json.UnmarshalTypeError
+	var typeErr *fieldTypeError
+	var keyErr *jsonkeys.Problem
 	var syntaxErr *json.SyntaxError
 	var depthErr *DepthError
 	switch {
 	case errors.As(err, &depthErr):
 		return depthErr.Field, depthErr.Error()
+	case errors.As(err, &keyErr):
+		return keyErr.Path, keyErr.Error()
 	case errors.As(err, &typeErr):
-		field = typeErr.Field
-		return field, fmt.Sprintf("%s: expected %s, got JSON %s", field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
+		return typeErr.field, typeErr.Error()
 	case errors.As(err, &syntaxErr):
 		return "", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
 	case errors.Is(err, io.EOF):
