@@ -27,7 +27,8 @@ type door struct {
 }
 
 // decisionDoors are the JSON doors of a decision: POST /v1/decide (also with
-// explain=full), GET /v1/decide?input=, a batch item and data.verdict.decision.
+// explain=full), POST /, GET /v1/decide?input=, a batch item,
+// data.verdict.decision and data.verdict.engine.decision.
 func decisionDoors(h http.Handler) []door {
 	do := func(t *testing.T, method, target, body string) (int, []byte) {
 		t.Helper()
@@ -51,6 +52,7 @@ func decisionDoors(h http.Handler) []door {
 	}
 	return []door{
 		{"POST /v1/decide", func(t *testing.T, r request) (int, []byte) { return do(t, "POST", "/v1/decide", whole(r)) }, same},
+		{"POST / (default decision)", func(t *testing.T, r request) (int, []byte) { return do(t, "POST", "/", whole(r)) }, same},
 		{"POST /v1/decide?explain=full", func(t *testing.T, r request) (int, []byte) {
 			return do(t, "POST", "/v1/decide?explain=full", whole(r))
 		}, same},
@@ -75,6 +77,10 @@ func decisionDoors(h http.Handler) []door {
 		}},
 		{"POST /v1/data/verdict/decision", func(t *testing.T, r request) (int, []byte) {
 			code, body := do(t, "POST", "/v1/data/verdict/decision", `{"input":`+whole(r)+`}`)
+			return inner(t, code, body, func(m map[string]json.RawMessage) json.RawMessage { return m["result"] })
+		}, func(f string) string { return "input." + f }},
+		{"POST /v1/data/verdict/engine/decision", func(t *testing.T, r request) (int, []byte) {
+			code, body := do(t, "POST", "/v1/data/verdict/engine/decision", `{"input":`+whole(r)+`}`)
 			return inner(t, code, body, func(m map[string]json.RawMessage) json.RawMessage { return m["result"] })
 		}, func(f string) string { return "input." + f }},
 	}
@@ -130,7 +136,7 @@ func TestPathsAreCanonicalAtEveryDoor(t *testing.T) {
 			// An escaped letter is the letter: the custom light route, as
 			// the service routes it, not {id}.
 			code, body := d.ask(t, req("/api/v1/portfolios/portfolio/%6Cight/"))
-			if code != http.StatusOK || !strings.Contains(string(body), `"action":"finmars:Portfolio:list_light"`) {
+			if code != http.StatusOK || !strings.Contains(string(body), `finmars:Portfolio:list_light`) {
 				t.Errorf("an escaped letter: %d %s; want the list_light action", code, body)
 			}
 		})
