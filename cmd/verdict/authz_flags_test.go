@@ -81,3 +81,53 @@ func TestAuthzHeaderFlags(t *testing.T) {
 		t.Errorf("--authz-tenant bank --authz-ip-header X-Real-IP: %+v", o)
 	}
 }
+
+// --authz-allow-member-header-without-jwt is the only way to let requests
+// without a bearer JWT use the member header once a JWKS is configured:
+// the member header with a JWKS but without it would never be read, and the
+// opt-in without both flags would do nothing; both are errors naming the
+// flags.
+func TestAuthzMemberHeaderWithoutJWTFlag(t *testing.T) {
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tests := []struct {
+		name      string
+		args      []string
+		wantError string
+		wantOptIn bool
+	}{
+		{"member header alone", []string{"--authz-member-header", "X-User"}, "", false},
+		{"JWKS alone", []string{"--authz-jwks-file", jwks}, "", false},
+		{"JWKS and member header opted in", []string{"--authz-jwks-file", jwks, "--authz-member-header", "X-User", "--authz-allow-member-header-without-jwt"}, "", true},
+		{"JWKS and member header without the opt-in", []string{"--authz-jwks-file", jwks, "--authz-member-header", "X-User"}, "--authz-allow-member-header-without-jwt", false},
+		{"opt-in without a JWKS", []string{"--authz-member-header", "X-User", "--authz-allow-member-header-without-jwt"}, "--authz-jwks-file", false},
+		{"opt-in without a member header", []string{"--authz-jwks-file", jwks, "--authz-allow-member-header-without-jwt"}, "--authz-member-header", false},
+		{"a JWKS that cannot be read", []string{"--authz-jwks-file", jwks + ".missing"}, "--authz-jwks-file", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a authzFlags
+			f := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			a.register(f)
+			if err := f.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			o, err := a.options(quiet)
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.AllowMemberHeaderWithoutJWT != tt.wantOptIn {
+				t.Errorf("AllowMemberHeaderWithoutJWT = %v, want %v", o.AllowMemberHeaderWithoutJWT, tt.wantOptIn)
+			}
+		})
+	}
+}

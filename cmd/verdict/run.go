@@ -187,7 +187,7 @@ func run(ctx context.Context, o runOptions) error {
 
 	authzOpts, err := o.authz.options(log)
 	if err != nil {
-		return fmt.Errorf("--authz-jwks-file: %w", err)
+		return err
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

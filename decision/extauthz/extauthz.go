@@ -208,11 +208,11 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 	var tokenErr *proxyauth.TokenError
 	switch {
 	case errors.As(err, &tokenErr):
-		r := refusal(http.StatusUnauthorized, "token_invalid", "Authorization", err.Error())
+		r := refusal(http.StatusUnauthorized, strings.ReplaceAll(tokenErr.Reason, ".", "_"), "Authorization", err.Error())
 		denied := r.GetDeniedResponse()
 		denied.Headers = append(denied.Headers,
-			header(HeaderReason, "token.invalid"),
-			header("www-authenticate", `Bearer error="invalid_token"`))
+			header(HeaderReason, tokenErr.Reason),
+			header("www-authenticate", tokenErr.Challenge()))
 		return r
 	case errors.As(err, &headerErr):
 		return refusal(http.StatusBadRequest, "invalid_request", headerErr.Header, headerErr.Message)

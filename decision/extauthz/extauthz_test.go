@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,6 +284,10 @@ func TestCheckJWT(t *testing.T) {
 		{"wrong audience", "Bearer " + signer.Sign(t, "user_a", hour, map[string]any{"aud": "billing"}), codes.Unauthenticated, 401, "token.invalid"},
 		{"signed by another key", "Bearer " + testjwt.NewSigner(t).Sign(t, "user_a", hour, aud), codes.Unauthenticated, 401, "token.invalid"},
 		{"not a JWT", "Bearer not.a.jwt", codes.Unauthenticated, 401, "token.invalid"},
+		{"no exp", "Bearer " + signer.Sign(t, "user_a", time.Time{}, aud), codes.Unauthenticated, 401, "token.invalid"},
+		// With a JWKS a token is required (issue 14 item 4).
+		{"no token", "", codes.Unauthenticated, 401, "token.missing"},
+		{"a Basic credential", "Basic dXNlcl9hOng=", codes.Unauthenticated, 401, "token.missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,10 +296,9 @@ func TestCheckJWT(t *testing.T) {
 				t.Fatalf("code %v status %d reason %q, want %v %d %q; body %v",
 					a.code, a.httpStatus, a.headers[extauthz.HeaderReason], tt.wantCode, tt.wantStatus, tt.wantReason, a.body)
 			}
-			if tt.wantStatus == 401 && tt.wantReason == "token.invalid" {
-				if a.headers["www-authenticate"] != `Bearer error="invalid_token"` || a.body["code"] != "token_invalid" {
-					t.Errorf("headers %v body %v", a.headers, a.body)
-				}
+			wantChallenge := map[string]string{"token.invalid": `Bearer error="invalid_token"`, "token.missing": "Bearer"}[tt.wantReason]
+			if wantChallenge != "" && (a.headers["www-authenticate"] != wantChallenge || a.body["code"] != strings.ReplaceAll(tt.wantReason, ".", "_")) {
+				t.Errorf("headers %v body %v", a.headers, a.body)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -47,14 +48,18 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, err := s.authz.Identify(r.Header)
 	var headerErr *proxyauth.HeaderError
+	var tokenErr *proxyauth.TokenError
 	switch {
 	case errors.As(err, &headerErr):
 		writeError(w, http.StatusBadRequest, "invalid_request", headerErr.Header, headerErr.Message)
 		return
+	case errors.As(err, &tokenErr):
+		w.Header().Set(HeaderReason, tokenErr.Reason)
+		w.Header().Set("WWW-Authenticate", tokenErr.Challenge())
+		writeError(w, http.StatusUnauthorized, strings.ReplaceAll(tokenErr.Reason, ".", "_"), "Authorization", err.Error())
+		return
 	case err != nil:
-		w.Header().Set(HeaderReason, "token.invalid")
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeError(w, http.StatusUnauthorized, "token_invalid", "Authorization", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
 		return
 	}
 	req := &decision.Request{

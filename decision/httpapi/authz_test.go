@@ -229,3 +229,120 @@ func TestAuthzClientIP(t *testing.T) {
 		})
 	}
 }
+
+// With --authz-jwks-file, a bearer JWT is required: a request without one
+// (no Authorization, a Basic credential, an empty or repeated bearer) is
+// 401 before any decision, whatever the member header says. Only with
+// AllowMemberHeaderWithoutJWT does a request that carries no bearer token
+// at all name its member in the header; a token, when sent, always wins
+// and must be valid. Regression: a missing, Basic or empty bearer token
+// fell back to X-User and was allowed.
+func TestAuthzJWTRequiredUnlessTheHeaderFallbackIsOptedIn(t *testing.T) {
+	signer := testjwt.NewSigner(t)
+	required := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", JWKS: signer.JWKS, MemberHeader: "X-User"})
+	optedIn := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", JWKS: signer.JWKS, MemberHeader: "X-User", AllowMemberHeaderWithoutJWT: true})
+	// Without a member header, a JWKS requires a token just the same.
+	jwtOnly := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", JWKS: signer.JWKS})
+
+	hour := time.Now().Add(time.Hour)
+	userA := "Bearer " + signer.Sign(t, "user_a", hour, nil)
+	admin := "Bearer " + signer.Sign(t, "admin", hour, nil)
+	const (
+		list   = "/api/v1/portfolios/portfolio/"
+		delete = "/api/v1/portfolios/portfolio/7/"
+	)
+	tests := []struct {
+		name          string
+		srv           *httptest.Server
+		method, uri   string
+		authorization []string
+		user          string
+		wantStatus    int
+		wantReason    string
+	}{
+		{"required: no Authorization", required, "GET", list, nil, "user_a", 401, "token.missing"},
+		{"required: a Basic credential", required, "GET", list, []string{"Basic dXNlcl9hOng="}, "user_a", 401, "token.missing"},
+		{"required: an empty bearer", required, "GET", list, []string{"Bearer "}, "user_a", 401, "token.invalid"},
+		{"required: a bare Bearer", required, "GET", list, []string{"Bearer"}, "user_a", 401, "token.invalid"},
+		{"required: two Authorization headers", required, "GET", list, []string{userA, "Basic eDp5"}, "user_a", 401, "token.invalid"},
+		{"required: a valid token", required, "GET", list, []string{userA}, "", 200, "iam.allow"},
+		{"required: the token wins over the header", required, "DELETE", delete, []string{userA}, "admin", 403, "iam.no_allow"},
+		{"required: the admin's token", required, "DELETE", delete, []string{admin}, "user_a", 200, "iam.admin"},
+		{"no member header: no Authorization", jwtOnly, "GET", list, nil, "", 401, "token.missing"},
+		{"no member header: a valid token", jwtOnly, "GET", list, []string{userA}, "", 200, "iam.allow"},
+		{"opted in: no Authorization reads the header", optedIn, "GET", list, nil, "user_a", 200, "iam.allow"},
+		{"opted in: a Basic credential reads the header", optedIn, "DELETE", delete, []string{"Basic dXNlcl9hOng="}, "admin", 200, "iam.admin"},
+		{"opted in: no Authorization and no header is anonymous", optedIn, "GET", list, nil, "", 401, "iam.anonymous"},
+		{"opted in: an empty bearer is refused", optedIn, "GET", list, []string{"Bearer "}, "user_a", 401, "token.invalid"},
+		{"opted in: a forged token is refused", optedIn, "DELETE", delete, []string{admin[:len(admin)-4] + "AAAA"}, "admin", 401, "token.invalid"},
+		{"opted in: the token wins over the header", optedIn, "DELETE", delete, []string{userA}, "admin", 403, "iam.no_allow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, a := range tt.authorization {
+				h.Add("Authorization", a)
+			}
+			if tt.user != "" {
+				h.Set("X-User", tt.user)
+			}
+			status, header, body := authzGet(t, tt.srv, tt.method, tt.uri, h)
+			if status != tt.wantStatus || header.Get(httpapi.HeaderReason) != tt.wantReason {
+				t.Fatalf("status %d reason %q, want %d %q; body %v", status, header.Get(httpapi.HeaderReason), tt.wantStatus, tt.wantReason, body)
+			}
+			if !strings.HasPrefix(tt.wantReason, "token.") {
+				return
+			}
+			wantChallenge := map[string]string{"token.missing": "Bearer", "token.invalid": `Bearer error="invalid_token"`}[tt.wantReason]
+			if got := header.Get("WWW-Authenticate"); got != wantChallenge {
+				t.Errorf("WWW-Authenticate %q, want %q", got, wantChallenge)
+			}
+			if header.Get(httpapi.HeaderDecisionID) != "" {
+				t.Error("a refused token was decided on")
+			}
+			msg, _ := body["message"].(string)
+			if body["code"] != strings.ReplaceAll(tt.wantReason, ".", "_") || body["field"] != "Authorization" || msg == "" {
+				t.Errorf("body %v, want code %s naming Authorization with a message", body, tt.wantReason)
+			}
+		})
+	}
+}
+
+// A bearer JWT must carry exp: one without it would be valid for ever. nbf
+// and iat are checked when present.
+func TestAuthzJWTTimeClaims(t *testing.T) {
+	signer := testjwt.NewSigner(t)
+	srv := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", JWKS: signer.JWKS})
+	now := time.Now()
+	tests := []struct {
+		name        string
+		token       string
+		wantStatus  int
+		wantMessage string
+	}{
+		{"exp in an hour", signer.Sign(t, "user_a", now.Add(time.Hour), nil), 200, ""},
+		{"no exp", signer.Sign(t, "user_a", time.Time{}, nil), 401, `claim "exp"`},
+		{"no exp, with nbf and iat in the past", signer.Sign(t, "user_a", time.Time{}, map[string]any{jwt.NotBeforeKey: now.Add(-time.Hour), jwt.IssuedAtKey: now.Add(-time.Hour)}), 401, `claim "exp"`},
+		{"expired a second ago", signer.Sign(t, "user_a", now.Add(-time.Second), nil), 401, "not valid"},
+		{"nbf in a minute", signer.Sign(t, "user_a", now.Add(time.Hour), map[string]any{jwt.NotBeforeKey: now.Add(time.Minute)}), 401, "not valid"},
+		{"iat in a minute", signer.Sign(t, "user_a", now.Add(time.Hour), map[string]any{jwt.IssuedAtKey: now.Add(time.Minute)}), 401, "not valid"},
+		{"nbf and iat in the past", signer.Sign(t, "user_a", now.Add(time.Hour), map[string]any{jwt.NotBeforeKey: now.Add(-time.Minute), jwt.IssuedAtKey: now.Add(-time.Minute)}), 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, header, body := authzGet(t, srv, "GET", "/api/v1/portfolios/portfolio/", http.Header{"Authorization": {"Bearer " + tt.token}})
+			if status != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %v", status, tt.wantStatus, body)
+			}
+			if status == 200 {
+				return
+			}
+			if header.Get(httpapi.HeaderReason) != "token.invalid" {
+				t.Errorf("reason %q, want token.invalid", header.Get(httpapi.HeaderReason))
+			}
+			if msg, _ := body["message"].(string); !strings.Contains(msg, tt.wantMessage) {
+				t.Errorf("message %q does not mention %s", msg, tt.wantMessage)
+			}
+		})
+	}
+}

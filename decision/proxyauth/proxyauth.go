@@ -37,8 +37,15 @@ type Options struct {
 	ServiceHeader string
 	// MemberHeader, when set, is a header the proxy sets and verdict trusts
 	// to name the member (e.g. X-User). Never set it unless the proxy
-	// strips that header from client requests.
+	// strips that header from client requests. With JWKS, it is read only
+	// when AllowMemberHeaderWithoutJWT is set.
 	MemberHeader string
+	// AllowMemberHeaderWithoutJWT, with JWKS and MemberHeader, lets a
+	// request that carries no bearer token (no Authorization, or another
+	// scheme such as Basic) name its member in MemberHeader. Unset, a JWKS
+	// makes a valid bearer token required: a request without one is
+	// refused (token.missing), whatever MemberHeader says.
+	AllowMemberHeaderWithoutJWT bool
 	// IPHeader, when set, is a header the proxy sets to the client's
 	// address (nginx: proxy_set_header X-Real-IP $remote_addr); its value
 	// becomes the decision's context.ip, which extension rules read. The
@@ -56,7 +63,10 @@ type Options struct {
 	// would let a client choose the object that is checked.
 	FRNHeader string
 	// JWKS, when set, verifies "Authorization: Bearer <JWT>"; the member is
-	// the token's MemberClaim (default "sub"). A bad token is refused.
+	// the token's MemberClaim (default "sub"). Every request must then
+	// carry a valid token (but see AllowMemberHeaderWithoutJWT): a missing
+	// one is refused as token.missing, a bad one (forged, expired, without
+	// "exp", not yet valid) as token.invalid.
 	JWKS        jwk.Set
 	MemberClaim string
 	// Issuer, when set, is the "iss" a bearer token must carry; Audience,
@@ -99,7 +109,10 @@ type Identifier struct {
 func NewIdentifier(o Options) *Identifier {
 	id := &Identifier{opts: o.withDefaults()}
 	if o.JWKS != nil {
-		id.parseOptions = []jwt.ParseOption{jwt.WithKeySet(o.JWKS), jwt.WithValidate(true)}
+		// exp is required: a token without one would be valid for ever.
+		// nbf and iat, when present, are checked as well; there is no
+		// allowance for clock skew.
+		id.parseOptions = []jwt.ParseOption{jwt.WithKeySet(o.JWKS), jwt.WithValidate(true), jwt.WithRequiredClaim(jwt.ExpirationKey)}
 		if o.Issuer != "" {
 			id.parseOptions = append(id.parseOptions, jwt.WithIssuer(o.Issuer))
 		}
@@ -135,10 +148,33 @@ type HeaderError struct {
 
 func (e *HeaderError) Error() string { return e.Message }
 
-// TokenError is a bearer token that is not valid (401 token.invalid).
-type TokenError struct{ Err error }
+// Reasons of a TokenError.
+const (
+	// ReasonTokenMissing: a JWKS is configured and the request carries no
+	// bearer token (no Authorization, or another scheme).
+	ReasonTokenMissing = "token.missing"
+	// ReasonTokenInvalid: the bearer token cannot be used (forged, expired,
+	// without exp, empty, Authorization repeated…).
+	ReasonTokenInvalid = "token.invalid"
+)
+
+// TokenError is a request refused for its bearer token (401): Reason is
+// ReasonTokenMissing or ReasonTokenInvalid.
+type TokenError struct {
+	Reason string
+	Err    error
+}
 
 func (e *TokenError) Error() string { return e.Err.Error() }
+
+// Challenge is the WWW-Authenticate value of the 401: without an error
+// code when no token was sent (RFC 6750 §3.1), invalid_token otherwise.
+func (e *TokenError) Challenge() string {
+	if e.Reason == ReasonTokenMissing {
+		return "Bearer"
+	}
+	return `Bearer error="invalid_token"`
+}
 func (e *TokenError) Unwrap() error { return e.Err }
 
 // Identify reads the caller from the headers of a forwarded request. The
@@ -174,7 +210,7 @@ func (id *Identifier) Identify(h http.Header) (Caller, error) {
 	}
 	member, err := id.member(h)
 	if err != nil {
-		return Caller{}, &TokenError{Err: err}
+		return Caller{}, err
 	}
 	c.Member = member
 	return c, nil
@@ -209,38 +245,78 @@ func ParseIP(s string) (string, error) {
 	return addr.Unmap().String(), nil
 }
 
-// member finds the member: from a verified bearer JWT when a JWKS is
-// configured and a token is present, else from the trusted header.
+func tokenMissing(format string, args ...any) *TokenError {
+	return &TokenError{Reason: ReasonTokenMissing, Err: fmt.Errorf(format, args...)}
+}
+
+func tokenInvalid(format string, args ...any) *TokenError {
+	return &TokenError{Reason: ReasonTokenInvalid, Err: fmt.Errorf(format, args...)}
+}
+
+// member finds the member. With a JWKS, from the verified bearer JWT the
+// request must carry, or, only when AllowMemberHeaderWithoutJWT is set and
+// the request carries no bearer token at all, from the trusted header.
+// Without a JWKS, from the trusted header (none: no member). The error is
+// a *TokenError.
 func (id *Identifier) member(h http.Header) (string, error) {
 	o := &id.opts
-	if o.JWKS != nil {
-		if token, ok := BearerToken(h); ok {
-			tok, err := jwt.Parse([]byte(token), id.parseOptions...)
-			switch {
-			case err == nil:
-			case errors.Is(err, jwt.InvalidIssuerError()):
-				return "", fmt.Errorf("the bearer token's issuer (claim \"iss\") is missing or is not %q: %w", o.Issuer, err)
-			case errors.Is(err, jwt.InvalidAudienceError()):
-				return "", fmt.Errorf("the bearer token's audience (claim \"aud\") is missing or does not include %q: %w", o.Audience, err)
-			default:
-				return "", fmt.Errorf("the bearer token is not valid: %w", err)
-			}
-			var member string
-			if o.MemberClaim == "sub" {
-				member, _ = tok.Subject()
-			} else if err := tok.Get(o.MemberClaim, &member); err != nil {
-				return "", fmt.Errorf("the bearer token has no string claim %q", o.MemberClaim)
-			}
-			if member == "" {
-				return "", fmt.Errorf("the bearer token's claim %q is empty", o.MemberClaim)
-			}
-			return member, nil
+	if o.JWKS == nil {
+		if o.MemberHeader != "" {
+			return h.Get(o.MemberHeader), nil
 		}
+		return "", nil
 	}
-	if o.MemberHeader != "" {
-		return h.Get(o.MemberHeader), nil
+	token, tokErr := requiredBearerToken(h)
+	if tokErr != nil {
+		if tokErr.Reason == ReasonTokenMissing && o.AllowMemberHeaderWithoutJWT && o.MemberHeader != "" {
+			return h.Get(o.MemberHeader), nil
+		}
+		return "", tokErr
 	}
-	return "", nil
+	tok, err := jwt.Parse([]byte(token), id.parseOptions...)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return "", tokenInvalid("the bearer token's issuer (claim \"iss\") is missing or is not %q: %w", o.Issuer, err)
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		return "", tokenInvalid("the bearer token's audience (claim \"aud\") is missing or does not include %q: %w", o.Audience, err)
+	case errors.Is(err, jwt.MissingRequiredClaimError()):
+		return "", tokenInvalid("the bearer token has no expiry (claim \"exp\"), and a token without one would never expire: %w", err)
+	default:
+		return "", tokenInvalid("the bearer token is not valid: %w", err)
+	}
+	var member string
+	if o.MemberClaim == "sub" {
+		member, _ = tok.Subject()
+	} else if err := tok.Get(o.MemberClaim, &member); err != nil {
+		return "", tokenInvalid("the bearer token has no string claim %q", o.MemberClaim)
+	}
+	if member == "" {
+		return "", tokenInvalid("the bearer token's claim %q is empty", o.MemberClaim)
+	}
+	return member, nil
+}
+
+// requiredBearerToken is BearerToken for a request that must carry one: a
+// request without Authorization, or with another scheme (Basic), has no
+// bearer token (token.missing); an empty Bearer credential, or
+// Authorization given more than once, is token.invalid.
+func requiredBearerToken(h http.Header) (string, *TokenError) {
+	values := h.Values("Authorization")
+	switch {
+	case len(values) == 0:
+		return "", tokenMissing("a bearer token is required: send Authorization: Bearer <JWT>")
+	case len(values) > 1:
+		return "", tokenInvalid("Authorization is given %d times; send one bearer token", len(values))
+	}
+	if token, ok := BearerToken(h); ok {
+		return token, nil
+	}
+	scheme, _, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		return "", tokenInvalid("the bearer token is empty")
+	}
+	return "", tokenMissing("a bearer token is required: Authorization carries a %q credential, not Bearer <JWT>", scheme)
 }
 
 // BearerToken is the token of an "Authorization: Bearer <token>" header

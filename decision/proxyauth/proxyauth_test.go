@@ -16,6 +16,7 @@ func TestIdentify(t *testing.T) {
 	headerOnly := proxyauth.NewIdentifier(proxyauth.Options{MemberHeader: "X-User", IPHeader: "X-Real-IP"})
 	fixed := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", JWKS: signer.JWKS})
 	withFRN := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", FRNHeader: "X-Verdict-FRN"})
+	optedIn := proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank", JWKS: signer.JWKS, MemberHeader: "X-User", AllowMemberHeaderWithoutJWT: true})
 	tests := []struct {
 		name    string
 		id      *proxyauth.Identifier
@@ -32,7 +33,7 @@ func TestIdentify(t *testing.T) {
 			proxyauth.Caller{Tenant: "bank", Member: "user_a"}, nil},
 		{"a forged token", fixed, http.Header{"Authorization": {"Bearer " + testjwt.NewSigner(t).Sign(t, "admin", time.Now().Add(time.Hour), nil)}},
 			proxyauth.Caller{}, new(*proxyauth.TokenError)},
-		{"the member header is not read unless configured", fixed, http.Header{"X-User": {"admin"}},
+		{"the member header is not read unless configured", proxyauth.NewIdentifier(proxyauth.Options{Tenant: "bank"}), http.Header{"X-User": {"admin"}},
 			proxyauth.Caller{Tenant: "bank"}, nil},
 		{"the object's FRN", withFRN, http.Header{"X-Verdict-Frn": {" frn:finmars:portfolios:portfolio:bonds "}},
 			proxyauth.Caller{Tenant: "bank", FRN: "frn:finmars:portfolios:portfolio:bonds"}, nil},
@@ -40,6 +41,11 @@ func TestIdentify(t *testing.T) {
 			proxyauth.Caller{}, new(*proxyauth.HeaderError)},
 		{"the FRN header is not read unless configured", fixed, http.Header{"X-Verdict-Frn": {"frn:finmars:a:b:c"}},
 			proxyauth.Caller{Tenant: "bank"}, nil},
+		{"with a JWKS a token is required", fixed, http.Header{"X-User": {"admin"}}, proxyauth.Caller{}, new(*proxyauth.TokenError)},
+		{"with a JWKS and the header fallback, no token reads the header", optedIn, http.Header{"X-User": {"admin"}, "Authorization": {"Basic YTpi"}},
+			proxyauth.Caller{Tenant: "bank", Member: "admin"}, nil},
+		{"with the header fallback, a token still wins", optedIn, http.Header{"X-User": {"admin"}, "Authorization": {"Bearer " + token}},
+			proxyauth.Caller{Tenant: "bank", Member: "user_a"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,11 +49,16 @@ func NewSigner(tb testing.TB) *Signer {
 	return &Signer{priv: priv, JWKS: set}
 }
 
-// Sign makes a token for sub expiring at exp; claims adds registered and
-// private claims (a nil value leaves the claim out).
+// Sign makes a token for sub expiring at exp (zero: a token without exp);
+// claims adds registered and private claims (a nil value leaves the claim
+// out).
 func (s *Signer) Sign(tb testing.TB, sub string, exp time.Time, claims map[string]any) string {
 	tb.Helper()
-	tok, err := jwt.NewBuilder().Subject(sub).Expiration(exp).Build()
+	b := jwt.NewBuilder().Subject(sub)
+	if !exp.IsZero() {
+		b = b.Expiration(exp)
+	}
+	tok, err := b.Build()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -182,8 +182,14 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"a client's X-Verdict-FRN does not pick the object", "GET", "/api/v1/portfolios/portfolio/bonds-portfolio/", sign("user_b", time.Now().Add(time.Hour)), 403, "resource.not_covered", false,
 			map[string]string{"X-Verdict-FRN": "frn:finmars:portfolios:portfolio:fx-portfolio"}},
 		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false, nil},
-		{"no token is anonymous: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "iam.anonymous", false, nil},
+		// With a JWKS a bearer JWT is required: no decision without one.
+		{"no token: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "token.missing", false, nil},
+		{"a Basic credential instead of a token: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "token.missing", false,
+			map[string]string{"Authorization": "Basic dXNlcl9hOng="}},
+		{"an empty bearer token: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "token.invalid", false,
+			map[string]string{"Authorization": "Bearer "}},
 		{"expired token: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Now().Add(-time.Hour)), 401, "token.invalid", false, nil},
+		{"token without exp: 401", "GET", "/api/v1/portfolios/portfolio/", sign("user_a", time.Time{}), 401, "token.invalid", false, nil},
 		{"token for another audience: 401", "GET", "/api/v1/portfolios/portfolio/", signFor("billing", "user_a", time.Now().Add(time.Hour)), 401, "token.invalid", false, nil},
 		{"forged token: 401", "GET", "/api/v1/portfolios/portfolio/", valid[:len(valid)-4] + "AAAA", 401, "token.invalid", false, nil},
 		{"unknown route: 403", "GET", "/no/such/route", valid, 403, "route.unknown", false, nil},
@@ -229,7 +235,7 @@ func TestNginxAuthRequest(t *testing.T) {
 			}
 			id := resp.Header.Get("X-Verdict-Decision-Id")
 			// Refused tokens and paths are not decisions.
-			if tt.wantReason != "token.invalid" && tt.wantReason != "request.invalid" && id == "" {
+			if !strings.HasPrefix(tt.wantReason, "token.") && tt.wantReason != "request.invalid" && id == "" {
 				t.Error("no X-Verdict-Decision-Id")
 			}
 			reached := strings.HasPrefix(string(body), "upstream ")
