@@ -21,7 +21,8 @@ type CacheOptions struct {
 	// Size bounds the cached decisions; 0 turns the cache off.
 	Size int
 	// TTL bounds how long a decision is reused, for rules that read the
-	// clock (key expiry, time-based conditions). 0 means one second.
+	// clock (time-based conditions). 0 means one second. A decision that
+	// read a time-bound fact (a key's expiry) is never reused past it.
 	TTL time.Duration
 }
 
@@ -47,8 +48,11 @@ type cacheEntry struct {
 	decision *Decision
 	// req is set on entries keyed by a request body (putBody): the
 	// request the body parsed to, for the observer.
-	req     *Request
-	expires int64 // unix nanoseconds
+	req *Request
+	// expires is the first instant the entry is stale (unix nanoseconds):
+	// the TTL's end, or earlier when a fact the decision read stops
+	// holding then.
+	expires int64
 }
 
 func newDecisionCache(o CacheOptions) *decisionCache {
@@ -105,7 +109,15 @@ func (c *decisionCache) put(key string, d *Decision) {
 }
 
 func (c *decisionCache) store(h uint64, e cacheEntry) {
-	e.expires = c.now().Add(c.ttl).UnixNano()
+	now := c.now()
+	e.expires = now.Add(c.ttl).UnixNano()
+	if until := e.decision.expires; until != 0 && until < e.expires {
+		e.expires = until
+	}
+	if e.expires <= now.UnixNano() {
+		// Stale already: a fact it read (a key) has expired.
+		return
+	}
 	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
 	if _, exists := s.entries[h]; !exists && len(s.entries) >= c.perCap {

@@ -176,6 +176,20 @@ type facts struct {
 	tenantCode string
 	action     string
 	input      ast.Value
+	// expires is when the first time-bound fact gathered stops holding
+	// (unix nanoseconds; 0: none is time-bound): a decision made on these
+	// facts must not be reused from then on (see Decision.expires).
+	expires int64
+}
+
+// holdsUntil records that a gathered fact holds until t (zero: for ever).
+func (f *facts) holdsUntil(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if ns := t.UnixNano(); f.expires == 0 || ns < f.expires {
+		f.expires = ns
+	}
 }
 
 // decide makes one decision on gen and says what the decision cache did.
@@ -221,6 +235,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	d.Action = f.action
 	d.Revision = gen.Revisions
 	d.StateRevision = gen.State.Revision
+	d.expires = f.expires
 	if key != "" {
 		d.encodedRest = encodeRest(d)
 		gen.cache.put(key, d)
@@ -326,6 +341,9 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 			factItems = append(factItems, [2]*ast.Term{keyKey, store.UnknownKeyFacts})
 		} else {
 			factItems = append(factItems, [2]*ast.Term{keyKey, key.Facts})
+			// The only time-bound fact: Rego compares expires_ns with
+			// the clock. Nothing else gathered here carries a time.
+			f.holdsUntil(key.Expires)
 			if f.tenantCode == "" {
 				f.tenantCode = key.Tenant
 			}

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -27,3 +28,7 @@ func CachedDataQueries(g *Generation) int { return g.Policy.dataQueries.len() }
 
 // MaxCachedDataQueries is the bound on CachedDataQueries.
 const MaxCachedDataQueries = maxCachedQueries
+
+// SetCacheClock makes g's decision cache read the time from now, so that a
+// test can move past a deadline without waiting for it.
+func SetCacheClock(g *Generation, now func() time.Time) { g.cache.now = now }

@@ -74,6 +74,10 @@ type Decision struct {
 	// encodedRest is the JSON encoding of everything after decision_id,
 	// made once when the decision is cached (see AppendJSON).
 	encodedRest []byte
+	// expires is when a time-bound fact the decision read stops holding
+	// (unix nanoseconds; 0: none did). The decision cache never reuses the
+	// decision from then on, whatever its TTL.
+	expires int64
 }
 
 // Reason is one ground of a decision.

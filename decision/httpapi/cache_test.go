@@ -1,12 +1,15 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,4 +77,101 @@ func TestDecideWithTheCacheOn(t *testing.T) {
 			}
 		}
 	}
+}
+
+// cacheResults records what the decision cache did for each decision.
+type cacheResults struct {
+	mu      sync.Mutex
+	results []decision.CacheResult
+}
+
+func (c *cacheResults) ObserveDecision(_ context.Context, _ *decision.Request, _ *decision.Decision, info decision.DecisionInfo) {
+	c.mu.Lock()
+	c.results = append(c.results, info.Cache)
+	c.mu.Unlock()
+}
+
+func (c *cacheResults) last() decision.CacheResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.results[len(c.results)-1]
+}
+
+// Run-time changes are never answered from the decision cache: a
+// registration, a delegation request, a consent and its withdrawal each
+// install a generation with an empty cache before they are acknowledged,
+// so the next decision, on the very body that was a cache hit just
+// before, is made on the new facts. Decisions running all along (which
+// fill the cache of whichever generation they started on) change nothing.
+func TestRuntimeChangesAreNeverAnsweredFromTheCache(t *testing.T) {
+	obs := &cacheResults{}
+	h := runtimeAPI(t, "", decision.WithObserver(obs), decision.WithDecisionCache(decision.CacheOptions{Size: 1000, TTL: time.Hour}))
+	const (
+		approve = `{"tenant":"bank","member":"admin","request":{"method":"POST","path":"/api/requisitions/42/approve"}}`
+		beat    = `{"tenant":"fineract","member":"imhotep","application":"rhythm","request":{"method":"POST","path":"/portfolio/v1/khepri/beats"}}`
+	)
+	decide := func(body string) string {
+		t.Helper()
+		a := call(t, h, http.MethodPost, "/v1/decide", body, "")
+		var d decision.Decision
+		a.decode(t, &d)
+		if a.code != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, a.code, a.body)
+		}
+		if d.Allow {
+			return "allow"
+		}
+		return d.Reasons[len(d.Reasons)-1].Code
+	}
+	change := func(method, path, body string) {
+		t.Helper()
+		if a := call(t, h, method, path, body, ""); a.code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, path, a.code, a.body)
+		}
+	}
+	// decidedTwice decides body twice: the second answer comes from the
+	// cache and must be the first's.
+	decidedTwice := func(step, body, want string) {
+		t.Helper()
+		if got := decide(body); got != want {
+			t.Fatalf("%s: %s, want %s", step, got, want)
+		}
+		if got := decide(body); got != want || obs.last() != decision.CacheHit {
+			t.Fatalf("%s, again: %s (cache %q), want %s from the cache", step, got, obs.last(), want)
+		}
+	}
+
+	decidedTwice("before the registration", approve, "route.unknown")
+	change(http.MethodPut, "/v1/services/requisition", requisitionDoc)
+	decidedTwice("after the registration", approve, "allow")
+
+	decidedTwice("before the delegation request", beat, "delegation.not_requested")
+	change(http.MethodPost, khepriPerms, `{"group": "portfolio__v1__khepri", "operations": ["CHANGE"]}`)
+	decidedTwice("after the delegation request", beat, "delegation.not_enabled")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					req := httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(beat))
+					h.ServeHTTP(httptest.NewRecorder(), req)
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		change(http.MethodPut, khepriConsent, "true")
+		decidedTwice(fmt.Sprintf("after consent %d", i+1), beat, "allow")
+		change(http.MethodPut, khepriConsent, "false")
+		decidedTwice(fmt.Sprintf("after withdrawal %d", i+1), beat, "delegation.not_enabled")
+	}
+	close(stop)
+	wg.Wait()
 }

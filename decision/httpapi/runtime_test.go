@@ -19,11 +19,12 @@ import (
 const adminToken = "s3cret-admin-token"
 
 // runtimeAPI serves the demo bundle with run-time registration and
-// delegation, state kept in a temporary directory.
-func runtimeAPI(t *testing.T, token string) http.Handler {
+// delegation, state kept in a temporary directory, on an engine made with
+// opts.
+func runtimeAPI(t *testing.T, token string, opts ...decision.EngineOption) http.Handler {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine := decision.NewEngine(quiet)
+	engine := decision.NewEngine(quiet, opts...)
 	ld, err := loader.New(engine, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +36,11 @@ func runtimeAPI(t *testing.T, token string) http.Handler {
 	if _, err := ld.LoadAll(context.Background(), []loader.Source{{Name: "demo", FS: bundles.Demo()}}); err != nil {
 		t.Fatal(err)
 	}
-	opts := httpapi.Options{Log: quiet, Bundles: ld, Runtime: ld}
+	o := httpapi.Options{Log: quiet, Bundles: ld, Runtime: ld}
 	if token != "" {
-		opts.AdminToken = []byte(token)
+		o.AdminToken = []byte(token)
 	}
-	return httpapi.New(engine, opts)
+	return httpapi.New(engine, o)
 }
 
 type answer struct {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -36,6 +37,9 @@ type KeyRecord struct {
 	Tenant      string
 	Application string
 	Package     string
+	// Expires is when the key stops being valid (zero: never); Facts
+	// carries it as expires_ns.
+	Expires time.Time
 	// Facts is the key as Rego sees it: {known, tenant, application,
 	// package, expires_ns?}.
 	Facts *ast.Term

@@ -72,7 +72,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 			rec.ApplicationACLs[name] = aclTerms(app.ACL)
 		}
 		for _, k := range app.Keys {
-			key := &KeyRecord{Key: k.Key, Tenant: t.Code, Application: name, Package: app.Package, Facts: keyFacts(t.Code, app, k)}
+			key := &KeyRecord{Key: k.Key, Tenant: t.Code, Application: name, Package: app.Package, Expires: k.Expires, Facts: keyFacts(t.Code, app, k)}
 			if existing, _ := w.txn.First(tableKeys, indexID, k.Key); existing != nil {
 				return fmt.Errorf("key %s of tenant %s is already the key of tenant %s", acl.ShortKey(k.Key), t.Code, existing.(*KeyRecord).Tenant)
 			}
