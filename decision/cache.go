@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -18,13 +19,26 @@ func WithDecisionCache(o CacheOptions) EngineOption {
 
 // CacheOptions configures the decision cache.
 type CacheOptions struct {
-	// Size bounds the cached decisions; 0 turns the cache off.
+	// Size bounds the cached entries; 0 turns the cache off.
 	Size int
+	// MaxBytes bounds the memory the entries take, as entryCost estimates
+	// it (erring high); 0 means DefaultCacheMaxBytes.
+	MaxBytes int64
 	// TTL bounds how long a decision is reused, for rules that read the
 	// clock (time-based conditions). 0 means one second. A decision that
 	// read a time-bound fact (a key's expiry) is never reused past it.
 	TTL time.Duration
 }
+
+// DefaultCacheMaxBytes is the decision cache's memory bound when
+// CacheOptions.MaxBytes is not set.
+const DefaultCacheMaxBytes = 64 << 20
+
+// MaxCachedRequestBytes is the largest request the decision cache keeps:
+// a POST /v1/decide body, or a normalised request (its context encoded as
+// JSON), above it is decided every time and never cached, so that large
+// requests neither take the cache's memory nor evict the common ones.
+const MaxCachedRequestBytes = 16 << 10
 
 const cacheShards = 32
 
@@ -32,15 +46,19 @@ const cacheShards = 32
 // normalised request. A new generation starts with an empty cache, so any
 // change (a reload, a registration) invalidates every entry at once.
 type decisionCache struct {
-	ttl    time.Duration
-	perCap int
-	shards [cacheShards]cacheShard
-	now    func() time.Time
+	ttl time.Duration
+	// perCap and perBytes bound each shard: a shard's share of Size and
+	// of MaxBytes.
+	perCap   int
+	perBytes int64
+	shards   [cacheShards]cacheShard
+	now      func() time.Time
 }
 
 type cacheShard struct {
 	mu      sync.Mutex
 	entries map[uint64]cacheEntry
+	bytes   int64 // the sum of the entries' costs
 }
 
 type cacheEntry struct {
@@ -53,6 +71,7 @@ type cacheEntry struct {
 	// the TTL's end, or earlier when a fact the decision read stops
 	// holding then.
 	expires int64
+	cost    int64 // entryCost
 }
 
 func newDecisionCache(o CacheOptions) *decisionCache {
@@ -62,7 +81,10 @@ func newDecisionCache(o CacheOptions) *decisionCache {
 	if o.TTL <= 0 {
 		o.TTL = time.Second
 	}
-	c := &decisionCache{ttl: o.TTL, perCap: max(1, o.Size/cacheShards), now: time.Now}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultCacheMaxBytes
+	}
+	c := &decisionCache{ttl: o.TTL, perCap: max(1, o.Size/cacheShards), perBytes: max(1, o.MaxBytes/cacheShards), now: time.Now}
 	for i := range c.shards {
 		c.shards[i].entries = make(map[uint64]cacheEntry, min(c.perCap, 1024))
 	}
@@ -71,6 +93,9 @@ func newDecisionCache(o CacheOptions) *decisionCache {
 
 // get returns the cached decision for key, or nil.
 func (c *decisionCache) get(key string) *Decision {
+	if len(key) > MaxCachedRequestBytes {
+		return nil
+	}
 	h := xxhash.Sum64String(key)
 	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
@@ -85,6 +110,9 @@ func (c *decisionCache) get(key string) *Decision {
 // getBody returns the decision cached for a request body, byte for byte,
 // and the request it parsed to; nil if there is none.
 func (c *decisionCache) getBody(body []byte) (*Decision, *Request) {
+	if len(body) > MaxCachedRequestBytes {
+		return nil, nil
+	}
 	h := xxhash.Sum64(body)
 	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
@@ -97,37 +125,140 @@ func (c *decisionCache) getBody(body []byte) (*Decision, *Request) {
 }
 
 // putBody remembers d, decided for req, under the request body it was
-// parsed from. Body entries share the cache's bound with the others.
+// parsed from. Body entries share the cache's bounds with the others.
 func (c *decisionCache) putBody(body []byte, req *Request, d *Decision) {
-	c.store(xxhash.Sum64(body), cacheEntry{key: string(body), decision: d, req: req})
+	if len(body) > MaxCachedRequestBytes {
+		return
+	}
+	e := cacheEntry{key: string(body), decision: d, req: req}
+	e.cost = entryCost(e)
+	c.store(xxhash.Sum64(body), e)
 }
 
-// put remembers d under key, evicting an arbitrary entry when the shard is
-// full (map iteration order is random enough for a cache of hot keys).
+// put remembers d under key.
 func (c *decisionCache) put(key string, d *Decision) {
-	c.store(xxhash.Sum64String(key), cacheEntry{key: key, decision: d})
+	if len(key) > MaxCachedRequestBytes {
+		return
+	}
+	e := cacheEntry{key: key, decision: d}
+	e.cost = entryCost(e)
+	c.store(xxhash.Sum64String(key), e)
 }
 
+// store adds e, evicting arbitrary entries of its shard until it fits both
+// of the shard's bounds (map iteration order is random enough for a cache
+// of hot keys). An entry that would be stale at once, or that alone takes
+// more than a shard's bytes, is not stored.
 func (c *decisionCache) store(h uint64, e cacheEntry) {
 	now := c.now()
 	e.expires = now.Add(c.ttl).UnixNano()
 	if until := e.decision.expires; until != 0 && until < e.expires {
 		e.expires = until
 	}
-	if e.expires <= now.UnixNano() {
-		// Stale already: a fact it read (a key) has expired.
+	if e.expires <= now.UnixNano() || e.cost > c.perBytes {
 		return
 	}
 	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
-	if _, exists := s.entries[h]; !exists && len(s.entries) >= c.perCap {
-		for victim := range s.entries {
+	if old, exists := s.entries[h]; exists {
+		delete(s.entries, h)
+		s.bytes -= old.cost
+	}
+	if len(s.entries) >= c.perCap || s.bytes+e.cost > c.perBytes {
+		for victim, v := range s.entries {
 			delete(s.entries, victim)
-			break
+			s.bytes -= v.cost
+			if len(s.entries) < c.perCap && s.bytes+e.cost <= c.perBytes {
+				break
+			}
 		}
 	}
 	s.entries[h] = e
+	s.bytes += e.cost
 	s.mu.Unlock()
+}
+
+// Sizes for entryCost, in bytes.
+const (
+	// entryOverhead is an entry's map slot and the slack of the map's
+	// load factor.
+	entryOverhead = 128
+	stringHeader  = int64(unsafe.Sizeof(""))
+	sliceHeader   = int64(unsafe.Sizeof([]any(nil)))
+	ifaceHeader   = int64(unsafe.Sizeof(any(nil)))
+	// mapOverhead is a map's header and its first group of slots.
+	mapOverhead = 64
+)
+
+// entryCost estimates, erring high, the memory an entry holds: its key, its
+// decision (with its cached encoding) and, for a body entry, the parsed
+// request. A decision shared by a key entry and a body entry is counted in
+// both; the generation's revision map, shared by every decision, in none.
+func entryCost(e cacheEntry) int64 {
+	n := entryOverhead + int64(len(e.key)) + decisionCost(e.decision)
+	if e.req != nil {
+		n += requestCost(e.req)
+	}
+	// The allocator rounds each block up to its size class (by at most
+	// an eighth for blocks above a few bytes).
+	return n + n/8
+}
+
+func decisionCost(d *Decision) int64 {
+	n := int64(unsafe.Sizeof(*d)) + int64(len(d.Tenant)+len(d.Action)+len(d.Visibility)+len(d.encodedRest))
+	for _, f := range d.Fields {
+		n += stringHeader + int64(len(f))
+	}
+	for i := range d.Reasons {
+		r := &d.Reasons[i]
+		n += int64(unsafe.Sizeof(*r)) + int64(len(r.Layer)+len(r.Code)+len(r.Effect)+len(r.Message)+len(r.Policy)+len(r.ResourceGroup))
+		if r.Statement != nil {
+			n += 8
+		}
+	}
+	return n
+}
+
+func requestCost(r *Request) int64 {
+	n := int64(unsafe.Sizeof(*r)) + int64(len(r.Tenant)+len(r.Key)+len(r.Member)+len(r.Application)+len(r.Action))
+	if hr := r.Request; hr != nil {
+		n += int64(unsafe.Sizeof(*hr)) + int64(len(hr.Service)+len(hr.Method)+len(hr.Path))
+	}
+	if res := r.Resource; res != nil {
+		n += int64(unsafe.Sizeof(*res)) + int64(len(res.FRN)+len(res.Owner))
+		for _, g := range res.ResourceGroups {
+			n += stringHeader + int64(len(g))
+		}
+	}
+	return n + valueCost(r.Context)
+}
+
+// valueCost estimates the memory of a decoded JSON value held in an
+// interface: the interface and what it points to.
+func valueCost(v any) int64 {
+	n := ifaceHeader
+	switch v := v.(type) {
+	case nil, bool:
+	case string:
+		n += stringHeader + int64(len(v))
+	case json.Number:
+		n += stringHeader + int64(len(v))
+	case map[string]any:
+		n += mapOverhead
+		for k, e := range v {
+			// A slot: the key's header and bytes, the value, and slack.
+			n += stringHeader + int64(len(k)) + valueCost(e) + 8
+		}
+	case []any:
+		n += sliceHeader
+		for _, e := range v {
+			n += valueCost(e)
+		}
+	default:
+		// A number (float64) or another scalar, boxed.
+		n += 16
+	}
+	return n
 }
 
 // cacheKey normalises a validated request into a key; ok is false when

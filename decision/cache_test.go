@@ -278,3 +278,85 @@ func TestDecideJSONKeepsTheTTLOfTheEvaluation(t *testing.T) {
 		t.Errorf("cache results %q, want %q (an answer outlived its TTL)", rec.results, want)
 	}
 }
+
+// usage counts c's entries and sums their costs, checking each shard's
+// running total against that sum.
+func (c *decisionCache) usage(t *testing.T) (entries int, bytes int64) {
+	t.Helper()
+	for i := range c.shards {
+		s := &c.shards[i]
+		var sum int64
+		for _, e := range s.entries {
+			sum += e.cost
+		}
+		if sum != s.bytes {
+			t.Fatalf("shard %d counts %d bytes, its entries cost %d", i, s.bytes, sum)
+		}
+		if s.bytes > c.perBytes || len(s.entries) > c.perCap {
+			t.Fatalf("shard %d holds %d entries, %d bytes; bounds %d, %d", i, len(s.entries), s.bytes, c.perCap, c.perBytes)
+		}
+		entries += len(s.entries)
+		bytes += s.bytes
+	}
+	return entries, bytes
+}
+
+// The cache is bounded in bytes as well as in entries: 10 KB entries under
+// a 1 MiB bound never add up to more than it, however loose the entry
+// bound; a key or body over MaxCachedRequestBytes is never stored; an entry
+// is charged for its key, its decision and its parsed request.
+func TestCacheBoundedInBytes(t *testing.T) {
+	const maxBytes = 1 << 20
+	c := newDecisionCache(CacheOptions{Size: 1 << 20, MaxBytes: maxBytes, TTL: time.Hour})
+	d := &Decision{Allow: true, Tenant: "bank", Visibility: "full", Fields: []string{"id"},
+		Reasons: []Reason{{Layer: "iam", Code: "iam.allow", Effect: "allow", Message: strings.Repeat("m", 500)}}}
+	d.encodedRest = encodeRest(d)
+	pad := strings.Repeat("k", 10<<10)
+	for i := range 2000 {
+		key := fmt.Sprintf("%05d%s", i, pad)
+		if i%2 == 0 {
+			c.put(key, d)
+		} else {
+			c.putBody([]byte(key), &Request{Tenant: "bank", Context: map[string]any{"pad": pad[:2<<10]}}, d)
+		}
+	}
+	entries, bytes := c.usage(t)
+	if bytes > maxBytes {
+		t.Errorf("%d entries take %d bytes, over the bound of %d", entries, bytes, maxBytes)
+	}
+	if entries < 40 {
+		t.Errorf("only %d entries of about 13 KB kept under %d bytes", entries, maxBytes)
+	}
+
+	big := strings.Repeat("b", MaxCachedRequestBytes+1)
+	c.put(big, d)
+	c.putBody([]byte(big), &Request{Tenant: "bank"}, d)
+	if c.get(big) != nil {
+		t.Error("a key over MaxCachedRequestBytes was cached")
+	}
+	if hit, _ := c.getBody([]byte(big)); hit != nil {
+		t.Error("a body over MaxCachedRequestBytes was cached")
+	}
+	fits := strings.Repeat("f", MaxCachedRequestBytes)
+	c.put(fits, d)
+	if c.get(fits) == nil {
+		t.Error("a key of MaxCachedRequestBytes was not cached")
+	}
+
+	// What an entry is charged for.
+	bare := entryCost(cacheEntry{key: "k", decision: d})
+	if bare < int64(len(d.encodedRest)+500) {
+		t.Errorf("a decision with a %d-byte encoding and a 500-byte message costs %d", len(d.encodedRest), bare)
+	}
+	if got := entryCost(cacheEntry{key: pad, decision: d}) - bare; got < int64(len(pad)-1) {
+		t.Errorf("a key %d bytes longer costs only %d more", len(pad)-1, got)
+	}
+	numbers := make([]any, 1000)
+	for i := range numbers {
+		numbers[i] = float64(i)
+	}
+	withBody := entryCost(cacheEntry{key: "k", decision: d, req: &Request{Tenant: "bank", Context: map[string]any{"n": numbers}}})
+	if withBody-bare < 1000*24 {
+		t.Errorf("a parsed request holding 1,000 numbers costs %d", withBody-bare)
+	}
+}

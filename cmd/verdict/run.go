@@ -72,7 +72,8 @@ func registerRunFlags(f *pflag.FlagSet, o *runOptions) {
 	o.authz.register(f)
 	o.grpc.register(f)
 	f.IntVar(&o.cache.Size, "decision-cache-size", 0, "remember up to this many recent decisions per bundle generation (0: off); any change empties it")
-	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules)")
+	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules; never past the expiry of a key it read)")
+	f.Int64Var(&o.cache.MaxBytes, "decision-cache-max-bytes", decision.DefaultCacheMaxBytes, "with the decision cache, bound the memory its entries take, in bytes (a request over 16 KiB is never cached)")
 	f.IntVar(&o.maxConcurrent, "max-concurrent-decisions", 64, "answer 503 (overloaded, Retry-After: 1) to decision requests beyond this many in flight (0: unlimited)")
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
@@ -107,6 +108,9 @@ func run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	o.config.log(log)
+	if o.cache.MaxBytes <= 0 {
+		return fmt.Errorf("--decision-cache-max-bytes: must be a positive number of bytes, got %d", o.cache.MaxBytes)
+	}
 	if o.stateDir != "" {
 		if err := prepareStateDir(o.stateDir); err != nil {
 			return err
