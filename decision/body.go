@@ -58,7 +58,7 @@ const decisionIDPrefix = `{"decision_id":"`
 func encodeRest(d *Decision) []byte {
 	c := *d
 	c.DecisionID = ""
-	c.encodedRest = nil
+	c.cached = nil
 	b, err := json.Marshal(&c)
 	if err != nil || !strings.HasPrefix(string(b), decisionIDPrefix+`"`) {
 		return nil
@@ -70,11 +70,11 @@ func encodeRest(d *Decision) []byte {
 // to dst. A decision answered from the decision cache reuses the encoding
 // made when it was cached, with its own decision_id.
 func (d *Decision) AppendJSON(dst []byte) ([]byte, error) {
-	if d.encodedRest != nil && plainJSONString(d.DecisionID) {
+	if d.cached != nil && d.cached.encodedRest != nil && plainJSONString(d.DecisionID) {
 		dst = append(dst, decisionIDPrefix...)
 		dst = append(dst, d.DecisionID...)
 		dst = append(dst, '"')
-		return append(dst, d.encodedRest...), nil
+		return append(dst, d.cached.encodedRest...), nil
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

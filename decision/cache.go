@@ -42,6 +42,17 @@ const MaxCachedRequestBytes = 16 << 10
 
 const cacheShards = 32
 
+// cachedForm is what the decision cache keeps beside a decision.
+type cachedForm struct {
+	// encodedRest is the JSON encoding of everything after decision_id,
+	// made once when the decision is cached (see AppendJSON).
+	encodedRest []byte
+	// expires is when a time-bound fact the decision read stops holding
+	// (unix nanoseconds; 0: none did). The cache never reuses the decision
+	// from then on, whatever its TTL.
+	expires int64
+}
+
 // decisionCache remembers recent decisions of one generation, keyed by the
 // normalised request. A new generation starts with an empty cache, so any
 // change (a reload, a registration) invalidates every entry at once.
@@ -152,8 +163,8 @@ func (c *decisionCache) put(key string, d *Decision) {
 func (c *decisionCache) store(h uint64, e cacheEntry) {
 	now := c.now()
 	e.expires = now.Add(c.ttl).UnixNano()
-	if until := e.decision.expires; until != 0 && until < e.expires {
-		e.expires = until
+	if f := e.decision.cached; f != nil && f.expires != 0 && f.expires < e.expires {
+		e.expires = f.expires
 	}
 	if e.expires <= now.UnixNano() || e.cost > c.perBytes {
 		return
@@ -205,7 +216,10 @@ func entryCost(e cacheEntry) int64 {
 }
 
 func decisionCost(d *Decision) int64 {
-	n := int64(unsafe.Sizeof(*d)) + int64(len(d.Tenant)+len(d.Action)+len(d.Visibility)+len(d.encodedRest))
+	n := int64(unsafe.Sizeof(*d)) + int64(len(d.Tenant)+len(d.Action)+len(d.Visibility))
+	if f := d.cached; f != nil {
+		n += int64(unsafe.Sizeof(*f)) + int64(len(f.encodedRest))
+	}
 	for _, f := range d.Fields {
 		n += stringHeader + int64(len(f))
 	}

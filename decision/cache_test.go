@@ -310,7 +310,7 @@ func TestCacheBoundedInBytes(t *testing.T) {
 	c := newDecisionCache(CacheOptions{Size: 1 << 20, MaxBytes: maxBytes, TTL: time.Hour})
 	d := &Decision{Allow: true, Tenant: "bank", Visibility: "full", Fields: []string{"id"},
 		Reasons: []Reason{{Layer: "iam", Code: "iam.allow", Effect: "allow", Message: strings.Repeat("m", 500)}}}
-	d.encodedRest = encodeRest(d)
+	d.cached = &cachedForm{encodedRest: encodeRest(d)}
 	pad := strings.Repeat("k", 10<<10)
 	for i := range 2000 {
 		key := fmt.Sprintf("%05d%s", i, pad)
@@ -345,8 +345,8 @@ func TestCacheBoundedInBytes(t *testing.T) {
 
 	// What an entry is charged for.
 	bare := entryCost(cacheEntry{key: "k", decision: d})
-	if bare < int64(len(d.encodedRest)+500) {
-		t.Errorf("a decision with a %d-byte encoding and a 500-byte message costs %d", len(d.encodedRest), bare)
+	if bare < int64(len(d.cached.encodedRest)+500) {
+		t.Errorf("a decision with a %d-byte encoding and a 500-byte message costs %d", len(d.cached.encodedRest), bare)
 	}
 	if got := entryCost(cacheEntry{key: pad, decision: d}) - bare; got < int64(len(pad)-1) {
 		t.Errorf("a key %d bytes longer costs only %d more", len(pad)-1, got)

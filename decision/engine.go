@@ -178,7 +178,7 @@ type facts struct {
 	input      ast.Value
 	// expires is when the first time-bound fact gathered stops holding
 	// (unix nanoseconds; 0: none is time-bound): a decision made on these
-	// facts must not be reused from then on (see Decision.expires).
+	// facts must not be reused from then on (see cachedForm.expires).
 	expires int64
 }
 
@@ -235,9 +235,8 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	d.Action = f.action
 	d.Revision = gen.Revisions
 	d.StateRevision = gen.State.Revision
-	d.expires = f.expires
 	if key != "" {
-		d.encodedRest = encodeRest(d)
+		d.cached = &cachedForm{encodedRest: encodeRest(d), expires: f.expires}
 		gen.cache.put(key, d)
 	}
 	return d, cached, nil

@@ -71,13 +71,9 @@ type Decision struct {
 	// decision was made at (fleet mode; absent without a state database).
 	StateRevision uint64 `json:"state_revision,omitempty"`
 
-	// encodedRest is the JSON encoding of everything after decision_id,
-	// made once when the decision is cached (see AppendJSON).
-	encodedRest []byte
-	// expires is when a time-bound fact the decision read stops holding
-	// (unix nanoseconds; 0: none did). The decision cache never reuses the
-	// decision from then on, whatever its TTL.
-	expires int64
+	// cached is set on a decision the decision cache keeps. A pointer
+	// keeps Decision small: every answer from the cache copies it.
+	cached *cachedForm
 }
 
 // Reason is one ground of a decision.
