@@ -59,7 +59,12 @@ func TestDecisionCacheHeapStaysWithinMaxBytes(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(engine)
 	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	t.Logf("1,500 unique 10 KB bodies: the heap grew by %.1f MiB (bound %d MiB)", float64(grown)/(1<<20), maxBytes>>20)
+	entries, charged := decision.CacheUsage(engine.Current())
+	t.Logf("1,500 unique 10 KB bodies: %d entries charged %.1f MiB, the heap grew by %.1f MiB (bound %d MiB)",
+		entries, float64(charged)/(1<<20), float64(grown)/(1<<20), maxBytes>>20)
+	if charged > maxBytes {
+		t.Errorf("the entries are charged %d bytes, over the bound of %d", charged, maxBytes)
+	}
 	if grown > 2*maxBytes {
 		t.Errorf("the heap grew by %d bytes with the cache bounded to %d", grown, maxBytes)
 	}

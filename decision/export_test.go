@@ -32,3 +32,16 @@ const MaxCachedDataQueries = maxCachedQueries
 // SetCacheClock makes g's decision cache read the time from now, so that a
 // test can move past a deadline without waiting for it.
 func SetCacheClock(g *Generation, now func() time.Time) { g.cache.now = now }
+
+// CacheUsage counts the entries of g's decision cache and what they are
+// charged.
+func CacheUsage(g *Generation) (entries int, bytes int64) {
+	for i := range g.cache.shards {
+		s := &g.cache.shards[i]
+		s.mu.Lock()
+		entries += len(s.entries)
+		bytes += s.bytes
+		s.mu.Unlock()
+	}
+	return entries, bytes
+}
