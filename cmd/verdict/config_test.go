@@ -227,6 +227,8 @@ func sampleValue(t *testing.T, f *pflag.Flag) (env, want string) {
 		return "true", "true"
 	case "int":
 		return "4242", "4242"
+	case "int64":
+		return "4242424242", "4242424242"
 	case "duration":
 		return "42s", "42s"
 	case "float64":
