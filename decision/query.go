@@ -75,8 +75,12 @@ func containsEngine(path []string) bool {
 // meaningful, and only safe, on gathered facts (QueryEngine). The
 // documents around it (data, data.verdict) are answered without it.
 func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryResult, error) {
-	gen, err := e.document(path)
-	if err != nil {
+	return e.queryOn(ctx, e.current.Load(), path, input)
+}
+
+// queryOn is Query on gen (ErrNotReady when nil).
+func (e *Engine) queryOn(ctx context.Context, gen *Generation, path []string, input any) (*QueryResult, error) {
+	if err := document(gen, path); err != nil {
 		return nil, err
 	}
 	if IsEngineDocument(path) {
@@ -115,11 +119,17 @@ func (e *Engine) Query(ctx context.Context, path []string, input any) (*QueryRes
 // reported before the input. Without input (nil) the document is
 // undefined, as a rule that needs input would be.
 func (e *Engine) QueryEngine(ctx context.Context, path []string, input func() (*Request, error)) (*QueryResult, error) {
+	return e.queryEngineOn(ctx, e.current.Load(), true, path, input)
+}
+
+// queryEngineOn is QueryEngine on gen (ErrNotReady when nil); with
+// catchUp, a request asking for a newer state revision is evaluated on the
+// generation that has it, as Decide does.
+func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp bool, path []string, input func() (*Request, error)) (*QueryResult, error) {
 	if !IsEngineDocument(path) {
 		return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s is not a document of verdict's engine", dataRef(path))}
 	}
-	gen, err := e.document(path)
-	if err != nil {
+	if err := document(gen, path); err != nil {
 		return nil, err
 	}
 	pq, err := gen.Policy.preparedQuery(ctx, path)
@@ -138,13 +148,15 @@ func (e *Engine) QueryEngine(ctx context.Context, path []string, input func() (*
 	}
 	// As Decide does, catch up with the state revision the request asks
 	// for; the newer generation has its own compiled policy.
-	if newer := e.generationFor(ctx, req.Consistency); newer != gen {
-		gen = newer
-		if err := gen.Policy.checkDocument(path); err != nil {
-			return nil, err
-		}
-		if pq, err = gen.Policy.preparedQuery(ctx, path); err != nil {
-			return nil, err
+	if catchUp {
+		if newer := e.generationFor(ctx, req.Consistency); newer != gen {
+			gen = newer
+			if err := gen.Policy.checkDocument(path); err != nil {
+				return nil, err
+			}
+			if pq, err = gen.Policy.preparedQuery(ctx, path); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f, err := gatherRecovering(gen, req)
@@ -165,20 +177,16 @@ func gatherRecovering(gen *Generation, req *Request) (f *facts, err error) {
 	return gather(gen.Facts.Read(), gen.State, req)
 }
 
-// document checks that path may be asked for (its size, and that it is
-// not a function) and returns the current generation.
-func (e *Engine) document(path []string) (*Generation, error) {
+// document checks that path may be asked for on gen (its size, and that
+// it is not a function); ErrNotReady when gen is nil.
+func document(gen *Generation, path []string) error {
 	if err := checkDataPath(path); err != nil {
-		return nil, err
+		return err
 	}
-	gen := e.current.Load()
 	if gen == nil {
-		return nil, ErrNotReady
+		return ErrNotReady
 	}
-	if err := gen.Policy.checkDocument(path); err != nil {
-		return nil, err
-	}
-	return gen, nil
+	return gen.Policy.checkDocument(path)
 }
 
 // evalData evaluates a prepared Data API query; input nil means no input.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,24 +60,67 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		}
 		rawInput = in
 	}
+	s.writeDataAnswer(w, s.answerData(r.Context(), s.engine, path, rawInput))
+}
+
+// dataSource answers Data API questions: the engine on its installed
+// generation, or a decision.Snapshot for all the questions of a batch.
+type dataSource interface {
+	Decide(ctx context.Context, req *decision.Request) (*decision.Decision, error)
+	Query(ctx context.Context, path []string, input any) (*decision.QueryResult, error)
+	QueryEngine(ctx context.Context, path []string, input func() (*decision.Request, error)) (*decision.QueryResult, error)
+}
+
+// dataAnswer is the answer to one Data API question: a result (undefined
+// when not Defined), or an error with its HTTP status.
+type dataAnswer struct {
+	status int // http.StatusOK for a result
+	result *decision.QueryResult
+	err    ErrorBody
+}
+
+func dataError(status int, code, field, msg string) dataAnswer {
+	return dataAnswer{status: status, err: ErrorBody{Code: code, Field: field, Message: msg}}
+}
+
+// writeDataAnswer answers one Data API question: {"decision_id", "result"}
+// (no result when undefined), or the error.
+func (s *Server) writeDataAnswer(w http.ResponseWriter, a dataAnswer) {
+	if a.status != http.StatusOK {
+		writeJSON(w, a.status, a.err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.response())
+}
+
+// response is the Data API's answer to a result.
+func (a dataAnswer) response() dataResponse {
+	out := dataResponse{DecisionID: a.result.DecisionID}
+	if a.result.Defined {
+		out.Result = &a.result.Result
+	}
+	return out
+}
+
+// answerData answers the document at path (no leading or trailing "/")
+// for rawInput (nil: no input) from src. Three kinds of document are
+// answered differently (see handleData).
+func (s *Server) answerData(ctx context.Context, src dataSource, path string, rawInput []byte) dataAnswer {
 	var segments []string
 	if path != "" {
 		segments = strings.Split(path, "/")
 	}
 	switch {
 	case path == decisionPath:
-		s.dataDecision(w, r, rawInput)
-		return
+		return dataDecision(ctx, src, rawInput)
 	case decision.IsEngineDocument(segments):
-		s.dataEngine(w, r, segments, rawInput)
-		return
+		return dataEngine(ctx, src, segments, rawInput)
 	}
 	var input any
 	if rawInput != nil {
 		if err := decodeStrict(rawInput, &input, false); err != nil {
 			field, msg := describeJSONError(err)
-			writeError(w, http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
-			return
+			return dataError(http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
 		}
 	}
 	// The engine's rules trust input.facts as what verdict gathered from
@@ -84,59 +128,52 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 	// data.verdict.engine allow a member that does not exist.
 	if in, ok := input.(map[string]any); ok {
 		if _, forged := in["facts"]; forged {
-			writeError(w, http.StatusBadRequest, "invalid_request", "input.facts",
+			return dataError(http.StatusBadRequest, "invalid_request", "input.facts",
 				"input.facts is reserved for the facts verdict gathers itself; ask data.verdict.decision for a decision")
-			return
 		}
 	}
-	res, err := s.engine.Query(r.Context(), segments, input)
-	s.writeQueryResult(w, res, err)
+	res, err := src.Query(ctx, segments, input)
+	return queryAnswer(res, err)
 }
 
 // dataEngine answers a document of the engine (data.verdict.engine…): the
 // input is a decision request, and the document is evaluated on the facts
 // gathered for it.
-func (s *Server) dataEngine(w http.ResponseWriter, r *http.Request, path []string, rawInput []byte) {
+func dataEngine(ctx context.Context, src dataSource, path []string, rawInput []byte) dataAnswer {
 	var input func() (*decision.Request, error)
 	if rawInput != nil {
 		input = func() (*decision.Request, error) { return parseDecideBody(rawInput) }
 	}
-	res, err := s.engine.QueryEngine(r.Context(), path, input)
+	res, err := src.QueryEngine(ctx, path, input)
 	var jsonErr *bodyError
 	var inErr *decision.InputError
 	switch {
 	case errors.As(err, &jsonErr):
 		field, msg := describeJSONError(jsonErr.err)
-		writeError(w, http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
-		return
+		return dataError(http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
 	case errors.As(err, &inErr) && inErr.Field != "path":
 		// The request's fields are the input's.
 		err = &decision.InputError{Field: joinField("input", inErr.Field), Message: inErr.Message}
 	}
-	s.writeQueryResult(w, res, err)
+	return queryAnswer(res, err)
 }
 
-// writeQueryResult answers a Data API query: the result, or 400 naming the
-// field for the caller's mistake, 503 before a bundle is loaded, 500 for an
-// evaluation that failed.
-func (s *Server) writeQueryResult(w http.ResponseWriter, res *decision.QueryResult, err error) {
+// queryAnswer is the answer to a Data API query: the result, or 400 naming
+// the field for the caller's mistake, 503 before a bundle is loaded, 500
+// for an evaluation that failed.
+func queryAnswer(res *decision.QueryResult, err error) dataAnswer {
 	if err != nil {
 		var inErr *decision.InputError
 		switch {
 		case errors.As(err, &inErr):
-			writeError(w, http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Error())
+			return dataError(http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Error())
 		case errors.Is(err, decision.ErrNotReady):
-			writeError(w, http.StatusServiceUnavailable, "not_ready", "", err.Error())
+			return dataError(http.StatusServiceUnavailable, "not_ready", "", err.Error())
 		default:
-			writeError(w, http.StatusInternalServerError, "internal_error", "", err.Error())
+			return dataError(http.StatusInternalServerError, "internal_error", "", err.Error())
 		}
-		return
 	}
-	out := dataResponse{DecisionID: res.DecisionID}
-	if res.Defined {
-		out.Result = &res.Result
-	}
-	writeJSON(w, http.StatusOK, out)
+	return dataAnswer{status: http.StatusOK, result: res}
 }
 
 // queryInput returns the input parameter of a GET query string (nil when
@@ -169,30 +206,26 @@ func queryInput(rawQuery string) ([]byte, *decision.InputError) {
 
 // dataDecision answers data.verdict.decision: the input is a decision
 // request and the result the same document /v1/decide returns.
-func (s *Server) dataDecision(w http.ResponseWriter, r *http.Request, rawInput []byte) {
+func dataDecision(ctx context.Context, src dataSource, rawInput []byte) dataAnswer {
 	if rawInput == nil {
 		// Undefined without input, as a rule that needs input would be.
-		writeJSON(w, http.StatusOK, dataResponse{})
-		return
+		return dataAnswer{status: http.StatusOK, result: &decision.QueryResult{}}
 	}
 	var req decision.Request
 	if err := decodeStrict(rawInput, &req, true); err != nil {
 		field, msg := describeJSONError(err)
-		writeError(w, http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
-		return
+		return dataError(http.StatusBadRequest, "invalid_request", joinField("input", field), msg)
 	}
-	d, err := s.engine.Decide(r.Context(), &req)
+	d, err := src.Decide(ctx, &req)
 	if err != nil {
 		var inErr *decision.InputError
 		if errors.As(err, &inErr) {
-			writeError(w, http.StatusBadRequest, "invalid_request", joinField("input", inErr.Field), inErr.Error())
-			return
+			return dataError(http.StatusBadRequest, "invalid_request", joinField("input", inErr.Field), inErr.Error())
 		}
-		writeError(w, http.StatusInternalServerError, "internal_error", "", err.Error())
-		return
+		return dataError(http.StatusInternalServerError, "internal_error", "", err.Error())
 	}
 	var result any = d
-	writeJSON(w, http.StatusOK, dataResponse{DecisionID: d.DecisionID, Result: &result})
+	return dataAnswer{status: http.StatusOK, result: &decision.QueryResult{DecisionID: d.DecisionID, Defined: true, Result: result}}
 }
 
 func joinField(prefix, field string) string {

@@ -87,9 +87,10 @@ func New(engine *decision.Engine, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/authz", s.handleAuthz)
-	// OPA's default decision, and JSON errors for whatever no route takes
-	// (opa_default.go).
+	// OPA's default decision and EOPA's batch Data API (opa_default.go,
+	// opa_batch.go), and JSON errors for whatever no route takes.
 	s.mux.HandleFunc("POST /{$}", s.handleDefaultDecision)
+	s.mux.HandleFunc("POST /v1/batch/data/{path...}", s.handleBatchData)
 	s.mux.HandleFunc(unroutedPattern, s.handleUnrouted)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.HandleFunc("GET /health/ready", s.handleReady)

@@ -110,30 +110,3 @@ func TestEnvoyExtAuthz(t *testing.T) {
 		t.Errorf("the log does not say where ext_authz is served:\n%s", s.Out.String())
 	}
 }
-
-// TestOPADefaultDecisionAndErrors: POST / answers the decision for its body
-// as OPA's default decision does, and unknown paths and methods answer JSON
-// errors, from the real binary.
-func TestOPADefaultDecisionAndErrors(t *testing.T) {
-	s := demo(t)
-	r := s.post(t, "/", `{"tenant":"bank","member":"user_a","action":"finmars:Portfolio:list"}`)
-	var d Decision
-	if err := json.Unmarshal(r.body, &d); err != nil || r.status != 200 || !d.Allow || d.DecisionID == "" {
-		t.Fatalf("POST /: %d %s (%v)", r.status, r.body, err)
-	}
-	for _, tt := range []struct {
-		method, path string
-		status       int
-		code         string
-	}{
-		{"GET", "/no/such/endpoint", 404, "not_found"},
-		{"GET", "/", 405, "method_not_allowed"},
-		{"DELETE", "/v1/services/portfolios", 405, "method_not_allowed"},
-	} {
-		r := s.do(t, tt.method, tt.path, "", nil)
-		var body struct{ Code, Message string }
-		if err := json.Unmarshal(r.body, &body); err != nil || r.status != tt.status || body.Code != tt.code || body.Message == "" {
-			t.Errorf("%s %s: %d %q, want %d with a JSON %s error", tt.method, tt.path, r.status, r.body, tt.status, tt.code)
-		}
-	}
-}
