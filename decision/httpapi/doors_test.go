@@ -3,10 +3,13 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision/httpapi"
@@ -20,7 +23,8 @@ import (
 // does not give for the same question. The doors: POST /v1/decide/batch,
 // POST /v1/plan (kind "all"), the Data API (GET and POST) on
 // data.verdict.decision, data.verdict.engine.decision,
-// data.verdict.engine.plan, data.verdict and data, and GET /v1/authz.
+// data.verdict.engine.plan, data.verdict and data, the batch Data API on the
+// same documents, POST / (the default decision) and GET /v1/authz.
 //
 // It found the Data API answering data.verdict.engine.decision allow (and
 // data.verdict.engine.plan "all") for an input without tenant: no layer
@@ -65,7 +69,19 @@ func TestEveryDoorAgreesWithDecide(t *testing.T) {
 			} {
 				check("Data API "+d.path, a, documentAllows(a, d.path))
 			}
+			// The batch Data API: the input alone, and split between
+			// common_input and the input (merged back together).
+			batchPath := "/v1/batch" + strings.TrimPrefix(d.path, "/v1")
+			if batchPath == "/v1/batch/data" {
+				continue // the batch API always names a document
+			}
+			for _, batch := range batchDataOf(input) {
+				a := ask(t, h, http.MethodPost, batchPath, batch, nil)
+				check("batch Data API "+d.path, a, batchEntryAllows(a, d.path))
+			}
 		}
+		def := ask(t, h, http.MethodPost, "/", body, nil)
+		check("POST / (default decision)", def, def.code == http.StatusOK && def.body["allow"] == true)
 		if q, ok := input.(map[string]any); ok {
 			plan := ask(t, h, http.MethodPost, "/v1/plan", body, nil)
 			check("/v1/plan", plan, plan.code == http.StatusOK && plan.body["kind"] == "all")
@@ -308,4 +324,37 @@ func randomQuestion(rng *rand.Rand) any {
 	field("resource", 30, questionResources)
 	field("context", 15, []any{map[string]any{"ip": "10.0.0.1"}, map[string]any{"hour": 10}})
 	return q
+}
+
+// batchDataOf asks the question as batches of the batch Data API: the
+// input alone, and, for an object, split between common_input (its first
+// half of keys) and the input (the rest).
+func batchDataOf(input any) [][]byte {
+	whole, _ := json.Marshal(map[string]any{"inputs": map[string]any{"q": input}})
+	out := [][]byte{whole}
+	if q, ok := input.(map[string]any); ok && len(q) > 1 {
+		keys := slices.Sorted(maps.Keys(q))
+		common, rest := map[string]any{}, map[string]any{}
+		for i, k := range keys {
+			if i < len(keys)/2 {
+				common[k] = q[k]
+			} else {
+				rest[k] = q[k]
+			}
+		}
+		split, _ := json.Marshal(map[string]any{"common_input": common, "inputs": map[string]any{"q": rest}})
+		out = append(out, split)
+	}
+	return out
+}
+
+// batchEntryAllows reports whether the batch's one entry grants access, as
+// documentAllows does for a Data API answer.
+func batchEntryAllows(a answerJSON, path string) bool {
+	if a.code != http.StatusOK {
+		return false
+	}
+	responses, _ := a.body["responses"].(map[string]any)
+	entry, _ := responses["q"].(map[string]any)
+	return documentAllows(answerJSON{code: http.StatusOK, body: entry}, path)
 }
