@@ -3,6 +3,7 @@ package decision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -123,13 +124,15 @@ func (e *Engine) failClosedPlan(req *Request, gen *Generation, err error) *Plan 
 }
 
 // expandGroups adds the user codes of the objects the bundle assigns to the
-// criteria's literal resource groups (of the listed model, when known).
+// criteria's resource groups, literal or matching a pattern (of the listed
+// model, when known).
 func expandGroups(tenant *store.TenantRecord, criteria map[string]any, modelPrefix string) {
 	if tenant == nil || criteria == nil {
 		return
 	}
 	groups, _ := criteria["resource_groups"].([]string)
-	if len(groups) == 0 {
+	patterns, _ := criteria["resource_group_patterns"].([]string)
+	if len(groups) == 0 && len(patterns) == 0 {
 		return
 	}
 	codes := map[string]struct{}{}
@@ -138,18 +141,17 @@ func expandGroups(tenant *store.TenantRecord, criteria map[string]any, modelPref
 			codes[c] = struct{}{}
 		}
 	}
-	for _, g := range groups {
-		for code, rg := range tenant.Tenant.ResourceGroups {
-			if !strings.EqualFold(code, g) {
+	for code, rg := range tenant.Tenant.ResourceGroups {
+		if !slices.ContainsFunc(groups, func(g string) bool { return strings.EqualFold(code, g) }) &&
+			!slices.ContainsFunc(patterns, func(p string) bool { return starMatch(strings.ToLower(p), strings.ToLower(code)) }) {
+			continue
+		}
+		for _, frn := range rg.Assignments {
+			if modelPrefix != "" && !strings.HasPrefix(frn, modelPrefix) {
 				continue
 			}
-			for _, frn := range rg.Assignments {
-				if modelPrefix != "" && !strings.HasPrefix(frn, modelPrefix) {
-					continue
-				}
-				if f, err := acl.ParseFRN(frn); err == nil {
-					codes[strings.ToLower(f.UserCode)] = struct{}{}
-				}
+			if f, err := acl.ParseFRN(frn); err == nil {
+				codes[strings.ToLower(f.UserCode)] = struct{}{}
 			}
 		}
 	}
@@ -238,4 +240,27 @@ func criteriaFromAST(obj ast.Object, key string) (map[string]any, error) {
 		return nil
 	})
 	return out, err
+}
+
+// starMatch reports whether s matches pattern, a plan's pattern in which
+// "*" matches any run of characters (none included) and every other
+// character stands for itself (the statement's text, see plan.rego).
+func starMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, mid)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(mid):]
+	}
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }

@@ -12,9 +12,11 @@ import (
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/datafilter"
 	"github.com/verdict-authz/verdict/loader"
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/loadertest"
+	"github.com/verdict-authz/verdict/test/ucasteval"
 	"github.com/verdict-authz/verdict/test/worldgen"
 )
 
@@ -72,7 +74,9 @@ func starGlob(pattern string) *regexp.Regexp {
 
 // TestPlanAgreesWithDecide draws members, list actions and objects over
 // generated tenants and checks that applying the plan keeps exactly the
-// objects /v1/decide allows.
+// objects /v1/decide allows, and so does the UCAST filter the Compile API
+// translates the plan to (decision/datafilter; its own test runs the SQL
+// filter on PostgreSQL and covers prefixes, patterns and group columns).
 func TestPlanAgreesWithDecide(t *testing.T) {
 	ctx := context.Background()
 	for _, seed := range []uint64{1, 2, 3} {
@@ -96,6 +100,10 @@ func TestPlanAgreesWithDecide(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					filter, err := datafilter.Translate(plan, datafilter.Target{Kind: "ucast", Dialect: "all"}, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
 					for k := 0; k < 12; k++ {
 						frn := worldgen.ObjectFRN(vs, rng.IntN(objects))
 						owner := worldgen.MemberName(rng.IntN(spec.Members))
@@ -111,6 +119,16 @@ func TestPlanAgreesWithDecide(t *testing.T) {
 						if got := passes(plan, f.UserCode, owner); got != d.Allow {
 							t.Fatalf("seed %d, %s/%s %s on %s (owner %s): decide allow=%v (%v) but the plan %s filter=%v exclude=%v keeps it=%v",
 								seed, tenant, member, action, frn, owner, d.Allow, d.Reasons, plan.Kind, plan.Filter, plan.Exclude, got)
+						}
+						if filter != nil {
+							row := map[string]string{"resource.user_code": strings.ToLower(f.UserCode), "resource.owner": owner}
+							kept, err := ucasteval.Eval(filter.(map[string]any), row)
+							if err != nil || kept != d.Allow {
+								t.Fatalf("seed %d, %s/%s %s on %s (owner %s): decide allow=%v but the UCAST filter %v keeps it=%v (%v)",
+									seed, tenant, member, action, frn, owner, d.Allow, filter, kept, err)
+							}
+						} else if d.Allow {
+							t.Fatalf("seed %d, %s/%s %s on %s: decide allows, the plan %s has no filter", seed, tenant, member, action, frn, plan.Kind)
 						}
 						checked++
 						if d.Allow {
@@ -248,6 +266,35 @@ func TestPlanCriteriaAreTheStatementsText(t *testing.T) {
 		}
 		if got := passes(p, code, "someone_else"); got != d.Allow {
 			t.Errorf("%s: decide allow=%v (%v) but the plan keeps it=%v", code, d.Allow, reasonCodes(d.Reasons), got)
+		}
+	}
+}
+
+// TestPlanExpandsGroupPatterns: a statement on a resource-group pattern
+// (team-*, secret-*) adds the user codes of the objects the bundle assigns
+// to every matching group, as a literal group does, so that a service that
+// does not store groups still excludes what a Deny on secret-* denies.
+func TestPlanExpandsGroupPatterns(t *testing.T) {
+	engine, _ := loadertest.Load(t, []loader.Source{{Name: "filters", Location: filepath.Join("datafilter", "testdata", "filters")}})
+	p, err := engine.Plan(context.Background(), &decision.PlanRequest{Tenant: "bank", Member: "user_a",
+		Action: "finmars:Portfolio:list", Model: "portfolios:portfolio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Filter["user_codes"], []string{"a1", "a2", "b1", "plain_code"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("filter user_codes = %v, want %v (team-a and team-b's objects, of the listed model)", got, want)
+	}
+	if got, want := p.Exclude["user_codes"], []string{"a2", "s1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("exclude user_codes = %v, want %v (secret-vault's objects)", got, want)
+	}
+	for _, code := range []string{"a1", "A2", "s1", "b1"} {
+		d, err := engine.Decide(context.Background(), &decision.Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list",
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:" + code, Owner: "someone"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := passes(p, code, "someone"); got != d.Allow {
+			t.Errorf("%s: decide allow=%v (%v), the plan keeps it=%v", code, d.Allow, reasonCodes(d.Reasons), got)
 		}
 	}
 }
