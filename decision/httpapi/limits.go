@@ -37,14 +37,14 @@ const (
 
 // isDecisionPath reports whether path is one of the decision endpoints the
 // concurrency limit covers: /v1/decide (and ?explain), /v1/decide/batch,
-// /v1/plan, /v1/data, /v1/data/*, /v1/batch/data/*, /v1/authz, / (OPA's default decision) and
+// /v1/plan, /v1/data, /v1/data/*, /v1/batch/data/*, /v1/compile/*, /v1/authz, / (OPA's default decision) and
 // the access reviews (/v1/tenants/{t}/access, /v1/tenants/{t}/members/{m}/access).
 func isDecisionPath(path string) bool {
 	switch path {
 	case "/v1/decide", "/v1/decide/batch", "/v1/plan", "/v1/data", "/v1/authz", "/":
 		return true
 	}
-	return strings.HasPrefix(path, "/v1/data/") || strings.HasPrefix(path, "/v1/batch/data/") ||
+	return strings.HasPrefix(path, "/v1/data/") || strings.HasPrefix(path, "/v1/batch/data/") || strings.HasPrefix(path, "/v1/compile/") ||
 		strings.HasPrefix(path, "/v1/tenants/") && strings.HasSuffix(path, "/access")
 }
 

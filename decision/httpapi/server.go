@@ -86,6 +86,7 @@ func New(engine *decision.Engine, opts Options) *Server {
 	// The whole data document, as OPA answers it (no redirect to /v1/data/).
 	s.mux.HandleFunc("POST /v1/data", s.handleData)
 	s.mux.HandleFunc("GET /v1/data", s.handleData)
+	s.mux.HandleFunc("POST /v1/compile/{path...}", s.handleCompile)
 	s.mux.HandleFunc("GET /v1/authz", s.handleAuthz)
 	// OPA's default decision and EOPA's batch Data API (opa_default.go,
 	// opa_batch.go), and JSON errors for whatever no route takes.
