@@ -208,7 +208,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 	var tokenErr *proxyauth.TokenError
 	switch {
 	case errors.As(err, &tokenErr):
-		r := refusal(http.StatusUnauthorized, strings.ReplaceAll(tokenErr.Reason, ".", "_"), "Authorization", err.Error())
+		r := refusal(http.StatusUnauthorized, tokenErr.Reason, "Authorization", err.Error())
 		denied := r.GetDeniedResponse()
 		denied.Headers = append(denied.Headers,
 			header(HeaderReason, tokenErr.Reason),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -56,7 +55,7 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &tokenErr):
 		w.Header().Set(HeaderReason, tokenErr.Reason)
 		w.Header().Set("WWW-Authenticate", tokenErr.Challenge())
-		writeError(w, http.StatusUnauthorized, strings.ReplaceAll(tokenErr.Reason, ".", "_"), "Authorization", err.Error())
+		writeError(w, http.StatusUnauthorized, tokenErr.Reason, "Authorization", err.Error())
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())

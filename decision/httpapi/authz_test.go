@@ -83,8 +83,8 @@ func TestAuthzJWTIssuerAndAudience(t *testing.T) {
 			if got := header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 				t.Errorf("WWW-Authenticate %q", got)
 			}
-			if body["code"] != "token_invalid" || body["field"] != "Authorization" {
-				t.Errorf("body %v, want code token_invalid, field Authorization", body)
+			if body["code"] != "token.invalid" || body["field"] != "Authorization" {
+				t.Errorf("body %v, want code token.invalid (as X-Verdict-Reason), field Authorization", body)
 			}
 			if msg, _ := body["message"].(string); !strings.Contains(msg, tt.wantMessage) {
 				t.Errorf("message %q does not mention %s", msg, tt.wantMessage)
@@ -301,7 +301,7 @@ func TestAuthzJWTRequiredUnlessTheHeaderFallbackIsOptedIn(t *testing.T) {
 				t.Error("a refused token was decided on")
 			}
 			msg, _ := body["message"].(string)
-			if body["code"] != strings.ReplaceAll(tt.wantReason, ".", "_") || body["field"] != "Authorization" || msg == "" {
+			if body["code"] != tt.wantReason || body["field"] != "Authorization" || msg == "" {
 				t.Errorf("body %v, want code %s naming Authorization with a message", body, tt.wantReason)
 			}
 		})
