@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel"
 
 	"github.com/verdict-authz/verdict/decision/telemetry"
 	"github.com/verdict-authz/verdict/loader"
@@ -64,7 +65,15 @@ func setupTelemetry(ctx context.Context, o telemetryOptions, log *slog.Logger) (
 		}
 		return nil, nil, nil, err
 	}
-	telemetry.SetDefault(tel)
+	// The process-wide OpenTelemetry globals are the program's to set, for
+	// any library that traces through them.
+	if tel.TracingEnabled() {
+		otel.SetTracerProvider(tel.TracerProvider())
+	}
+	otel.SetTextMapPropagator(tel.Propagator())
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("opentelemetry", "error", err)
+	}))
 	logDest := o.decisionLog
 	if logDest == "" {
 		logDest = "off"

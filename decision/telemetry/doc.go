@@ -10,7 +10,7 @@
 // only when a destination is configured, through a bounded buffer that drops
 // (and counts) lines rather than ever making a decision wait.
 //
-// The bundle loader reports reloads and registrations through StartReload,
-// ReloadObserved and StartRegistration (package functions that use the
-// instance installed with SetDefault, and are no-ops before).
+// Reloads and run-time changes are reported after the fact, from the
+// loader's events, through ReloadObserved and RegistrationObserved. The
+// package sets no OpenTelemetry globals; the program does (cmd/verdict).
 package telemetry

@@ -116,16 +116,13 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 	// An explained decision counts but stays out of the latency histogram.
 	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: time.Second, Explained: true})
 
-	_, op := tel.StartReload(ctx, "demo", "/bundles/demo")
-	op.SetRevision("2026-11-22.1")
-	op.End(nil)
+	tel.ReloadObserved(ctx, Reload{Bundle: "demo", Source: "/bundles/demo", Revision: "2026-11-22.1", Start: time.Now(), Duration: time.Millisecond})
 	tel.ReloadObserved(ctx, Reload{Bundle: "acme", Source: "/bundles/acme", Start: time.Now().Add(-time.Second),
 		Duration: 300 * time.Millisecond, Err: errors.New("data.yaml:3: bad")})
 	tel.ReloadObserved(ctx, Reload{Bundle: "demo", Start: time.Now(), Duration: time.Millisecond, Unchanged: true})
 	tel.ReloadObserved(ctx, Reload{Bundle: "old", Start: time.Now(), Duration: time.Millisecond})
 	tel.ReloadObserved(ctx, Reload{Bundle: "old", Start: time.Now(), Duration: time.Millisecond, Removed: true})
-	_, reg := tel.StartRegistration(ctx, "service", "portfolios")
-	reg.End(nil)
+	tel.RegistrationObserved(ctx, "service", "portfolios", time.Now(), time.Millisecond, nil)
 
 	fams := scrape(t, tel.Metrics())
 	checks := []struct {
@@ -183,36 +180,10 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 	}
 
 	// A removed bundle's gauges go away.
-	tel.BundleRemoved("acme")
+	tel.ReloadObserved(ctx, Reload{Bundle: "acme", Start: time.Now(), Duration: time.Millisecond, Removed: true})
 	fams = scrape(t, tel.Metrics())
 	if find(fams, "verdict_bundle_last_reload_success", map[string]string{"bundle": "acme"}) != nil {
 		t.Error("the removed bundle still has a last-reload gauge")
 	}
 }
 
-func TestDefaultInstanceIsOptional(t *testing.T) {
-	SetDefault(nil)
-	ctx := context.Background()
-	// Before SetDefault the package functions do nothing and do not panic.
-	c2, op := StartReload(ctx, "demo", "x")
-	if c2 != ctx || op != nil {
-		t.Error("StartReload without a default instance changed the context")
-	}
-	op.SetRevision("r")
-	op.End(errors.New("x"))
-	ReloadObserved(ctx, Reload{Bundle: "demo", Start: time.Now(), Duration: time.Second})
-	RegistrationObserved(ctx, "service", "x", time.Now(), time.Second, nil)
-	BundleRemoved("demo")
-
-	tel, err := New(ctx, Options{Log: quietLog, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	SetDefault(tel)
-	defer SetDefault(nil)
-	_, op = StartReload(ctx, "demo", "x")
-	op.End(nil)
-	if v := value(t, scrape(t, tel.Metrics()), "verdict_bundle_reloads_total", map[string]string{"bundle": "demo", "outcome": "success"}); v != 1 {
-		t.Errorf("reloads through the default instance = %v", v)
-	}
-}

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -59,6 +58,7 @@ type Telemetry struct {
 	tracing    bool
 	config     TracingConfig
 	propagator propagation.TextMapPropagator
+	provider   trace.TracerProvider
 	metrics    *Metrics
 	// queue carries decisions to the goroutine that records their spans
 	// and writes their log lines; nil when both are off.
@@ -69,8 +69,9 @@ type Telemetry struct {
 
 // New sets up tracing from the environment (or opts.TracerProvider), the
 // metrics registry and, when opts.DecisionLog is set, the decision log. It
-// also installs the tracer provider and the W3C trace-context propagator as
-// OpenTelemetry's globals. Shutdown releases what New started.
+// sets no OpenTelemetry globals: that is the program's choice (cmd/verdict
+// installs TracerProvider and Propagator). Shutdown releases what New
+// started.
 func New(ctx context.Context, opts Options) (*Telemetry, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -101,14 +102,8 @@ func New(ctx context.Context, opts Options) (*Telemetry, error) {
 			b.onDrop = t.metrics.spansDropped.Inc
 		}
 		t.tracing, t.config = cfg.Enabled, cfg
-		if cfg.Enabled {
-			otel.SetTracerProvider(tp)
-		}
 	}
-	otel.SetTextMapPropagator(t.propagator)
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		t.log.Warn("opentelemetry", "error", err)
-	}))
+	t.provider = tp
 	t.tracer = tp.Tracer(instrumentationScope, trace.WithInstrumentationVersion(opts.ServiceVersion),
 		trace.WithSchemaURL(semconv.SchemaURL))
 	if opts.DecisionLog != nil || t.tracing {
@@ -176,6 +171,10 @@ func (t *Telemetry) Tracer() trace.Tracer {
 
 // Propagator extracts and injects W3C traceparent, tracestate and baggage.
 func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
+
+// TracerProvider is the provider the decision spans come from (a no-op
+// one when tracing is off).
+func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.provider }
 
 // Metrics is the metrics registry.
 func (t *Telemetry) Metrics() *Metrics { return t.metrics }
@@ -425,62 +424,10 @@ const (
 	SpanNameRegister = "verdict.register"
 )
 
-// Operation is a reload or registration in progress: a span (when tracing
-// is on) and, at End, its metrics. A nil *Operation is valid and does
-// nothing.
-type Operation struct {
-	t      *Telemetry
-	reload bool
-	name   string // bundle name, or registration kind
-	span   trace.Span
-	start  time.Time
-}
-
-// StartReload begins the span of loading or reloading one bundle (source
-// is its location). End it with the outcome.
-func (t *Telemetry) StartReload(ctx context.Context, bundle, source string) (context.Context, *Operation) {
-	if t == nil {
-		return ctx, nil
-	}
-	op := &Operation{t: t, reload: true, name: bundle, start: time.Now()}
-	ctx, op.span = t.tracer.Start(ctx, SpanNameReload, trace.WithTimestamp(op.start),
-		trace.WithAttributes(AttrBundleName.String(bundle), AttrBundleSource.String(source)))
-	return ctx, op
-}
-
-// StartRegistration begins the span of a run-time change: kind is what
-// changes ("service", "delegation_request", "delegation_consent"), name
-// identifies it (the service's name, "tenant/application/group", ...).
-func (t *Telemetry) StartRegistration(ctx context.Context, kind, name string) (context.Context, *Operation) {
-	if t == nil {
-		return ctx, nil
-	}
-	op := &Operation{t: t, name: kind, start: time.Now()}
-	ctx, op.span = t.tracer.Start(ctx, SpanNameRegister, trace.WithTimestamp(op.start),
-		trace.WithAttributes(AttrRegistrationKind.String(kind), AttrRegistrationName.String(name)))
-	return ctx, op
-}
-
-// SetRevision records the revision a reload installed.
-func (op *Operation) SetRevision(revision string) {
-	if op != nil && revision != "" {
-		op.span.SetAttributes(AttrBundleRevision.String(revision))
-	}
-}
-
-// End finishes the operation: success when err is nil, else failure with
-// err on the span. Reloads count in verdict_bundle_reloads_total and
-// verdict_bundle_reload_duration_seconds, registrations in
-// verdict_registrations_total.
-func (op *Operation) End(err error) {
-	if op == nil {
-		return
-	}
-	end := time.Now()
-	op.t.finish(op.span, op.reload, op.name, op.start, end.Sub(op.start), err)
-}
-
-func (t *Telemetry) finish(span trace.Span, reload bool, name string, start time.Time, dur time.Duration, err error) {
+// finish ends a registration's span and counts it in
+// verdict_registrations_total: success when err is nil, else failure with
+// err on the span.
+func (t *Telemetry) finish(span trace.Span, kind string, start time.Time, dur time.Duration, err error) {
 	outcome := OutcomeSuccess
 	if err != nil {
 		outcome = OutcomeFailure
@@ -489,11 +436,7 @@ func (t *Telemetry) finish(span trace.Span, reload bool, name string, start time
 	}
 	span.SetAttributes(AttrOperationOutcome.String(outcome))
 	span.End(trace.WithTimestamp(start.Add(dur)))
-	if reload {
-		t.metrics.observeReload(name, outcome, start.Add(dur), dur)
-	} else {
-		t.metrics.registrations.WithLabelValues(name, outcome).Inc()
-	}
+	t.metrics.registrations.WithLabelValues(kind, outcome).Inc()
 }
 
 // Reload is a finished load, reload or removal of one bundle, as a loader
@@ -560,51 +503,15 @@ func (t *Telemetry) ReloadObserved(ctx context.Context, r Reload) {
 	t.metrics.observeReload(r.Bundle, outcome, r.Start.Add(r.Duration), r.Duration)
 }
 
-// RegistrationObserved records a finished run-time change after the fact
-// (kind and name as for StartRegistration).
+// RegistrationObserved records a finished run-time change after the fact:
+// kind is what changed ("service", "delegation_request",
+// "delegation_consent"), name identifies it (the service's name,
+// "tenant/application/group", ...).
 func (t *Telemetry) RegistrationObserved(ctx context.Context, kind, name string, start time.Time, dur time.Duration, err error) {
 	if t == nil {
 		return
 	}
 	_, span := t.tracer.Start(ctx, SpanNameRegister, trace.WithTimestamp(start),
 		trace.WithAttributes(AttrRegistrationKind.String(kind), AttrRegistrationName.String(name)))
-	t.finish(span, false, kind, start, dur, err)
+	t.finish(span, kind, start, dur, err)
 }
-
-// BundleRemoved forgets a removed bundle's per-bundle gauges.
-func (t *Telemetry) BundleRemoved(bundle string) {
-	if t != nil {
-		t.metrics.forgetBundle(bundle)
-	}
-}
-
-// --- the process-wide instance, for the loader
-
-var defaultTelemetry atomic.Pointer[Telemetry]
-
-// SetDefault makes t the instance the package functions report to.
-func SetDefault(t *Telemetry) { defaultTelemetry.Store(t) }
-
-// Default is the instance set by SetDefault, or nil.
-func Default() *Telemetry { return defaultTelemetry.Load() }
-
-// StartReload is Default().StartReload: a no-op before SetDefault.
-func StartReload(ctx context.Context, bundle, source string) (context.Context, *Operation) {
-	return Default().StartReload(ctx, bundle, source)
-}
-
-// StartRegistration is Default().StartRegistration.
-func StartRegistration(ctx context.Context, kind, name string) (context.Context, *Operation) {
-	return Default().StartRegistration(ctx, kind, name)
-}
-
-// ReloadObserved is Default().ReloadObserved.
-func ReloadObserved(ctx context.Context, r Reload) { Default().ReloadObserved(ctx, r) }
-
-// RegistrationObserved is Default().RegistrationObserved.
-func RegistrationObserved(ctx context.Context, kind, name string, start time.Time, dur time.Duration, err error) {
-	Default().RegistrationObserved(ctx, kind, name, start, dur, err)
-}
-
-// BundleRemoved is Default().BundleRemoved.
-func BundleRemoved(bundle string) { Default().BundleRemoved(bundle) }

@@ -215,14 +215,10 @@ func TestLocalParentMakesAnInternalSpan(t *testing.T) {
 func TestReloadAndRegistrationSpans(t *testing.T) {
 	tel, rec := recordingTelemetry(t)
 	ctx := context.Background()
-	_, op := tel.StartReload(ctx, "demo", "/b/demo")
-	op.SetRevision("r2")
-	op.End(nil)
-	_, op = tel.StartReload(ctx, "bad", "/b/bad")
-	op.End(errors.New("data.yaml:3: dangling role"))
+	tel.ReloadObserved(ctx, Reload{Bundle: "demo", Source: "/b/demo", Revision: "r2", Start: time.Now(), Duration: time.Millisecond})
+	tel.ReloadObserved(ctx, Reload{Bundle: "bad", Source: "/b/bad", Start: time.Now(), Duration: time.Millisecond, Err: errors.New("data.yaml:3: dangling role")})
 	tel.ReloadObserved(ctx, Reload{Bundle: "late", Source: "/b/late", Revision: "r9", Start: time.Now().Add(-time.Second), Duration: time.Second})
-	_, reg := tel.StartRegistration(ctx, "service", "portfolios")
-	reg.End(nil)
+	tel.RegistrationObserved(ctx, "service", "portfolios", time.Now(), time.Millisecond, nil)
 
 	spans := rec.Ended()
 	if len(spans) != 4 {
