@@ -18,7 +18,7 @@ import (
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
-// FuzzSOAJSPackageLayer checks layer 3 (SOAJS packages, SPEC §2.3) against a
+// FuzzSOAJSPackageLayer checks layer 3 (SOAJS packages, README "How a decision is made") against a
 // plain reading of the SPEC. The fuzzer's bytes drive a generator of ACL
 // documents - a package's, an application's override, a member's overrides
 // by package and by key - including malformed ones. For each:
@@ -505,7 +505,7 @@ func soajsDeny(code int) soajsOutcome {
 
 var soajsAllowed = soajsOutcome{allow: true, status: 200}
 
-// specPackageLayer is SPEC §2.3 layer 3. acls are the candidate ACLs in
+// specPackageLayer is layer 3 of README "How a decision is made". acls are the candidate ACLs in
 // precedence order (member by key, member by package, application,
 // package); method and template are the matched route's.
 func specPackageLayer(acls []map[string]any, service, method, template, member string, groups []string) soajsOutcome {

@@ -56,7 +56,7 @@ type Resource struct {
 	Reference      bool     `json:"reference,omitempty"`
 }
 
-// Decision is the answer to a Request (SPEC §2.2).
+// Decision is the answer to a Request (README "HTTP API").
 type Decision struct {
 	DecisionID string            `json:"decision_id"`
 	Allow      bool              `json:"allow"`

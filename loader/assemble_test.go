@@ -11,7 +11,7 @@ import (
 
 // TestAssembleProblemsNameFileAndEntry: what is wrong only when bundles are
 // put together — a SOAJS key given to two applications — is reported like
-// any validation problem, with the data file and the entry (SPEC 1.3).
+// any validation problem, with the data file and the entry (README "Bundles").
 func TestAssembleProblemsNameFileAndEntry(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef"
 	app := func(name string) string {

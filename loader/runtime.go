@@ -16,7 +16,7 @@ import (
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
-// Run-time changes (SPEC §1.1 registration, §2.5 delegations) go through
+// Run-time changes (README "Run-time registration and delegation") go through
 // the same change pipeline as bundle reloads, so that status, logs and
 // traces see them alike. Their synchronous processors, by order:
 //
@@ -68,7 +68,7 @@ type ServiceChange struct {
 }
 
 // DelegationChange is an application's request for a permittable group or
-// a member's consent or withdrawal, made at run time (SPEC §2.5).
+// a member's consent or withdrawal, made at run time (README "Run-time registration and delegation").
 type DelegationChange struct {
 	Tenant      string
 	Application string

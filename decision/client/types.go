@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Request is a decision request (POST /v1/decide; SPEC §2.1).
+// Request is a decision request (POST /v1/decide; README "HTTP API").
 type Request struct {
 	Tenant string `json:"tenant,omitempty"`
 	Key    string `json:"key,omitempty"`
@@ -35,7 +35,7 @@ type Resource struct {
 	Reference      bool     `json:"reference,omitempty"`
 }
 
-// Decision is verdict's answer (SPEC §2.2). Status is what the service
+// Decision is verdict's answer (README "HTTP API"). Status is what the service
 // should answer: 200, 401, 403 or 404.
 type Decision struct {
 	DecisionID string            `json:"decision_id"`
@@ -121,7 +121,7 @@ type Plan struct {
 }
 
 // Service is a service document: its routes and permittable groups, the
-// same shape as a bundle's verdict.catalog.services.<name> (SPEC §1.1).
+// same shape as a bundle's verdict.catalog.services.<name> (README "Bundles").
 type Service struct {
 	Routes []Route `json:"routes"`
 	// PermittableGroups maps a group (Fineract CN, e.g.

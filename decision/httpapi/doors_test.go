@@ -16,8 +16,8 @@ import (
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
-// TestEveryDoorAgreesWithDecide is the property of SPEC "Every door
-// agrees": for random questions over the demo bundle - well formed, with
+// TestEveryDoorAgreesWithDecide is the property "every door agrees"
+// (README "HTTP API"): for random questions over the demo bundle - well formed, with
 // facts left out, with fields of the wrong type, and inputs that are no
 // object at all - no public path answers an allow that POST /v1/decide
 // does not give for the same question. The doors: POST /v1/decide/batch,

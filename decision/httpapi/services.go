@@ -10,8 +10,8 @@ import (
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
-// Runtime is the run-time registration and delegation API (SPEC §1.1 and
-// §2.5); the loader implements it.
+// Runtime is the run-time registration and delegation API (README
+// "Run-time registration and delegation"); the loader implements it.
 type Runtime interface {
 	RegisterService(ctx context.Context, name string, doc map[string]any) (*loader.ServiceChange, uint64, error)
 	Services() ([]loader.ServiceInfo, error)

@@ -142,7 +142,7 @@ func pathSegments(path string) []string {
 	return strings.Split(p, "/")
 }
 
-// templateMatches is SPEC §1.1's path matching: the segments agree one by
+// templateMatches is README "Bundles" path matching: the segments agree one by
 // one, a parameter matching any one non-empty segment.
 func templateMatches(template, path string) bool {
 	ts, ps := templateSegments(template), pathSegments(path)

@@ -156,7 +156,7 @@ func globMatch(t *testing.T, glob, action string) bool {
 	return rs[0].Bindings["x"] == true
 }
 
-// TestActionPatternMatching checks SPEC §2.3's action matching rules on the
+// TestActionPatternMatching checks the action matching rules of README "How a decision is made" on the
 // Glob that ParseActionPattern produces, evaluated the way the engine does,
 // and that a matching pattern is always found under one of the action's
 // index keys (otherwise the store would never hand the statement to Rego).
@@ -196,7 +196,7 @@ func TestActionPatternMatching(t *testing.T) {
 		// Without a last part of exactly "*", the part counts must agree.
 		{"finmars:Portfolio", "finmars:Portfolio:list", false},
 		{"finmars:Portfolio:list", "finmars:Portfolio", false},
-		// A doubled star is still a star inside one part (SPEC §2.3): it must
+		// A doubled star is still a star inside one part (README "How a decision is made"): it must
 		// not reach across ":" into the next part.
 		{"finmars:Port**", "finmars:Portfolio", true},
 		{"finmars:Port**", "finmars:Portfolio:list", false},
@@ -912,7 +912,7 @@ func TestParseTenantProblems(t *testing.T) {
 // TestParseProblemEntriesNameTheOriginalListIndex checks that a problem
 // found after an earlier entry of the same list was dropped (a duplicate, a
 // value of the wrong type, a malformed principal or resource) still names
-// the entry's index in the list as written in the bundle (SPEC §1.3: the
+// the entry's index in the list as written in the bundle (README "Bundles": the
 // message names the file and the entry).
 func TestParseProblemEntriesNameTheOriginalListIndex(t *testing.T) {
 	const f = "verdict/tenants/acme/data.yaml: "
@@ -1185,7 +1185,7 @@ func TestProblemString(t *testing.T) {
 // service or tenant is wrong: verdict/catalog/data.yaml holds every service,
 // and a bundle may keep all its data in one verdict/data.yaml, so
 // "routes[1]" or "members.bob.roles[0]" alone does not say where the
-// problem is (SPEC §1.3: the message names the file and the entry).
+// problem is (README "Bundles": the message names the file and the entry).
 func TestParseProblemEntryNamesItsPlaceInTheFile(t *testing.T) {
 	t.Run("catalog services in verdict/catalog/data.yaml", func(t *testing.T) {
 		catalog := decode(t, validCatalog)

@@ -64,7 +64,7 @@ func opaGlobMatch(t *testing.T, pattern string, delimiters []string, s string) b
 // --- action patterns -------------------------------------------------------------
 
 // isActionText reports whether s is 1-3 non-empty parts of the characters
-// SPEC §2.3 allows in an action pattern.
+// README "How a decision is made" allows in an action pattern.
 func isActionText(s string) bool {
 	parts := strings.Split(s, ":")
 	if len(parts) > 3 {
@@ -85,7 +85,7 @@ func isActionText(s string) bool {
 
 var starRun = regexp.MustCompile(`\*+`)
 
-// specActionMatch is SPEC §2.3's action matching written out plainly: case is
+// specActionMatch is the action matching of README "How a decision is made", written out plainly: case is
 // ignored, parts are compared one by one, "*" inside a part matches any
 // characters of that part, a last part of exactly "*" matches one or more
 // remaining parts, and otherwise the part counts must agree. A run of stars
@@ -115,7 +115,7 @@ func specActionMatch(pattern, action string) bool {
 	return true
 }
 
-// FuzzParseActionPattern checks ParseActionPattern against SPEC §2.3: it
+// FuzzParseActionPattern checks ParseActionPattern against README "How a decision is made": it
 // accepts exactly the well-formed patterns; an accepted pattern's Glob is the
 // lower-cased pattern with "**" only as a whole last part; the Glob, as the
 // engine evaluates it with OPA, matches exactly the actions the SPEC says;

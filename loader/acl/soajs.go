@@ -6,7 +6,7 @@ import (
 )
 
 // This file parses the SOAJS side of the model: products and their
-// packages, applications and their keys, and ACLs (SPEC §1.2, §1.3).
+// packages, applications and their keys, and ACLs (README "Bundles").
 
 func parseProducts(raw any, loc Loc, doc *Document, ps *Problems) {
 	products, ok := asObject(raw, loc, ps)

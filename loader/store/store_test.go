@@ -281,7 +281,7 @@ func TestStatementsForNeverMissesAMatch(t *testing.T) {
 	}
 }
 
-// couldMatch is a plain reading of SPEC §2.3's action matching for the
+// couldMatch is a plain reading of the action matching of README "How a decision is made", for the
 // patterns of acmeJSON (a "*" part matches one part; a last part of "*"
 // matches the rest; "list_*" is a prefix).
 func couldMatch(p acl.ActionPattern, action string) bool {

@@ -1,4 +1,4 @@
-# Unit tests for data.verdict.engine.decision (SPEC §2.2 and §2.3, layers 1
+# Unit tests for data.verdict.engine.decision (README "HTTP API" and "How a decision is made", layers 1
 # tenant, 2 route, 4 IAM and 6 extensions). Inputs are built in the shape the
 # Go engine gathers (decision/engine.go gather; loader/store/records.go
 # tenantFacts, memberFacts, statementTerm). Run with `go test ./rego/`.

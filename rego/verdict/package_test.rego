@@ -1,4 +1,4 @@
-# Rego unit tests of layer 3 (SOAJS packages): every branch of SPEC §2.3's
+# Rego unit tests of layer 3 (SOAJS packages): every branch of README "How a decision is made",
 # layer-3 rules, the ACL precedence, per-method sections and the codes,
 # messages and statuses.
 package verdict.package_test

@@ -1,4 +1,4 @@
-# Unit tests for the fleet's shared run-time state (SPEC §4): a request
+# Unit tests for the fleet's shared run-time state (README "Running a fleet"): a request
 # carrying consistency.at_least is denied while the facts are older, and
 # while the state is stale an application does not act for a member by
 # consent. input.facts.state is gathered by decision/engine.go gather.

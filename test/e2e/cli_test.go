@@ -149,7 +149,7 @@ func TestCheckPrintsEveryProblemAsAnErrorLine(t *testing.T) {
 	}
 }
 
-// TestCheckRejectsDuplicateKeys: SPEC §1.3 says a duplicate key rejects the
+// TestCheckRejectsDuplicateKeys: README "Bundles" says a duplicate key rejects the
 // bundle with a message naming the file and the entry. A member written
 // twice must not be silently replaced by the second (here: an admin).
 func TestCheckRejectsDuplicateKeys(t *testing.T) {
@@ -296,7 +296,7 @@ func TestEvalJSON(t *testing.T) {
 	}
 }
 
-// TestEvalActionWildcardStaysInOnePart: SPEC §2.3 — "*" inside a part
+// TestEvalActionWildcardStaysInOnePart: README "How a decision is made" — "*" inside a part
 // matches characters of that part only, and unless the last part is
 // exactly "*", pattern and action must have the same number of parts. A
 // pattern written with a doubled star ("finmars:Port**", "**:list") must

@@ -370,7 +370,7 @@ func TestDecisionEnvelope(t *testing.T) {
 	if want := map[string]string{"demo": "2026-11-22.1"}; !reflect.DeepEqual(a.Revision, want) {
 		t.Errorf("revision = %v, want %v", a.Revision, want)
 	}
-	// The raw JSON carries every field of SPEC §2.2, also when empty.
+	// The raw JSON carries every field of README "HTTP API", also when empty.
 	resp := s.post(t, "/v1/decide", bankReq("intern", "GET", portfolioPath, "", ""))
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(resp.body, &raw); err != nil {

@@ -136,7 +136,7 @@ func (s *server) post(t *testing.T, path, body string) response {
 	return s.do(t, http.MethodPost, path, "application/json", strings.NewReader(body))
 }
 
-// Decision is the JSON answer of POST /v1/decide (SPEC §2.2).
+// Decision is the JSON answer of POST /v1/decide (README "HTTP API").
 type Decision struct {
 	DecisionID string            `json:"decision_id"`
 	Allow      bool              `json:"allow"`

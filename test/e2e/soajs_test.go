@@ -22,7 +22,7 @@ func soajsReq(tenant, key, member, method, path string) string {
 }
 
 // soajsDeny checks the SOAJS code and message of the deciding reason
-// (SPEC §2.3, layers 1-3).
+// (README "How a decision is made", layers 1-3).
 func soajsDeny(code int) func(t *testing.T, d *Decision) {
 	messages := map[int]string{
 		130: "Unknown service.",

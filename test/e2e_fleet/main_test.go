@@ -1,4 +1,4 @@
-// Package e2efleet tests fleet mode from the outside (SPEC §4, issue 16):
+// Package e2efleet tests fleet mode from the outside (README "Running a fleet", issue 16):
 // several `verdict run --state-db` processes share one real PostgreSQL
 // (VERDICT_TEST_PG_DSN, or a throwaway cluster test/pgtest starts; a
 // missing database fails the tests). A change written at one sidecar is

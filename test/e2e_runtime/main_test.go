@@ -1,5 +1,5 @@
 // Package e2eruntime tests run-time registration and delegation from the
-// outside (SPEC §1.1, §1.3, §2.3 layer 5, §2.5): it builds cmd/verdict,
+// outside (README "Run-time registration and delegation"): it builds cmd/verdict,
 // runs `verdict run --state-dir` on loopback ports, registers services,
 // requests and consents to delegations over HTTP, restarts the process
 // (gracefully and with kill -9) on the same state directory, and replays
