@@ -26,6 +26,7 @@ var mayImport = map[string][]string{
 	"rego":                 nil,
 	"loader/acl":           nil,
 	"loader/state":         nil,
+	"loader/jsonkeys":      nil,
 	"decision/client":      nil, // a service links it: the standard library only
 	"decision/proxyauth":   nil,
 	"loader/state/pgstate": {"loader/state"},
@@ -38,7 +39,7 @@ var mayImport = map[string][]string{
 	"decision": {"rego", "loader/acl", "loader/store", "decision/route"},
 
 	// The loader builds generations and hands them to the engine.
-	"loader": {"loader/acl", "loader/store", "loader/state", "loader/state/pgstate"},
+	"loader": {"loader/acl", "loader/jsonkeys", "loader/store", "loader/state", "loader/state/pgstate"},
 
 	// Above the engine: what asks it questions and reports on it.
 	"decision/access":    {"decision", "loader/acl", "loader/store"},
@@ -47,7 +48,7 @@ var mayImport = map[string][]string{
 
 	// The doors: HTTP and ext_authz, the top floor below cmd.
 	"decision/extauthz": {"decision", "decision/proxyauth"},
-	"decision/httpapi":  {"decision", "decision/access", "decision/proxyauth", "decision/telemetry", "loader/acl"},
+	"decision/httpapi":  {"decision", "decision/access", "decision/proxyauth", "decision/telemetry", "loader/acl", "loader/jsonkeys"},
 
 	// Test helpers.
 	"internal/testdemo":  {"bundles"},
