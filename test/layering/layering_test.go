@@ -42,13 +42,14 @@ var mayImport = map[string][]string{
 	"loader": {"loader/acl", "loader/jsonkeys", "loader/store", "loader/state", "loader/state/pgstate"},
 
 	// Above the engine: what asks it questions and reports on it.
-	"decision/access":    {"decision", "loader/acl", "loader/store"},
-	"decision/shadow":    {"decision", "decision/access"},
-	"decision/telemetry": {"decision"},
+	"decision/access":     {"decision", "loader/acl", "loader/store"},
+	"decision/shadow":     {"decision", "decision/access"},
+	"decision/telemetry":  {"decision"},
+	"decision/datafilter": {"decision"},
 
 	// The doors: HTTP and ext_authz, the top floor below cmd.
 	"decision/extauthz": {"decision", "decision/proxyauth"},
-	"decision/httpapi":  {"decision", "decision/access", "decision/proxyauth", "decision/telemetry", "loader/acl", "loader/jsonkeys"},
+	"decision/httpapi":  {"decision", "decision/access", "decision/datafilter", "decision/proxyauth", "decision/telemetry", "loader/acl", "loader/jsonkeys"},
 
 	// Test helpers.
 	"internal/testdemo":  {"bundles"},
