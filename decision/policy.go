@@ -89,7 +89,6 @@ func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, erro
 // time.now_ns for the whole evaluation, and the cancellation (cancelWith)
 // tied to the request's context.
 type ruleQuery struct {
-	ref      string
 	body     ast.Body
 	compiler ast.QueryCompiler
 	// result is the variable the document is bound to in body.
@@ -124,7 +123,7 @@ func compileRuleQuery(compiler *ast.Compiler, ref string) (*ruleQuery, error) {
 			result = compiled
 		}
 	}
-	return &ruleQuery{ref: ref, body: body, compiler: qc, result: result}, nil
+	return &ruleQuery{body: body, compiler: qc, result: result}, nil
 }
 
 // evalRule evaluates q on input, traced by tracer when it is not nil, and

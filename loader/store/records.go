@@ -531,13 +531,8 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 // FRN → sorted group codes, as a sorted table.
 func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
 	byObject := map[string][]string{}
-	lower := map[string]string{}
 	for code, rg := range t.ResourceGroups {
-		lc, ok := lower[code]
-		if !ok {
-			lc = strings.ToLower(code)
-			lower[code] = lc
-		}
+		lc := strings.ToLower(code) // once per group, shared by its objects
 		for _, frn := range rg.Assignments {
 			byObject[frn] = append(byObject[frn], lc)
 		}
