@@ -681,21 +681,12 @@ func dataFileResolver(files []string) acl.FileResolver {
 	sort.Slice(data, func(i, j int) bool { return len(data[i].dir) > len(data[j].dir) })
 	return func(dataPath []string) (string, int) {
 		for _, d := range data {
-			if len(d.dir) <= len(dataPath) && equalPrefix(d.dir, dataPath) {
+			if len(d.dir) <= len(dataPath) && slices.Equal(d.dir, dataPath[:len(d.dir)]) {
 				return d.path, len(d.dir)
 			}
 		}
 		return "", 0
 	}
-}
-
-func equalPrefix(prefix, s []string) bool {
-	for i := range prefix {
-		if prefix[i] != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkRoots reports data and packages outside the manifest's roots.

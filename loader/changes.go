@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -600,7 +602,7 @@ func (l *Loader) publishWarningsLocked() {
 		return
 	}
 	installed := make([]*Bundle, 0, len(l.bundles))
-	for _, name := range sortedKeys(l.bundles) {
+	for _, name := range slices.Sorted(maps.Keys(l.bundles)) {
 		installed = append(installed, l.bundles[name])
 	}
 	_, vocab := vocabularyProblems(installed, effectiveServices(installed, registered), func(string) bool { return false })

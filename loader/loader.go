@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -98,13 +100,13 @@ func assemble(ctx context.Context, bundles []*Bundle, registered []*acl.Service,
 	data := map[string]any{}
 	for _, b := range sorted {
 		var ps acl.Problems
-		for _, code := range sortedKeys(b.Doc.Tenants) {
+		for _, code := range slices.Sorted(maps.Keys(b.Doc.Tenants)) {
 			if other, dup := tenantOwner[code]; dup {
 				ps.Add(acl.NewLoc(b.files, "verdict", "tenants", code), "tenant %q is also declared by bundle %s", code, other)
 			}
 			tenantOwner[code] = b.Source.Name
 		}
-		for _, name := range sortedKeys(b.Doc.Catalog.Services) {
+		for _, name := range slices.Sorted(maps.Keys(b.Doc.Catalog.Services)) {
 			if other, dup := serviceOwner[name]; dup {
 				ps.Add(acl.NewLoc(b.files, "verdict", "catalog", "services", name), "service %q is also declared by bundle %s", name, other)
 			}
@@ -167,9 +169,9 @@ func assemble(ctx context.Context, bundles []*Bundle, registered []*acl.Service,
 				}
 			}
 		}
-		for _, code := range sortedKeys(b.Doc.Tenants) {
+		for _, code := range slices.Sorted(maps.Keys(b.Doc.Tenants)) {
 			t := b.Doc.Tenants[code]
-			for _, app := range sortedKeys(t.Applications) {
+			for _, app := range slices.Sorted(maps.Keys(t.Applications)) {
 				for i, k := range t.Applications[app].Keys {
 					where := b.Source.Name + ": tenant " + code + ", application " + app
 					if other, dup := keyOwner[k.Key]; dup && other != where {
@@ -265,13 +267,4 @@ func mergeData(dst, src map[string]any) error {
 		dst[k] = merged
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -253,17 +255,17 @@ func (storeProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn)
 		if b == nil {
 			continue
 		}
-		for _, code := range sortedKeys(b.Doc.Tenants) {
+		for _, code := range slices.Sorted(maps.Keys(b.Doc.Tenants)) {
 			if err := txn.PutTenant(name, b.Doc.Tenants[code]); err != nil {
 				return err
 			}
 		}
-		for _, code := range sortedKeys(b.Doc.Catalog.Packages) {
+		for _, code := range slices.Sorted(maps.Keys(b.Doc.Catalog.Packages)) {
 			if err := txn.PutPackage(name, b.Doc.Catalog.Packages[code]); err != nil {
 				return err
 			}
 		}
-		for _, svc := range sortedKeys(b.Doc.Catalog.Services) {
+		for _, svc := range slices.Sorted(maps.Keys(b.Doc.Catalog.Services)) {
 			if err := txn.PutService(name, b.Doc.Catalog.Services[svc]); err != nil {
 				return err
 			}

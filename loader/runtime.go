@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -306,22 +308,10 @@ func (delegationUnchangedProcessor) Process(_ context.Context, ev *Event, txn *s
 	if err != nil {
 		return err
 	}
-	if old != nil && equalStrings(old.Operations, c.Operations) {
+	if old != nil && slices.Equal(old.Operations, c.Operations) {
 		ev.Close()
 	}
 	return nil
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 type delegationStoreProcessor struct{}
@@ -411,7 +401,7 @@ func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 				return err
 			}
 		}
-		for _, m := range sortedKeys(f.Consents) {
+		for _, m := range slices.Sorted(maps.Keys(f.Consents)) {
 			cs := f.Consents[m]
 			if err := txn.PutConsent(&store.ConsentRecord{Tenant: f.Tenant, Application: f.Application, Group: f.Group,
 				Member: m, Enabled: cs.Enabled, At: cs.At}); err != nil {

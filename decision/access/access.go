@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -165,7 +166,7 @@ func Vocabulary(t *acl.Tenant, routeActions []string) []string {
 		note(a)
 	}
 	var wildcards []acl.ActionPattern
-	for _, code := range sortedKeys(t.Policies) {
+	for _, code := range slices.Sorted(maps.Keys(t.Policies)) {
 		for _, s := range t.Policies[code].Statements {
 			for _, a := range s.Actions {
 				if strings.Contains(a.Raw, "*") {
@@ -213,15 +214,6 @@ func uniqueFold(in []string) []string {
 			out = append(out, s)
 		}
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -223,7 +224,7 @@ func GenerateQuestions(old, cand *decision.Pinned, max int) (*Questions, error) 
 		}
 	}
 	qs := &Questions{}
-	for _, code := range sortedKeys(codes) {
+	for _, code := range slices.Sorted(maps.Keys(codes)) {
 		space := &questionSpace{tenant: code}
 		for _, p := range []*decision.Pinned{old, cand} {
 			t, err := LoadTenant(p, code)

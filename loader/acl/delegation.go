@@ -3,6 +3,8 @@ package acl
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -113,7 +115,7 @@ func parseDelegations(app string, raw any, loc Loc, ps *Problems, doc *Document)
 		return nil
 	}
 	out := map[string]*Delegation{}
-	for _, group := range sortedKeys(obj) {
+	for _, group := range slices.Sorted(maps.Keys(obj)) {
 		gl := loc.Key(group)
 		if group == "" {
 			ps.Add(loc, "a permittable group has an empty name")
@@ -150,8 +152,8 @@ func parseDelegations(app string, raw any, loc Loc, ps *Problems, doc *Document)
 // checkDelegations reports every member an enabled_by list names that the
 // tenant does not have.
 func (t *Tenant) checkDelegations(loc Loc, ps *Problems) {
-	for _, app := range sortedKeys(t.Delegations) {
-		for _, group := range sortedKeys(t.Delegations[app]) {
+	for _, app := range slices.Sorted(maps.Keys(t.Delegations)) {
+		for _, group := range slices.Sorted(maps.Keys(t.Delegations[app])) {
 			d := t.Delegations[app][group]
 			el := loc.Key("delegations").Key(app).Key(group).Key("enabled_by")
 			for i, m := range d.EnabledBy {

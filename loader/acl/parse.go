@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +36,7 @@ func Parse(verdict map[string]any, files FileResolver, ps *Problems) *Document {
 	if raw, ok := verdict["tenants"]; ok {
 		loc := NewLoc(files, "verdict", "tenants")
 		if obj, ok := asObject(raw, loc, ps); ok {
-			for _, code := range sortedKeys(obj) {
+			for _, code := range slices.Sorted(maps.Keys(obj)) {
 				tloc := NewLoc(files, "verdict", "tenants", code)
 				if t := parseTenant(code, obj[code], tloc, ps, doc); t != nil {
 					doc.Tenants[code] = t
@@ -51,7 +52,7 @@ func parseCatalog(raw any, loc Loc, doc *Document, ps *Problems) {
 	if !ok {
 		return
 	}
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		switch k {
 		case "services":
 			sloc := loc.Key("services")
@@ -59,7 +60,7 @@ func parseCatalog(raw any, loc Loc, doc *Document, ps *Problems) {
 			if !ok {
 				continue
 			}
-			for _, name := range sortedKeys(services) {
+			for _, name := range slices.Sorted(maps.Keys(services)) {
 				if s := ParseService(name, services[name], sloc.Key(name), ps); s != nil {
 					doc.Catalog.Services[name] = s
 				}
@@ -91,7 +92,7 @@ func ParseService(name string, raw any, loc Loc, ps *Problems) *Service {
 	if !ValidServiceName(name) {
 		ps.Add(loc, `service name %q must be 1 to %d bytes of UTF-8 without control characters, "/", "*" or space`, name, MaxNameBytes)
 	}
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		switch k {
 		case "routes":
 			rloc := loc.Key("routes")
@@ -120,7 +121,7 @@ func ParseService(name string, raw any, loc Loc, ps *Problems) *Service {
 			if !ok {
 				continue
 			}
-			for _, g := range sortedKeys(groups) {
+			for _, g := range slices.Sorted(maps.Keys(groups)) {
 				eloc := gloc.Key(g)
 				list, ok := asList(groups[g], eloc, ps)
 				if !ok {
@@ -439,10 +440,10 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 	hasPolicy := func(c string) bool { return t.Policies[c] != nil }
 	hasRole := func(c string) bool { return t.Roles[c] != nil }
 	hasGroup := func(c string) bool { return t.Groups[c] != nil }
-	for _, code := range sortedKeys(t.Roles) {
+	for _, code := range slices.Sorted(maps.Keys(t.Roles)) {
 		checkRefs(loc.Key("roles").Key(code).Key("policies"), "policy", t.Roles[code].Policies, hasPolicy)
 	}
-	for _, code := range sortedKeys(t.Groups) {
+	for _, code := range slices.Sorted(maps.Keys(t.Groups)) {
 		g := t.Groups[code]
 		gl := loc.Key("groups").Key(code)
 		checkRefs(gl.Key("roles"), "role", g.Roles, hasRole)
@@ -474,11 +475,11 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 	}
 	resourceGroups := make(map[string]bool, len(t.ResourceGroups))
 	groupCodes := make([]string, 0, len(t.ResourceGroups))
-	for _, code := range sortedKeys(t.ResourceGroups) {
+	for _, code := range slices.Sorted(maps.Keys(t.ResourceGroups)) {
 		resourceGroups[strings.ToLower(code)] = true
 		groupCodes = append(groupCodes, strings.ToLower(code))
 	}
-	for _, code := range sortedKeys(t.Policies) {
+	for _, code := range slices.Sorted(maps.Keys(t.Policies)) {
 		for _, s := range t.Policies[code].Statements {
 			sl := loc.Key("access_policies").Key(code).Key("Statement").Index(s.Index)
 			for i, p := range s.Principals {
@@ -531,12 +532,12 @@ func anyGroupMatches(r ResourcePattern, codes []string) bool {
 	return false
 }
 
-// sortedKeysUnless is sortedKeys(m), or nothing when skip is true.
+// sortedKeysUnless is m's keys in order, or nothing when skip is true.
 func sortedKeysUnless[V any](skip bool, m map[string]V) []string {
 	if skip {
 		return nil
 	}
-	return sortedKeys(m)
+	return slices.Sorted(maps.Keys(m))
 }
 
 func parsePolicy(code string, raw any, loc Loc, ps *Problems, doc *Document) *Policy {
@@ -678,7 +679,7 @@ func eachEntry(obj map[string]any, key string, loc Loc, ps *Problems, f func(k s
 	if !ok {
 		return
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if k == "" {
 			ps.Add(kl, "an entry has an empty name")
 			continue
@@ -708,7 +709,7 @@ func refList(obj map[string]any, key string, loc Loc, ps *Problems) []string {
 }
 
 func warnUnknown(obj map[string]any, loc Loc, ps *Problems, known ...string) {
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		found := false
 		for _, kn := range known {
 			if k == kn {
@@ -835,13 +836,4 @@ func requiredStringOrList(obj map[string]any, key string, loc Loc, ps *Problems)
 		return nil, false
 	}
 	return list, ok
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,6 +1,8 @@
 package acl
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,7 +15,7 @@ func parseProducts(raw any, loc Loc, doc *Document, ps *Problems) {
 	if !ok {
 		return
 	}
-	for _, code := range sortedKeys(products) {
+	for _, code := range slices.Sorted(maps.Keys(products)) {
 		ploc := loc.Key(code)
 		obj, ok := asObject(products[code], ploc, ps)
 		if !ok {
@@ -115,7 +117,7 @@ func parseACL(raw any, loc Loc, ps *Problems, doc *Document) ACL {
 		return nil
 	}
 	out := ACL{}
-	for _, svc := range sortedKeys(obj) {
+	for _, svc := range slices.Sorted(maps.Keys(obj)) {
 		sloc := loc.Key(svc)
 		sobj, ok := asObject(obj[svc], sloc, ps)
 		if !ok {
@@ -123,7 +125,7 @@ func parseACL(raw any, loc Loc, ps *Problems, doc *Document) ACL {
 		}
 		doc.Refs = append(doc.Refs, Ref{Kind: RefService, Name: svc, Loc: sloc})
 		entry := &ServiceACL{}
-		for _, k := range sortedKeys(sobj) {
+		for _, k := range slices.Sorted(maps.Keys(sobj)) {
 			kloc := sloc.Key(k)
 			switch {
 			case k == "access":
@@ -189,7 +191,7 @@ func parseAPIs(v any, loc Loc, ps *Problems) map[string]*APIACL {
 		return nil
 	}
 	out := make(map[string]*APIACL, len(obj))
-	for _, tmpl := range sortedKeys(obj) {
+	for _, tmpl := range slices.Sorted(maps.Keys(obj)) {
 		aloc := loc.Key(tmpl)
 		if err := ValidatePathTemplate(tmpl); err != nil {
 			ps.Add(aloc, "%v", err)
@@ -236,7 +238,7 @@ func APIKey(template string) string {
 // tenant.
 func (t *Tenant) checkApplications(loc Loc, ps *Problems) {
 	keys := map[string]bool{}
-	for _, name := range sortedKeys(t.Applications) {
+	for _, name := range slices.Sorted(maps.Keys(t.Applications)) {
 		for i, k := range t.Applications[name].Keys {
 			if k.Key == "" {
 				continue
@@ -247,8 +249,8 @@ func (t *Tenant) checkApplications(loc Loc, ps *Problems) {
 			keys[k.Key] = true
 		}
 	}
-	for _, name := range sortedKeys(t.Members) {
-		for _, key := range sortedKeys(t.Members[name].KeyACLs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Members)) {
+		for _, key := range slices.Sorted(maps.Keys(t.Members[name].KeyACLs)) {
 			if !keys[key] {
 				ps.Add(loc.Key("members").Key(name).Key("acl").Key("keys").Key(shortKey(key)), "no application of tenant %q has the key %s", t.Code, shortKey(key))
 			}

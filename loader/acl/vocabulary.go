@@ -2,6 +2,8 @@ package acl
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -197,9 +199,9 @@ func CheckActions(doc *Document, files FileResolver, v *Vocabulary, strict bool,
 	if !v.Known() {
 		return
 	}
-	for _, code := range sortedKeys(doc.Tenants) {
+	for _, code := range slices.Sorted(maps.Keys(doc.Tenants)) {
 		t := doc.Tenants[code]
-		for _, pcode := range sortedKeys(t.Policies) {
+		for _, pcode := range slices.Sorted(maps.Keys(t.Policies)) {
 			for _, s := range t.Policies[pcode].Statements {
 				for i, a := range s.Actions {
 					if v.Matches(a) {

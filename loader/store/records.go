@@ -547,7 +547,7 @@ func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
 	for i, frn := range rec.objects {
 		groups := byObject[frn]
 		sort.Strings(groups)
-		groups = dedupSorted(groups)
+		groups = slices.Compact(groups)
 		key := strings.Join(groups, "\x00")
 		n, ok := listIndex[key]
 		if !ok {
@@ -558,16 +558,6 @@ func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
 		rec.lists[i] = n
 	}
 	return rec
-}
-
-func dedupSorted(s []string) []string {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // UnknownKeyFacts is what Rego sees for a key the store does not know.

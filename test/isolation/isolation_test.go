@@ -12,11 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,14 +182,14 @@ func edit(rng *rand.Rand, tn map[string]any, w *worldgen.World, step int) (strin
 		}
 		return "give every member a policy that allows everything", true
 	case 4:
-		code := sortedKeys(policies)[rng.IntN(len(policies))]
+		code := slices.Sorted(maps.Keys(policies))[rng.IntN(len(policies))]
 		p := policies[code].(map[string]any)
 		p["Statement"] = append(list(p, "Statement"), map[string]any{
 			"Effect": "Deny", "Action": "finmars:*", "Resource": []any{"*"},
 		})
 		return "add a Deny of everything to policy " + code, true
 	case 5:
-		code := sortedKeys(groups)[rng.IntN(len(groups))]
+		code := slices.Sorted(maps.Keys(groups))[rng.IntN(len(groups))]
 		policies["group-all"] = map[string]any{"Statement": []any{map[string]any{
 			"Effect": "Allow", "Action": "finmars:*:*", "Resource": "*", "Principal": "group:" + code,
 		}}}
@@ -197,7 +198,7 @@ func edit(rng *rand.Rand, tn map[string]any, w *worldgen.World, step int) (strin
 		return "let group " + code + " (a group name A also has) do everything", true
 	case 6:
 		// Assign every object of the world to B's groups.
-		for _, code := range sortedKeys(rgs) {
+		for _, code := range slices.Sorted(maps.Keys(rgs)) {
 			var all []any
 			for vs := range spec.ViewSets {
 				for j := range spec.ResourceGroups * spec.ObjectsPerRG {
@@ -210,7 +211,7 @@ func edit(rng *rand.Rand, tn map[string]any, w *worldgen.World, step int) (strin
 		}
 		return "assign A's objects to all of B's resource groups", true
 	case 7:
-		for _, code := range sortedKeys(rgs) {
+		for _, code := range slices.Sorted(maps.Keys(rgs)) {
 			rgs[code] = map[string]any{"assignments": []any{}}
 		}
 		return "empty B's resource groups", true
@@ -225,7 +226,7 @@ func edit(rng *rand.Rand, tn map[string]any, w *worldgen.World, step int) (strin
 		tn["applications"] = map[string]any{"thief": map[string]any{"package": "PK", "keys": []any{map[string]any{"key": keyA}}}}
 		return "claim A's key for B (must be rejected)", false
 	default:
-		m := members[sortedKeys(members)[0]].(map[string]any)
+		m := members[slices.Sorted(maps.Keys(members))[0]].(map[string]any)
 		m["roles"] = append(list(m, "roles"), "no-such-role")
 		return "a dangling role (must be rejected)", false
 	}
@@ -378,13 +379,4 @@ func appendOnce(l []any, v string) []any {
 		}
 	}
 	return append(l, v)
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
