@@ -18,6 +18,16 @@ type Request struct {
 	Resource    *Resource    `json:"resource,omitempty"`
 	// Context is handed to the bundle's Rego untouched.
 	Context any `json:"context,omitempty"`
+	// Consistency asks for a decision made on run-time state at least as
+	// new as a revision a write answered (fleet mode).
+	Consistency *Consistency `json:"consistency,omitempty"`
+}
+
+// Consistency asks that a decision see the shared run-time state at least
+// at a revision; a sidecar that cannot catch up in time denies with
+// state.stale.
+type Consistency struct {
+	AtLeast uint64 `json:"at_least"`
 }
 
 // HTTPRequest is the request the service received.
@@ -47,6 +57,9 @@ type Decision struct {
 	Fields     []string          `json:"fields"`
 	Reasons    []Reason          `json:"reasons"`
 	Revision   map[string]string `json:"revision"`
+	// StateRevision is the revision of the shared run-time state the
+	// decision was made at (fleet mode; 0 without a state database).
+	StateRevision uint64 `json:"state_revision,omitempty"`
 }
 
 // Reason is one ground of a decision.
@@ -78,6 +91,8 @@ type BatchRequest struct {
 	Member      string      `json:"member,omitempty"`
 	Application string      `json:"application,omitempty"`
 	Items       []BatchItem `json:"items"`
+	// Consistency applies to every item (see Request.Consistency).
+	Consistency *Consistency `json:"consistency,omitempty"`
 }
 
 // BatchItem is one question of a batch.
