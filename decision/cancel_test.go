@@ -58,7 +58,7 @@ func TestCancelledEvaluationDenies(t *testing.T) {
 		return &decision.Request{Tenant: "acme", Member: "bob", Action: "finmars:Portfolio:list",
 			Context: map[string]any{"slow": slow}}
 	}
-	fast, err := engine.Decide(context.Background(), ask(false))
+	fast, err := engine.Decide(t.Context(), ask(false))
 	if err != nil || !fast.Allow {
 		t.Fatalf("the fast request is not allowed: %+v, %v", fast, err)
 	}
@@ -114,7 +114,7 @@ func TestCancelledEvaluationDenies(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
 			defer cancel()
 			start := time.Now()
 			allowed, err := tc.ask(ctx)

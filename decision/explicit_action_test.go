@@ -1,7 +1,6 @@
 package decision_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 
@@ -20,7 +19,7 @@ import (
 // tnt3) and IAM tenants (bank) alike.
 func TestExplicitActionIsJudgedByEveryLayer(t *testing.T) {
 	engine := demoEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	const (
 		keyTnt1App1 = "4ea5db4c70b6168aeede6a8a56cb4624efdb6cb2cf3c7b88cbc1f5d97080a44f18083fa195e20dcc0b42496ae268ea91c657dd9b252b72de14c862e64f8522a9dbdaa1ce0f48ba2d5ed5eff49b47d0f728bddb2080c8cbc7bde3771116192b51"
 		keyTnt1User = "4232477ed993d167ec13ccf8836c29c400fef7eb3d175b1f2192b82ebef6fb2d129cdd25fe23c04f856157184e11f7f57b65759191908cb5c664df136c7ad16a56a5917fdeabfc97c92a1f199e457e31f2450a810769ff1b29269bcb3f01e3d2"

@@ -1,7 +1,6 @@
 package decision_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -71,7 +70,7 @@ func faultyAsk(member string, ctx map[string]any) *decision.Request {
 
 func TestRegoEvaluationErrorsDeny(t *testing.T) {
 	engine := faultyEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	steps := []struct {
 		name   string
 		req    *decision.Request
@@ -149,7 +148,7 @@ func TestRegoEvaluationErrorsDeny(t *testing.T) {
 // generation is back.
 func TestPanicDuringDecisionDenies(t *testing.T) {
 	engine := faultyEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	good := engine.Current()
 	broken := *good
 	broken.Policy = nil

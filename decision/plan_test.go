@@ -1,7 +1,6 @@
 package decision_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -78,7 +77,7 @@ func starGlob(pattern string) *regexp.Regexp {
 // translates the plan to (decision/datafilter; its own test runs the SQL
 // filter on PostgreSQL and covers prefixes, patterns and group columns).
 func TestPlanAgreesWithDecide(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, seed := range []uint64{1, 2, 3} {
 		spec := worldgen.Small
 		spec.Seed = seed
@@ -147,7 +146,7 @@ func TestPlanAgreesWithDecide(t *testing.T) {
 
 func TestPlanKinds(t *testing.T) {
 	engine := demoEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	list := &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/"}
 	tests := []struct {
 		name, tenant, member string
@@ -177,7 +176,7 @@ func TestPlanKinds(t *testing.T) {
 // so the plan must keep nothing then (as it already did for user_a).
 func TestPlanOwnerFilterHonoursExtRules(t *testing.T) {
 	engine := demoEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	list := &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/"}
 	tests := []struct {
 		name, member, ip string
@@ -233,7 +232,7 @@ func reasonCodes(rs []decision.Reason) []string {
 // what decide allows.
 func TestPlanCriteriaAreTheStatementsText(t *testing.T) {
 	engine, _ := loadertest.Load(t, []loader.Source{{Name: "metachars", Location: filepath.Join("testdata", "plan_metachars")}})
-	ctx := context.Background()
+	ctx := t.Context()
 	const action = "finmars:Portfolio:list"
 	p, err := engine.Plan(ctx, &decision.PlanRequest{Tenant: "bank", Member: "user_a", Action: action, Model: "portfolios:portfolio"})
 	if err != nil {
@@ -276,7 +275,7 @@ func TestPlanCriteriaAreTheStatementsText(t *testing.T) {
 // does not store groups still excludes what a Deny on secret-* denies.
 func TestPlanExpandsGroupPatterns(t *testing.T) {
 	engine, _ := loadertest.Load(t, []loader.Source{{Name: "filters", Location: filepath.Join("datafilter", "testdata", "filters")}})
-	p, err := engine.Plan(context.Background(), &decision.PlanRequest{Tenant: "bank", Member: "user_a",
+	p, err := engine.Plan(t.Context(), &decision.PlanRequest{Tenant: "bank", Member: "user_a",
 		Action: "finmars:Portfolio:list", Model: "portfolios:portfolio"})
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +287,7 @@ func TestPlanExpandsGroupPatterns(t *testing.T) {
 		t.Errorf("exclude user_codes = %v, want %v (secret-vault's objects)", got, want)
 	}
 	for _, code := range []string{"a1", "A2", "s1", "b1"} {
-		d, err := engine.Decide(context.Background(), &decision.Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list",
+		d, err := engine.Decide(t.Context(), &decision.Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list",
 			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:" + code, Owner: "someone"}})
 		if err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package decision_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,7 +16,7 @@ import (
 // API answered 500.
 func TestQueryFunctionPathIsAnInputError(t *testing.T) {
 	engine := demoEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, tt := range []struct {
 		path []string
 		want string
@@ -65,7 +64,7 @@ func TestQueryFunctionPathIsAnInputError(t *testing.T) {
 // MaxCachedDataQueries most recently used.
 func TestQueryPathBounds(t *testing.T) {
 	engine := demoEngine(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, tt := range []struct {
 		name string
 		path []string
@@ -117,7 +116,7 @@ func TestQueryBelowAScalarIsAnInputError(t *testing.T) {
 	ask := func() (*decision.Request, error) {
 		return &decision.Request{Tenant: "bank", Member: "admin", Action: "finmars:Portfolio:list"}, nil
 	}
-	_, err := engine.QueryEngine(context.Background(), []string{"verdict", "engine", "decision", "allow", "x"}, ask)
+	_, err := engine.QueryEngine(t.Context(), []string{"verdict", "engine", "decision", "allow", "x"}, ask)
 	var inErr *decision.InputError
 	if !errors.As(err, &inErr) || inErr.Field != "path" || !strings.Contains(inErr.Message, "data.verdict.engine.decision.allow.x can have no value") {
 		t.Fatalf("error %v, want an InputError on path saying the path can have no value", err)

@@ -1,7 +1,6 @@
 package decision_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
@@ -13,7 +12,7 @@ import (
 // another is installed.
 func TestSnapshotKeepsItsGeneration(t *testing.T) {
 	engine, _ := loadertest.Demo(t)
-	snap, err := engine.Snapshot(context.Background(), nil)
+	snap, err := engine.Snapshot(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,14 +24,14 @@ func TestSnapshotKeepsItsGeneration(t *testing.T) {
 	req := func() *decision.Request {
 		return &decision.Request{Tenant: "bank", Member: "user_a", Action: "finmars:Portfolio:list"}
 	}
-	d, err := snap.Decide(context.Background(), req())
+	d, err := snap.Decide(t.Context(), req())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Revision["demo"] != old.Revisions["demo"] || !d.Allow {
 		t.Errorf("snapshot decided on revision %v (allow %v), want %v", d.Revision, d.Allow, old.Revisions)
 	}
-	live, err := engine.Decide(context.Background(), req())
+	live, err := engine.Decide(t.Context(), req())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +41,7 @@ func TestSnapshotKeepsItsGeneration(t *testing.T) {
 	if snap.Generation() != old || snap.ID() == "" || snap.ID() == d.DecisionID {
 		t.Errorf("snapshot generation %p (want %p), id %q", snap.Generation(), old, snap.ID())
 	}
-	if _, err := decision.NewEngine(nil).Snapshot(context.Background(), nil); err != decision.ErrNotReady {
+	if _, err := decision.NewEngine(nil).Snapshot(t.Context(), nil); err != decision.ErrNotReady {
 		t.Errorf("snapshot with no generation: %v, want ErrNotReady", err)
 	}
 }

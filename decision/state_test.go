@@ -48,7 +48,7 @@ func TestStaleStateDeniesConsentBasedAllow(t *testing.T) {
 			opts = append(opts, decision.WithDecisionCache(decision.CacheOptions{Size: 100}))
 		}
 		e := demoEngine(t, opts...)
-		ctx := context.Background()
+		ctx := t.Context()
 		withState(e, decision.StateInfo{Shared: true, Revision: 4})
 		d, err := e.Decide(ctx, delegatedAsk())
 		if err != nil || !d.Allow || d.StateRevision != 4 {
@@ -84,7 +84,7 @@ func (w *waiter) WaitForState(_ context.Context, rev uint64) {
 // decided on it; a sidecar that cannot catch up denies with state.stale,
 // also when the decision cache holds an allow for the same request.
 func TestConsistencyAtLeast(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	e := demoEngine(t, decision.WithDecisionCache(decision.CacheOptions{Size: 100}))
 	w := &waiter{e: e}
 	e.SetStateWaiter(w)

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,7 +28,7 @@ func TestACLDataDecodedAgainAfterInstall(t *testing.T) {
 		t.Fatalf("ACLData() = %v, %v", decoded, err)
 	}
 	l, _ := newTestLoader(t)
-	if err := l.Apply(context.Background(), b.Source, b, nil); err != nil {
+	if err := l.Apply(t.Context(), b.Source, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b.aclData.Load() != nil {
@@ -61,11 +60,11 @@ deny contains sprintf("member %s of %s was removed (revision %s)", [name, code, 
 	testfiles.Write(t, dir, files)
 	l, _ := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
-	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": strings.Replace(files["verdict/tenants/ta/data.yaml"], "  bob: {policies: [read]}\n", "", 1)})
-	err := l.Reload(context.Background(), src)
+	err := l.Reload(t.Context(), src)
 	if err == nil || !strings.Contains(err.Error(), "member bob of ta was removed (revision a1)") {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -28,7 +27,7 @@ func TestAssembleProblemsNameFileAndEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Assemble(context.Background(), []*Bundle{b})
+	_, err = Assemble(t.Context(), []*Bundle{b})
 	var verr *acl.ValidationError
 	if !errors.As(err, &verr) || len(verr.Problems) != 1 {
 		t.Fatalf("Assemble: %v, want one validation problem", err)

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,7 +37,7 @@ func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, _ := newTestLoader(t)
-	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -63,7 +62,7 @@ func TestEditorFilesLeaveABundleAsItIs(t *testing.T) {
 	if b.Digest != clean.Digest || b.Revision != "r1" || b.Doc.Tenants["bank"] == nil {
 		t.Errorf("with editor files: revision %q, digest %s (without them %s)", b.Revision, b.Digest, clean.Digest)
 	}
-	if err := l.Reload(context.Background(), src); err != nil {
+	if err := l.Reload(t.Context(), src); err != nil {
 		t.Fatal(err)
 	}
 	if st := flush(t, l); !st.Ready || bundleStatus(t, st, "bank").State != StateOK {

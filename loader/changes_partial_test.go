@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +30,7 @@ func partialWorld(t *testing.T, delegations string) []Source {
 func TestLoadAvailableLeavesOutTheBundleThatDoesNotFit(t *testing.T) {
 	sources := partialWorld(t, appSelf+"    portfolio__v1__khepri: {operations: [CHANGE], enabled_by: [imhotep]}\n")
 	l, engine := newTestLoader(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	gen, err := l.LoadAvailable(ctx, sources)
 	if err == nil || !strings.Contains(err.Error(), `unknown permittable group "portfolio__v1__khepri"`) {
 		t.Fatalf("load = %v", err)
@@ -75,7 +74,7 @@ func TestLoadAvailableLeavesOutTheBundleWhoseRegoDoesNotCompile(t *testing.T) {
 	})
 	sources = append(sources, Source{Name: "bad", Location: bad})
 	l, engine := newTestLoader(t)
-	gen, err := l.LoadAvailable(context.Background(), sources)
+	gen, err := l.LoadAvailable(t.Context(), sources)
 	if err == nil || !strings.Contains(err.Error(), "no_such_function") {
 		t.Fatalf("load = %v", err)
 	}
@@ -100,7 +99,7 @@ func TestLoadAvailableLeavesOutTheBundleWhoseRegoDoesNotCompile(t *testing.T) {
 func TestLoadAllInstallsNothingWhenOneBundleDoesNotFit(t *testing.T) {
 	sources := partialWorld(t, appSelf+"    portfolio__v1__khepri: {operations: [CHANGE], enabled_by: [imhotep]}\n")
 	l, engine := newTestLoader(t)
-	if gen, err := l.LoadAll(context.Background(), sources); err == nil || gen != nil {
+	if gen, err := l.LoadAll(t.Context(), sources); err == nil || gen != nil {
 		t.Fatalf("load = %v, %v", gen, err)
 	}
 	if engine.Current() != nil {

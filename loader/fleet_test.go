@@ -51,7 +51,7 @@ func TestFleetAppliesChangesInOrderAndStopsAtGap(t *testing.T) {
 		t.Helper()
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if err := l.applyChangesLocked(context.Background(), changes); err != nil {
+		if err := l.applyChangesLocked(t.Context(), changes); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,13 +120,13 @@ func TestFleetRefusesUnimportedStateDir(t *testing.T) {
 	if err := d.PutService(&state.ServiceFile{Name: "s", Document: []byte(`{"routes": []}`)}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgstate.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none")
+	db, err := pgstate.Open(t.Context(), "postgres://nobody@127.0.0.1:1/none")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	l, _ := newTestLoader(t)
-	err = l.OpenFleet(context.Background(), FleetOptions{DB: db, StateDir: dir})
+	err = l.OpenFleet(t.Context(), FleetOptions{DB: db, StateDir: dir})
 	if err == nil || !strings.Contains(err.Error(), "verdict state import --from-dir") {
 		t.Fatalf("OpenFleet on an unimported state directory = %v", err)
 	}

@@ -63,7 +63,7 @@ func TestPipelineRunsProcessorsByOrder(t *testing.T) {
 	p, _ := newTestPipeline(t)
 	var ran []string
 	p.Register(recorder{name: "c", order: 30, log: &ran}, recorder{name: "a", order: 10, log: &ran}, recorder{name: "b", order: 20, log: &ran})
-	if _, err := p.Process(context.Background(), &Event{Kind: KindCreate, Subject: Subject{Type: "test", Name: "x"}}); err != nil {
+	if _, err := p.Process(t.Context(), &Event{Kind: KindCreate, Subject: Subject{Type: "test", Name: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(ran, want) {
@@ -83,7 +83,7 @@ func TestPipelineErrorRollsBackTheWholeChange(t *testing.T) {
 		recorder{name: "refuse", order: 2, log: &ran, fn: func(*Event, *store.WriteTxn) error { return errors.New("no") }},
 		recorder{name: "after", order: 3, log: &ran},
 	)
-	_, err := p.Process(context.Background(), &Event{Kind: KindCreate})
+	_, err := p.Process(t.Context(), &Event{Kind: KindCreate})
 	var pe *ProcessorError
 	if !errors.As(err, &pe) || pe.Processor != "refuse" {
 		t.Fatalf("err = %v, want a ProcessorError from refuse", err)
@@ -105,7 +105,7 @@ func TestPipelineClosedEventSkipsTheRestAndCommits(t *testing.T) {
 		recorder{name: "after", order: 3, log: &ran},
 	)
 	ev := &Event{Kind: KindUpdate}
-	snap, err := p.Process(context.Background(), ev)
+	snap, err := p.Process(t.Context(), ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestPipelineDisable(t *testing.T) {
 	if err := p.Disable("bundle-assemble"); err == nil || !strings.Contains(err.Error(), "required") {
 		t.Errorf("Disable(required) = %v", err)
 	}
-	if _, err := p.Process(context.Background(), &Event{Kind: KindCreate}); err != nil {
+	if _, err := p.Process(t.Context(), &Event{Kind: KindCreate}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"b"}; !reflect.DeepEqual(ran, want) {
@@ -153,7 +153,7 @@ func TestPipelineNotifiesAsyncProcessorsInOrder(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	p.RegisterAsync(asyncRecorder{name: "second", order: 2, mu: &mu, log: &got}, asyncRecorder{name: "first", order: 1, mu: &mu, log: &got})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go p.Run(ctx)
 	for _, n := range []string{"x", "y"} {
@@ -191,11 +191,11 @@ func TestPipelineNotifyCarriesTheOrigin(t *testing.T) {
 	p, _ := newTestPipeline(t)
 	seen := make(chan [2]any, 2)
 	p.RegisterAsync(ctxProbe{seen: seen})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go p.Run(ctx)
 
-	request, endRequest := context.WithCancel(context.WithValue(context.Background(), probeKey{}, "caller"))
+	request, endRequest := context.WithCancel(context.WithValue(t.Context(), probeKey{}, "caller"))
 	endRequest() // the HTTP request is over before the processors run
 	p.Notify(&Event{Kind: KindUpdate, Subject: Subject{Type: SubjectService, Name: "s"}, Origin: context.WithoutCancel(request)})
 	p.Notify(&Event{Kind: KindUpdate, Subject: Subject{Type: SubjectBundle, Name: "b"}})

@@ -2,7 +2,6 @@ package loader
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -22,7 +21,7 @@ func TestRejectedChangeLogSaysWhatServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	src := Source{Name: "a", Location: dir}
 	rejected := func() string {

@@ -75,7 +75,7 @@ func TestReloadRebuildsOnlyTheChangedBundle(t *testing.T) {
 	testfiles.Write(t, dirB, tenantBundle("tb", "b1", "  bob: {policies: [read]}\n"))
 	l, engine := newTestLoader(t)
 	srcA, srcB := Source{Name: "a", Location: dirA}, Source{Name: "b", Location: dirB}
-	if _, err := l.LoadAll(context.Background(), []Source{srcA, srcB}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{srcA, srcB}); err != nil {
 		t.Fatal(err)
 	}
 	before := engine.Current()
@@ -84,7 +84,7 @@ func TestReloadRebuildsOnlyTheChangedBundle(t *testing.T) {
 	tenantBBefore, _ := before.Facts.Read().Tenant("tb")
 
 	testfiles.Write(t, dirA, tenantBundle("ta", "a2", "  alice: {policies: [read]}\n  carol: {}\n"))
-	if err := l.Reload(context.Background(), srcA); err != nil {
+	if err := l.Reload(t.Context(), srcA); err != nil {
 		t.Fatal(err)
 	}
 	after := engine.Current()
@@ -117,11 +117,11 @@ func TestUnchangedReloadInstallsNothing(t *testing.T) {
 	testfiles.Write(t, dir, tenantBundle("ta", "a1", "  alice: {}\n"))
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
-	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 	gen := engine.Current()
-	if err := l.Reload(context.Background(), src); err != nil {
+	if err := l.Reload(t.Context(), src); err != nil {
 		t.Fatal(err)
 	}
 	if engine.Current() != gen {
@@ -137,7 +137,7 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 	testfiles.Write(t, dir, tenantBundle("ta", "a1", "  alice: {policies: [read]}\n"))
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
-	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 	good := engine.Current()
@@ -151,7 +151,7 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": tc.content})
-			if err := l.Reload(context.Background(), src); err == nil {
+			if err := l.Reload(t.Context(), src); err == nil {
 				t.Fatal("the bad version was accepted")
 			}
 			if engine.Current() != good {
@@ -175,7 +175,7 @@ func TestFailedReloadKeepsTheLastGoodVersion(t *testing.T) {
 		})
 	}
 	testfiles.Write(t, dir, tenantBundle("ta", "a3", "  alice: {policies: [read]}\n"))
-	if err := l.Reload(context.Background(), src); err != nil {
+	if err := l.Reload(t.Context(), src); err != nil {
 		t.Fatal(err)
 	}
 	if st := flush(t, l); !st.Ready || len(st.Failing) != 0 {
@@ -190,17 +190,17 @@ func TestRemovedBundleIsUnloadedAndClearsItsFailure(t *testing.T) {
 	testfiles.Write(t, dirB, tenantBundle("tb", "b1", "  bob: {}\n"))
 	l, engine := newTestLoader(t)
 	srcA, srcB := Source{Name: "a", Location: dirA}, Source{Name: "b", Location: dirB}
-	if _, err := l.LoadAll(context.Background(), []Source{srcA, srcB}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{srcA, srcB}); err != nil {
 		t.Fatal(err)
 	}
 	testfiles.Write(t, dirB, map[string]string{"verdict/tenants/tb/data.yaml": "name: [\n"})
-	if err := l.Reload(context.Background(), srcB); err == nil {
+	if err := l.Reload(t.Context(), srcB); err == nil {
 		t.Fatal("bad version accepted")
 	}
 	if err := os.RemoveAll(dirB); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Reload(context.Background(), srcB); err != nil {
+	if err := l.Reload(t.Context(), srcB); err != nil {
 		t.Fatal(err)
 	}
 	gen := engine.Current()
@@ -236,13 +236,13 @@ admin_policy(t, name) if name in t.roles.admin.policies
 	testfiles.Write(t, dir, files)
 	l, engine := newTestLoader(t)
 	src := Source{Name: "a", Location: dir}
-	if _, err := l.LoadAll(context.Background(), []Source{src}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{src}); err != nil {
 		t.Fatal(err)
 	}
 	good := engine.Current()
 	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
-	err := l.Reload(context.Background(), src)
+	err := l.Reload(t.Context(), src)
 	if err == nil || !strings.Contains(err.Error(), "policy all grants finmars:* outside the admin role") {
 		t.Fatalf("err = %v", err)
 	}
@@ -257,7 +257,7 @@ admin_policy(t, name) if name in t.roles.admin.policies
 	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {roles: [admin]}\n" +
 		"roles:\n  admin: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
-	if err := l.Reload(context.Background(), src); err != nil {
+	if err := l.Reload(t.Context(), src); err != nil {
 		t.Fatal(err)
 	}
 	// Disabled, the lint processor lets anything through.
@@ -266,7 +266,7 @@ admin_policy(t, name) if name in t.roles.admin.policies
 	}
 	testfiles.Write(t, dir, map[string]string{"verdict/tenants/ta/data.yaml": "name: ta\nmembers:\n  alice: {policies: [all]}\n" +
 		"access_policies:\n  all:\n    Statement:\n      - {Effect: Allow, Action: [\"finmars:*\"], Resource: \"*\"}\n"})
-	if err := l.Reload(context.Background(), src); err != nil {
+	if err := l.Reload(t.Context(), src); err != nil {
 		t.Fatalf("with bundle-lint disabled: %v", err)
 	}
 }
@@ -284,17 +284,17 @@ func TestRejectedBundleIsRetriedAfterAnotherChange(t *testing.T) {
 	})
 	l, _ := newTestLoader(t)
 	srcC, srcT := Source{Name: "catalog", Location: cat}, Source{Name: "tenant", Location: ten}
-	if _, err := l.LoadAll(context.Background(), []Source{srcC, srcT}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{srcC, srcT}); err != nil {
 		t.Fatal(err)
 	}
 	// The tenant moves to a package the catalog does not have yet: rejected.
 	testfiles.Write(t, ten, map[string]string{"verdict/tenants/x/data.yaml": "name: x\napplications: {app: {package: P2}}\n"})
-	if err := l.Reload(context.Background(), srcT); err == nil {
+	if err := l.Reload(t.Context(), srcT); err == nil {
 		t.Fatal("a dangling package was accepted")
 	}
 	// The catalog adds it: the tenant's rejected version now fits.
 	testfiles.Write(t, cat, map[string]string{"verdict/catalog/data.yaml": "products: {P: {packages: {P1: {acl: {}}, P2: {acl: {}}}}}\n"})
-	if err := l.Reload(context.Background(), srcC); err != nil {
+	if err := l.Reload(t.Context(), srcC); err != nil {
 		t.Fatal(err)
 	}
 	if st := flush(t, l); !st.Ready {
@@ -360,7 +360,7 @@ func TestRemoteBundlePollsWithETagVerifiesAndPersists(t *testing.T) {
 	src := Source{Name: "remote", Location: srv.URL + "/bundle.tar.gz", Verification: vc}
 	l, engine := newTestLoader(t)
 	r := NewRemote(l, src, RemoteOptions{StateDir: stateDir, Client: srv.Client()})
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := r.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -72,7 +71,7 @@ func TestRejectedRemoteBundleIsAcceptedWhenTheRegistrationArrives(t *testing.T) 
 	srv.publish(testfiles.TarGz(t, cnTenant("t1", appSelf)), `"t1"`)
 	stateDir := t.TempDir()
 	l, engine := newTestLoader(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := l.LoadAll(ctx, []Source{cnCatalogSource(t)}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +144,7 @@ func TestRestoredRemoteCopyIsAcceptedWhenTheRegistrationArrives(t *testing.T) {
 	}
 
 	l, engine := newTestLoader(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	r := NewRemote(l, src, RemoteOptions{StateDir: stateDir, Client: srv.Client()})
 	restored, ok := r.Restore()
 	if !ok {

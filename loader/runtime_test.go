@@ -127,7 +127,7 @@ func wantCodes(t *testing.T, d *decision.Decision, allow bool, want ...string) {
 
 func TestRegisterServiceTakesEffectForTheNextDecision(t *testing.T) {
 	l, engine, _ := cnWorld(t, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	wantCodes(t, decide(t, engine, "antony", "", "POST", "/portfolio/v1/khepri/beats"), false, "route.unknown")
 	before := engine.Current().Number
 
@@ -192,7 +192,7 @@ func TestRegisterServiceTakesEffectForTheNextDecision(t *testing.T) {
 
 func TestRegisteredGroupsResolveBundleReferences(t *testing.T) {
 	l, engine, tenant := cnWorld(t, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	// The tenant now delegates a group no service declares yet: rejected,
 	// the last good version keeps serving.
 	khepri := appSelf + "    portfolio__v1__khepri: {operations: [CHANGE], enabled_by: [imhotep]}\n"
@@ -222,7 +222,7 @@ func TestRegisteredGroupsResolveBundleReferences(t *testing.T) {
 
 func TestDelegationRequestConsentWithdraw(t *testing.T) {
 	l, engine, tenant := cnWorld(t, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, _, err := l.RegisterService(ctx, "portfolio", portfolioDoc(t, "")); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestDelegationRequestConsentWithdraw(t *testing.T) {
 
 func TestDelegationRefusals(t *testing.T) {
 	l, _, _ := cnWorld(t, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	notFound := func(what string, err error) {
 		t.Helper()
 		var nf *NotFoundError
@@ -327,7 +327,7 @@ func TestDelegationRefusals(t *testing.T) {
 
 func TestStateSurvivesARestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	ctx := context.Background()
+	ctx := t.Context()
 	{
 		l, engine, _ := cnWorld(t, dir)
 		if _, _, err := l.RegisterService(ctx, "portfolio", portfolioDoc(t, "")); err != nil {
@@ -365,7 +365,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 // is, unless the operator asks for it to be quarantined, which moves it
 // aside and says so in the status.
 func TestUnusableStateEntryIsRefusedOrQuarantined(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	// The withdrawal of imhotep's consent, which the bundle declares.
 	const withdrawal = "cn,rhythm,identity__v1__app_self.json"
 	tests := []struct {
@@ -457,14 +457,14 @@ func TestRegistrationThatNoLongerValidatesIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, _ := newTestLoader(t)
-	err = l.OpenState(context.Background(), dir, StateOptions{})
+	err = l.OpenState(t.Context(), dir, StateOptions{})
 	var unusable *UnusableStateError
 	if !errors.As(err, &unusable) || len(unusable.Problems) != 1 || unusable.Problems[0].File != d.ServicePath("old") ||
 		!strings.Contains(unusable.Problems[0].Message, "service old: the registered document no longer validates") {
 		t.Fatalf("OpenState = %v", err)
 	}
 	l, _ = newTestLoader(t)
-	if err := l.OpenState(context.Background(), dir, StateOptions{Quarantine: true}); err != nil {
+	if err := l.OpenState(t.Context(), dir, StateOptions{Quarantine: true}); err != nil {
 		t.Fatal(err)
 	}
 	if st := flush(t, l); st.Runtime.Registrations != 0 || len(st.Runtime.StateProblems) != 1 {
@@ -484,7 +484,7 @@ func TestAChangeThatCannotBeWrittenIsRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := engine.Current().Number
-	_, _, err := l.RegisterService(context.Background(), "portfolio", portfolioDoc(t, ""))
+	_, _, err := l.RegisterService(t.Context(), "portfolio", portfolioDoc(t, ""))
 	var pe *ProcessorError
 	if !errors.As(err, &pe) || pe.Processor != "state-write" {
 		t.Fatalf("RegisterService = %v, want a state-write error", err)
@@ -504,7 +504,7 @@ func TestRuntimeChangesGoThroughThePipeline(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	l.Pipeline().RegisterAsync(asyncRecorder{name: "rec", order: 999, mu: &mu, log: &log})
-	ctx := context.Background()
+	ctx := t.Context()
 	l.RegisterService(ctx, "portfolio", portfolioDoc(t, ""))
 	l.RegisterService(ctx, "portfolio", portfolioDoc(t, ""))
 	l.RequestDelegation(ctx, "cn", "rhythm", "portfolio__v1__khepri", []string{"READ"})
@@ -539,7 +539,7 @@ func TestRuntimeChangesGoThroughThePipeline(t *testing.T) {
 func TestConcurrentRuntimeChanges(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	l, engine, _ := cnWorld(t, dir)
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	for i := 0; i < 16; i++ {
 		wg.Add(1)
@@ -577,7 +577,7 @@ func mustOpen(t *testing.T, dir string) *state.Dir {
 // each survive a restart with their own document.
 func TestRegisteredNamesKeepTheirOwnStateFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	ctx := context.Background()
+	ctx := t.Context()
 	long := strings.Repeat("é", 60) // 120 bytes, 360 once escaped
 	sum := sha256.Sum256([]byte(long))
 	names := []string{long, "sha256-" + hex.EncodeToString(sum[:]),

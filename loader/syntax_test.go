@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -38,7 +37,7 @@ func TestDataSyntaxErrorsNameTheFileAndLine(t *testing.T) {
 			}
 			// The status shows the same.
 			l, _ := newTestLoader(t)
-			l.LoadAll(context.Background(), []Source{{Name: "a", Location: dir}})
+			l.LoadAll(t.Context(), []Source{{Name: "a", Location: dir}})
 			le := bundleStatus(t, flush(t, l), "a").LastError
 			if le == nil || le.File != tt.file || le.Line != tt.wantLine || le.Message != tt.wantMessage {
 				t.Errorf("status last error %+v, want %s line %d %q", le, tt.file, tt.wantLine, tt.wantMessage)

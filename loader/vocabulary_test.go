@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,7 +45,7 @@ func TestMisspeltDenyRejectsTheBundle(t *testing.T) {
     Statement:
       - {Effect: Deny, Action: "identity:permissions:reqest", Resource: "*"}
 `)
-	_, err := l.LoadAll(context.Background(), []Source{catalog, tenant})
+	_, err := l.LoadAll(t.Context(), []Source{catalog, tenant})
 	want := `bundle-assemble: bundle cn: verdict/tenants/cn/data.yaml: access_policies.no-requests.Statement[0].Action[0]: action "identity:permissions:reqest" matches no action of the catalog's routes or of a registered service, so this Deny would forbid nothing; did you mean "identity:permissions:request"?`
 	if err == nil || err.Error() != want {
 		t.Fatalf("LoadAll: %v\nwant: %s", err, want)
@@ -60,7 +59,7 @@ func TestMisspeltDenyRejectsTheBundle(t *testing.T) {
 // and the Deny shows as a warning in the status until the action is back;
 // another bundle's reload is not rejected because of it.
 func TestRegistrationsChangeTheActionsStatementsMayName(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	l, engine := newTestLoader(t)
 	catalog, tenant := writeVocabularyWorld(t, `
   no-beats:
@@ -141,7 +140,7 @@ func TestStatusShowsBundleWarnings(t *testing.T) {
     Statement:
       - {Effect: Allow, Action: "identity:permissions:requets", Resource: "*"}
 `})
-	if _, err := l.LoadAll(context.Background(), []Source{catalog, tenant}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{catalog, tenant}); err != nil {
 		t.Fatal(err)
 	}
 	want := strings.Join([]string{
@@ -166,7 +165,7 @@ func TestNoServiceNoActionCheck(t *testing.T) {
     Statement:
       - {Effect: Deny, Action: "identity:permissions:reqest", Resource: "*"}
 `)
-	if _, err := l.LoadAll(context.Background(), []Source{tenant}); err != nil {
+	if _, err := l.LoadAll(t.Context(), []Source{tenant}); err != nil {
 		t.Fatalf("a tenant bundle alone: %v", err)
 	}
 	if w := warningsOf(t, l, "cn"); w != "" {

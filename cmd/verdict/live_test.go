@@ -68,7 +68,7 @@ func TestRemoteBundleDownloadedAtStartIsPersisted(t *testing.T) {
 	stateDir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := runOptions{stateDir: stateDir}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	src := loader.Source{Name: "remote", Location: srv.URL + "/b.tar.gz"}
 	revisions, err := loadBundles(ctx, newLiveTestLoader(t), []loader.Source{src}, o, log)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,12 +66,12 @@ func TestStateImport(t *testing.T) {
 	if code != 0 || err != nil || !strings.Contains(out, "imported 1 services and 1 delegations (3 changes)") {
 		t.Fatalf("import: %q, %d, %v", out, code, err)
 	}
-	db, err := pgstate.Open(context.Background(), dsn)
+	db, err := pgstate.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	snap, err := db.Load(context.Background())
+	snap, err := db.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ var fast = client.Backoff{Initial: 5 * time.Millisecond, Max: 40 * time.Millisec
 
 func TestDecideBatchAndPlan(t *testing.T) {
 	c := serve(t, sidecar(t))
-	ctx := context.Background()
+	ctx := t.Context()
 	d, err := c.Decide(ctx, &client.Request{Tenant: "bank", Member: "user_a",
 		Request:  &client.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
 		Resource: &client.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}})
@@ -118,7 +118,7 @@ func TestRegisterServiceRetriesUntilTheSidecarAnswers(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	go func() {
 		reg, err := c.RegisterService(ctx, "requisition", requisition)
@@ -174,7 +174,7 @@ func TestRegisterServiceStopsAtAnAnswerRetryingCannotChange(t *testing.T) {
 		api.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 
 	bad := &client.Service{Routes: []client.Route{{Method: "GET", Path: "no-slash"}}}
 	_, err := client.New(srv.URL, client.WithAdminToken(token), client.WithBackoff(fast)).RegisterService(ctx, "bad", bad)
@@ -193,7 +193,7 @@ func TestRegisterServiceStopsAtAnAnswerRetryingCannotChange(t *testing.T) {
 
 func TestRegisterServiceGivesUpWhenTheContextEnds(t *testing.T) {
 	c := client.New("http://"+freeAddr(t), client.WithBackoff(fast))
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := c.RegisterService(ctx, "requisition", requisition)
@@ -230,7 +230,7 @@ func TestBackoffDelay(t *testing.T) {
 
 func TestPermissionsAndConsent(t *testing.T) {
 	c := serve(t, sidecar(t))
-	ctx := context.Background()
+	ctx := t.Context()
 	p, err := c.RequestPermission(ctx, "fineract", "rhythm", "portfolio__v1__khepri", []string{"CHANGE"})
 	if err != nil || !p.Created || p.Group != "portfolio__v1__khepri" {
 		t.Fatalf("RequestPermission = %+v, %v", p, err)

@@ -71,7 +71,7 @@ func TestBatcherExportsFullBatchesAndTheRestOnShutdown(t *testing.T) {
 	if n, batches := exp.count(); n < 10 {
 		t.Fatalf("exported %d spans in %v before Shutdown, want at least the first full batch", n, batches)
 	}
-	if err := tp.Shutdown(context.Background()); err != nil {
+	if err := tp.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	n, batches := exp.count()
@@ -92,7 +92,7 @@ func TestBatcherExportsAfterTheDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b))
-	defer tp.Shutdown(context.Background())
+	defer tp.Shutdown(t.Context())
 	endSpans(t, tp, 3)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(exp.GetSpans()) < 3 {
@@ -137,7 +137,7 @@ func TestBatcherDropsWhenTheQueueIsFullAndNeverBlocks(t *testing.T) {
 		t.Errorf("dropped %d spans, want 12 (a queue of 8)", got)
 	}
 	close(exp.gate)
-	if err := tp.Shutdown(context.Background()); err != nil {
+	if err := tp.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := exp.count(); n != 12 {

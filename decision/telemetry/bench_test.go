@@ -251,7 +251,7 @@ func BenchmarkObservabilityOverheadEngine(b *testing.B) {
 	for _, s := range benchSetups {
 		b.Run(s.name, func(b *testing.B) {
 			engine, tel := cachedEngine(b, w, s)
-			ctx := context.Background()
+			ctx := b.Context()
 			if s.tracing {
 				ctx = tracedContext()
 			}

@@ -86,7 +86,7 @@ func TestDecisionLogLineHasTheDocumentedFields(t *testing.T) {
 	}
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
-	ctx := trace.ContextWithSpanContext(context.Background(),
+	ctx := trace.ContextWithSpanContext(t.Context(),
 		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
 	start := time.Date(2026, 11, 22, 10, 0, 0, 123, time.UTC)
 	l.Log(ctx, sampleRequest(), sampleDecision("d-1"), start, 1500*time.Microsecond)
@@ -141,7 +141,7 @@ func TestDecisionLogMasksConfiguredPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := sampleRequest()
-	l.Log(context.Background(), req, sampleDecision("d-2"), time.Now(), time.Millisecond)
+	l.Log(t.Context(), req, sampleDecision("d-2"), time.Now(), time.Millisecond)
 	closeLog(t, l)
 
 	line := out.lines(t)[0]
@@ -203,7 +203,7 @@ func TestDecisionLogDropsAndCountsWhenFullAndNeverBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, ctx := sampleRequest(), context.Background()
+	req, ctx := sampleRequest(), t.Context()
 	// The first line reaches the writer, which then hangs (a slow disk).
 	l.Log(ctx, req, sampleDecision("first"), time.Now(), time.Millisecond)
 	select {
@@ -262,7 +262,7 @@ func TestDecisionLogConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				l.Log(context.Background(), sampleRequest(), sampleDecision("c"), time.Now(), time.Microsecond)
+				l.Log(t.Context(), sampleRequest(), sampleDecision("c"), time.Now(), time.Microsecond)
 			}
 		}()
 	}
@@ -287,7 +287,7 @@ func TestDecisionLogCountsWriteErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		l.Log(context.Background(), sampleRequest(), sampleDecision("x"), time.Now(), time.Microsecond)
+		l.Log(t.Context(), sampleRequest(), sampleDecision("x"), time.Now(), time.Microsecond)
 	}
 	closeLog(t, l)
 	if l.Failed() != 3 || l.Written() != 0 {
@@ -375,7 +375,7 @@ func TestDecisionLogMasksEveryShapeOfInput(t *testing.T) {
 			}
 			req := c.req()
 			before, _ := json.Marshal(req)
-			l.Log(context.Background(), req, sampleDecision("m"), time.Now(), time.Millisecond)
+			l.Log(t.Context(), req, sampleDecision("m"), time.Now(), time.Millisecond)
 			closeLog(t, l)
 			lines := out.lines(t)
 			if len(lines) != 1 {
@@ -423,7 +423,7 @@ func TestDecisionLogMasksContextSecrets(t *testing.T) {
 	}
 	req := sampleRequest()
 	req.Context = ctx
-	l.Log(context.Background(), req, sampleDecision("d-s"), time.Now(), time.Millisecond)
+	l.Log(t.Context(), req, sampleDecision("d-s"), time.Now(), time.Millisecond)
 	// A library caller's context of Go values is masked too.
 	type creds struct {
 		User  string `json:"user"`
@@ -431,7 +431,7 @@ func TestDecisionLogMasksContextSecrets(t *testing.T) {
 	}
 	req2 := sampleRequest()
 	req2.Context = map[string]any{"creds": creds{User: "u", Token: "t"}}
-	l.Log(context.Background(), req2, sampleDecision("d-t"), time.Now(), time.Millisecond)
+	l.Log(t.Context(), req2, sampleDecision("d-t"), time.Now(), time.Millisecond)
 	closeLog(t, l)
 
 	lines := out.lines(t)
@@ -464,7 +464,7 @@ func TestDecisionLogMasksContextSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Log(context.Background(), req, sampleDecision("d-u"), time.Now(), time.Millisecond)
+	l.Log(t.Context(), req, sampleDecision("d-u"), time.Now(), time.Millisecond)
 	closeLog(t, l)
 	in = out.lines(t)[0]["input"].(map[string]any)
 	if in["member"] != MaskedValue || in["key"] != "4ea5db4c" || in["context"].(map[string]any)["Authorization"] != "Bearer abc.def" {
@@ -482,7 +482,7 @@ func TestDecisionLogLineHasTheStateRevision(t *testing.T) {
 	}
 	d := sampleDecision("d-2")
 	d.StateRevision = 42
-	l.Log(context.Background(), sampleRequest(), d, time.Now(), time.Millisecond)
+	l.Log(t.Context(), sampleRequest(), d, time.Now(), time.Millisecond)
 	closeLog(t, l)
 	lines := out.lines(t)
 	if len(lines) != 1 || lines[0]["state_revision"] != 42.0 {

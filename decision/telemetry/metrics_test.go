@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -92,17 +91,17 @@ func allowDecision() *decision.Decision {
 }
 
 func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
-	tel, err := New(context.Background(), Options{Log: quietLog, Getenv: func(string) string { return "" }})
+	tel, err := New(t.Context(), Options{Log: quietLog, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tel.Shutdown(context.Background())
+	defer tel.Shutdown(t.Context())
 	engine := decision.NewEngine(quietLog)
 	engine.Install(&decision.Generation{Number: 7, LoadedAt: time.Unix(1700000000, 0),
 		Revisions: map[string]string{"demo": "2026-11-22.1", "acme": "v9"}})
 	tel.TrackEngine(engine)
 
-	ctx := context.Background()
+	ctx := t.Context()
 	req := sampleRequest()
 	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: 40 * time.Microsecond})
 	tel.ObserveDecision(ctx, req, allowDecision(), decision.DecisionInfo{Start: time.Now(), Duration: 60 * time.Microsecond})
@@ -186,4 +185,3 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 		t.Error("the removed bundle still has a last-reload gauge")
 	}
 }
-

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"io"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ func BenchmarkObserveDecision(b *testing.B) {
 					b.Fatal(err)
 				}
 				tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bt))
-				defer tp.Shutdown(context.Background())
+				defer tp.Shutdown(b.Context())
 				opts.TracerProvider = tp
 			}
 			if c.log {
@@ -38,11 +37,11 @@ func BenchmarkObserveDecision(b *testing.B) {
 				opts.DecisionLogBuffer = 1 << 16
 				opts.DecisionLogMask = []string{"/input/key"}
 			}
-			tel, err := New(context.Background(), opts)
+			tel, err := New(b.Context(), opts)
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer tel.Shutdown(context.Background())
+			defer tel.Shutdown(b.Context())
 			ctx, _ := remoteParentB()
 			req, d := sampleRequest(), allowDecision()
 			info := decision.DecisionInfo{Start: time.Now(), Duration: 100 * time.Microsecond}

@@ -62,15 +62,15 @@ func TestTracingConfigFromEnv(t *testing.T) {
 }
 
 func TestNoTracingWhenNothingIsConfigured(t *testing.T) {
-	tel, err := New(context.Background(), Options{Log: quietLog, Getenv: envOf(nil)})
+	tel, err := New(t.Context(), Options{Log: quietLog, Getenv: envOf(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tel.Shutdown(context.Background())
+	defer tel.Shutdown(t.Context())
 	if tel.TracingEnabled() {
 		t.Fatal("tracing is on with no OTEL_* variable set")
 	}
-	_, span := tel.Tracer().Start(context.Background(), "x")
+	_, span := tel.Tracer().Start(t.Context(), "x")
 	if span.IsRecording() || span.SpanContext().IsValid() {
 		t.Error("the tracer records spans")
 	}
@@ -117,7 +117,7 @@ func TestDecisionSpanIsAChildOfTheCallersSpan(t *testing.T) {
 	d := sampleDecision("dec-42")
 	tel.ObserveDecision(ctx, sampleRequest(), d, decision.DecisionInfo{Start: start, Duration: 250 * time.Microsecond})
 	// The span is recorded on the decision log's goroutine.
-	if err := tel.Flush(context.Background()); err != nil {
+	if err := tel.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -177,7 +177,7 @@ func TestFailedDecisionSpanIsAnError(t *testing.T) {
 	if d.Allow || d.Reasons[0].Code != "error.internal" {
 		t.Fatalf("decision %+v", d)
 	}
-	if err := tel.Flush(context.Background()); err != nil {
+	if err := tel.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	spans := rec.Ended()
@@ -195,10 +195,10 @@ func TestFailedDecisionSpanIsAnError(t *testing.T) {
 
 func TestLocalParentMakesAnInternalSpan(t *testing.T) {
 	tel, rec := recordingTelemetry(t)
-	ctx, batch := tel.Tracer().Start(context.Background(), "POST /v1/decide/batch")
+	ctx, batch := tel.Tracer().Start(t.Context(), "POST /v1/decide/batch")
 	tel.ObserveDecision(ctx, sampleRequest(), sampleDecision("b1"), decision.DecisionInfo{Start: time.Now(), Duration: time.Microsecond})
 	batch.End()
-	if err := tel.Flush(context.Background()); err != nil {
+	if err := tel.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range rec.Ended() {
@@ -214,7 +214,7 @@ func TestLocalParentMakesAnInternalSpan(t *testing.T) {
 
 func TestReloadAndRegistrationSpans(t *testing.T) {
 	tel, rec := recordingTelemetry(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	tel.ReloadObserved(ctx, Reload{Bundle: "demo", Source: "/b/demo", Revision: "r2", Start: time.Now(), Duration: time.Millisecond})
 	tel.ReloadObserved(ctx, Reload{Bundle: "bad", Source: "/b/bad", Start: time.Now(), Duration: time.Millisecond, Err: errors.New("data.yaml:3: dangling role")})
 	tel.ReloadObserved(ctx, Reload{Bundle: "late", Source: "/b/late", Revision: "r9", Start: time.Now().Add(-time.Second), Duration: time.Second})

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -27,7 +26,7 @@ const soajsDoc = `{
 }`
 
 func TestFailedStoreReadsDeny(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	pol, err := decision.CompilePolicy(ctx, nil, nil)
 	if err != nil {
 		t.Fatal(err)

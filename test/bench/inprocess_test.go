@@ -209,7 +209,7 @@ func BenchmarkInProcess(b *testing.B) {
 			reqs[i] = toDecisionRequest(q)
 		}
 		b.Run("verdict/"+stream, func(b *testing.B) {
-			ctx := context.Background()
+			ctx := b.Context()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := selfCPU()
@@ -241,7 +241,7 @@ func BenchmarkInProcess(b *testing.B) {
 				inputs[i] = v
 			}
 			b.Run(variant.name+"/"+stream, func(b *testing.B) {
-				ctx := context.Background()
+				ctx := b.Context()
 				b.ReportAllocs()
 				b.ResetTimer()
 				cpu := selfCPU()

@@ -72,7 +72,7 @@ func TestStateDirOfAnotherUser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binary, "run", "--addr", "127.0.0.1:0", "--state-dir", state)
 		uid := asContainerUser(t, cmd)

@@ -49,7 +49,7 @@ func TestREADMEFuzzCommandsNameOneTarget(t *testing.T) {
 		if _, ok := targets[c.pkg]; ok {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 		cmd := exec.CommandContext(ctx, "go", "test", "-list", "^Fuzz", c.pkg)
 		cmd.Dir = "../.."
 		out, err := cmd.Output()

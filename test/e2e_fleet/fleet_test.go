@@ -169,7 +169,7 @@ func TestKill9DuringBurstLosesNoAcknowledgedChange(t *testing.T) {
 	)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	put := func(i int) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/services/burst-%d", a.URL, i),
 			strings.NewReader(fmt.Sprintf(`{"routes": [{"method": "POST", "path": "/burst/%d", "action": "burst:items:create"}]}`, i)))

@@ -55,7 +55,7 @@ func bumpRevision(tb testing.TB, src loader.Source, i int) {
 // Rego, replace the bundle's rows in the store, install the generation.
 func BenchmarkReloadTenant10k(b *testing.B) {
 	l, engine, src, _ := benchWorld(b)
-	ctx := context.Background()
+	ctx := b.Context()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		bumpRevision(b, src, i+1)
@@ -79,7 +79,7 @@ func TestDecisionLatencyWhileReloading(t *testing.T) {
 	}
 	l, engine, src, w := benchWorld(t)
 	reqs := w.Requests(1, 4096)
-	ctx := context.Background()
+	ctx := t.Context()
 	measure := func(d time.Duration) []time.Duration {
 		var lat []time.Duration
 		end := time.Now().Add(d)

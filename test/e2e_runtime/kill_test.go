@@ -41,7 +41,7 @@ func TestKill9DuringConcurrentPutsLosesNoAcknowledgedWrite(t *testing.T) {
 		wg       sync.WaitGroup
 	)
 	put := func(i int) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/services/burst-%d", s.URL, i), strings.NewReader(doc(i)))
 		req.Header.Set("Authorization", "Bearer t0ken")

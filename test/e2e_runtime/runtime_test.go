@@ -246,7 +246,7 @@ func TestClientRegistersBeforeTheSidecarIsUp(t *testing.T) {
 
 	c := client.New("http://"+addr, client.WithAdminToken("t0ken"),
 		client.WithBackoff(client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {

@@ -112,7 +112,7 @@ func TestRejectedBundlesKeepTheLastGoodOne(t *testing.T) {
 		}(), "root"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ld.Reload(context.Background(), loader.Source{Name: "acme", FS: tc.fs})
+			err := ld.Reload(t.Context(), loader.Source{Name: "acme", FS: tc.fs})
 			if err == nil {
 				t.Fatal("the change was accepted")
 			}
@@ -128,7 +128,7 @@ func TestRejectedBundlesKeepTheLastGoodOne(t *testing.T) {
 		})
 	}
 	// A good version is still taken afterwards.
-	if err := ld.Reload(context.Background(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
+	if err := ld.Reload(t.Context(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	if reflect.DeepEqual(answers(t, engine), before) {
@@ -162,7 +162,7 @@ func TestFailingProcessorRollsTheChangeBack(t *testing.T) {
 	before := answers(t, engine)
 	gen := engine.Current().Number
 	armed = true
-	err := ld.Reload(context.Background(), loader.Source{Name: "acme", FS: acmeBundle("a2", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)})
+	err := ld.Reload(t.Context(), loader.Source{Name: "acme", FS: acmeBundle("a2", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)})
 	if err == nil || !strings.Contains(err.Error(), "processor refused") {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -170,7 +170,7 @@ func TestFailingProcessorRollsTheChangeBack(t *testing.T) {
 		t.Fatal("a change a processor refused was installed")
 	}
 	armed = false
-	if err := ld.Reload(context.Background(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
+	if err := ld.Reload(t.Context(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	if reflect.DeepEqual(answers(t, engine), before) {
@@ -188,7 +188,7 @@ func TestPanickingProcessorRejectsTheChange(t *testing.T) {
 	var err error
 	recovered := func() (r any) {
 		defer func() { r = recover() }()
-		err = ld.Reload(context.Background(), loader.Source{Name: "acme", FS: acmeBundle("a2", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)})
+		err = ld.Reload(t.Context(), loader.Source{Name: "acme", FS: acmeBundle("a2", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)})
 		return nil
 	}()
 	if engine.Current().Number != gen || !reflect.DeepEqual(answers(t, engine), before) {
@@ -201,7 +201,7 @@ func TestPanickingProcessorRejectsTheChange(t *testing.T) {
 		t.Fatalf("Reload after a processor panic: %v", err)
 	}
 	armed = false
-	if err := ld.Reload(context.Background(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
+	if err := ld.Reload(t.Context(), loader.Source{Name: "acme", FS: acmeBundle("a3", tenant(`{"Effect": "Allow", "Action": "*", "Resource": "*"}`), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	if reflect.DeepEqual(answers(t, engine), before) {

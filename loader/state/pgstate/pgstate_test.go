@@ -32,7 +32,7 @@ func open(t *testing.T, dsn string) *pgstate.Store {
 // the schema, the others find it current, and none fails.
 func TestMigrateConcurrently(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
 	created := make(chan int, 10)
@@ -98,7 +98,7 @@ func consent(member string, enabled bool) *pgstate.Change {
 // nanosecond.
 func TestWriteAndLoad(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	s := open(t, dsn)
 	if _, _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestWriteAndLoad(t *testing.T) {
 // though transactions run concurrently.
 func TestConcurrentWritersNoChangeSkipped(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	s := open(t, dsn)
 	if _, _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestConcurrentWritersNoChangeSkipped(t *testing.T) {
 // A database that cannot be reached is an *UnavailableError whose message
 // does not carry the password.
 func TestUnavailableMasksPassword(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s := open(t, "postgres://verdict:s3cret@127.0.0.1:1/verdict?sslmode=disable&connect_timeout=2")
 	_, err := s.BeginWrite(ctx, "x")
