@@ -166,6 +166,7 @@ type TokenError struct {
 }
 
 func (e *TokenError) Error() string { return e.Err.Error() }
+func (e *TokenError) Unwrap() error { return e.Err }
 
 // Challenge is the WWW-Authenticate value of the 401: without an error
 // code when no token was sent (RFC 6750 §3.1), invalid_token otherwise.
@@ -175,7 +176,6 @@ func (e *TokenError) Challenge() string {
 	}
 	return `Bearer error="invalid_token"`
 }
-func (e *TokenError) Unwrap() error { return e.Err }
 
 // Identify reads the caller from the headers of a forwarded request. The
 // error is a *HeaderError or a *TokenError.
@@ -304,7 +304,7 @@ func (id *Identifier) member(h http.Header) (string, error) {
 func requiredBearerToken(h http.Header) (string, *TokenError) {
 	values := h.Values("Authorization")
 	switch {
-	case len(values) == 0:
+	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
 		return "", tokenMissing("a bearer token is required: send Authorization: Bearer <JWT>")
 	case len(values) > 1:
 		return "", tokenInvalid("Authorization is given %d times; send one bearer token", len(values))
