@@ -304,10 +304,10 @@ func (id *Identifier) member(h http.Header) (string, error) {
 func requiredBearerToken(h http.Header) (string, *TokenError) {
 	values := h.Values("Authorization")
 	switch {
-	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
-		return "", tokenMissing("a bearer token is required: send Authorization: Bearer <JWT>")
 	case len(values) > 1:
 		return "", tokenInvalid("Authorization is given %d times; send one bearer token", len(values))
+	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
+		return "", tokenMissing("a bearer token is required: send Authorization: Bearer <JWT>")
 	}
 	if token, ok := BearerToken(h); ok {
 		return token, nil
