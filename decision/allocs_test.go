@@ -30,7 +30,7 @@ func TestDecisionAllocationBudget(t *testing.T) {
 	}{
 		{"iam allow (route, object in a resource group)", plain, decision.Request{Tenant: "bank", Member: "user_a",
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
-			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 890},
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 950},
 		{"iam deny, no statement applies", plain, decision.Request{Tenant: "bank", Member: "user_a",
 			Action: "finmars:Currency:destroy"}, false, 540},
 		{"iam deny, no candidate statement (route)", plain, decision.Request{Tenant: "bank", Member: "olivia",

@@ -46,8 +46,8 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			compared, nonEmpty := 0, 0
 			for _, list := range ix.index.lists {
 				for _, f := range list {
-					if want := referenceStatementTerm(f.Statement); f.Term.Value.Compare(want.Value) != 0 {
-						t.Fatalf("%s: statement term %v, want %v", code, f.Term, want)
+					if got, want := statementTerm(f.Statement, f.policyTerm), referenceStatementTerm(f.Statement); got.Value.Compare(want.Value) != 0 {
+						t.Fatalf("%s: statement term %v, want %v", code, got, want)
 					}
 				}
 			}

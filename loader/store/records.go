@@ -84,9 +84,11 @@ type StatementFact struct {
 	// Ordinal orders statements by policy code, then index, within a tenant.
 	Ordinal   int
 	Statement *acl.Statement
-	Term      *ast.Term
 	// policy is the position of the statement's policy in code order.
 	policy int
+	// policyTerm is the policy's code as a Rego string, shared by its
+	// statements.
+	policyTerm *ast.Term
 }
 
 // StatementList is an ordered list of statements and its Rego array.
@@ -263,7 +265,18 @@ func sharedString(s string) *ast.Term {
 	return ast.StringTerm(s)
 }
 
-func statementTerm(s *acl.Statement) *ast.Term {
+// anyPrincipal is the Principal of a statement that names none: ["*"].
+var anyPrincipal = ast.ArrayTerm(ast.StringTerm("*"))
+
+// statementTerm is the statement as Rego sees it. policy is the term of the
+// statement's policy code (nil: built here), shared by its statements.
+// Parts that are the same for many statements (an empty list, the Principal
+// ["*"], small numbers, common strings) are shared terms: a decision builds
+// the terms of the statements it gathered, and Rego never changes its input.
+func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
+	if policy == nil {
+		policy = ast.StringTerm(s.Policy)
+	}
 	actions := make([]*ast.Term, len(s.Actions))
 	for i, a := range s.Actions {
 		actions[i] = ast.StringTerm(a.Glob)
@@ -281,6 +294,12 @@ func statementTerm(s *acl.Statement) *ast.Term {
 		)
 	}
 	strs := func(list []string) *ast.Term {
+		switch {
+		case len(list) == 0:
+			return ast.InternedEmptyArray
+		case len(list) == 1 && list[0] == "*":
+			return anyPrincipal
+		}
 		terms := make([]*ast.Term, len(list))
 		for i, v := range list {
 			terms[i] = sharedString(v)
@@ -288,8 +307,8 @@ func statementTerm(s *acl.Statement) *ast.Term {
 		return ast.ArrayTerm(terms...)
 	}
 	return ast.ObjectTerm(
-		ast.Item(keyPolicy, ast.StringTerm(s.Policy)),
-		ast.Item(keyStatement, ast.IntNumberTerm(s.Index)),
+		ast.Item(keyPolicy, policy),
+		ast.Item(keyStatement, ast.InternedTerm(s.Index)),
 		ast.Item(keyEffect, sharedString(string(s.Effect))),
 		ast.Item(keyActions, ast.ArrayTerm(actions...)),
 		ast.Item(keyResources, ast.ArrayTerm(resources...)),
@@ -381,8 +400,9 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	ordinal := 0
 	for id, code := range codes {
 		b.policyID[code] = id
+		policyTerm := ast.StringTerm(code)
 		for _, s := range t.Policies[code].Statements {
-			f := &StatementFact{Ordinal: ordinal, Statement: s, Term: statementTerm(s), policy: id}
+			f := &StatementFact{Ordinal: ordinal, Statement: s, policy: id, policyTerm: policyTerm}
 			ordinal++
 			for i, a := range s.Actions {
 				// A statement is listed once under each of its keys.
@@ -478,10 +498,14 @@ func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
 	return shared
 }
 
+// newStatementList builds the Rego terms of the statements a request
+// gathered. They are built per request rather than kept per statement: a
+// request hands Rego a few statements of a tenant's thousands, and kept terms
+// were a fifth of the loaded store.
 func newStatementList(facts []*StatementFact) *StatementList {
 	terms := make([]*ast.Term, len(facts))
 	for i, f := range facts {
-		terms[i] = f.Term
+		terms[i] = statementTerm(f.Statement, f.policyTerm)
 	}
 	return &StatementList{Facts: facts, Array: ast.ArrayTerm(terms...)}
 }
