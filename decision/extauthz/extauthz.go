@@ -193,7 +193,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 		return refusal(http.StatusBadRequest, "invalid_request", "attributes.request.http",
 			"the check carries no HTTP request (is the ext_authz filter an HTTP filter?)")
 	}
-	headers := headerOf(httpReq)
+	headers, form := headerOf(httpReq)
 	if s.opts.Propagator != nil && headers.Get("Traceparent") != "" {
 		ctx = s.opts.Propagator.Extract(ctx, propagation.HeaderCarrier(headers))
 	}
@@ -203,10 +203,14 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 	if httpReq.GetPath() == "" {
 		return refusal(http.StatusBadRequest, "invalid_request", "attributes.request.http.path", "is required")
 	}
-	caller, err := s.id.Identify(headers)
+	caller, err := s.id.Identify(headers, form)
+	var repeatedErr *proxyauth.RepeatedHeaderError
 	var headerErr *proxyauth.HeaderError
 	var tokenErr *proxyauth.TokenError
 	switch {
+	case errors.As(err, &repeatedErr):
+		// As for a refused path: the client sent it, so the reason says so.
+		return requestInvalid(repeatedErr.Header, repeatedErr.Error())
 	case errors.As(err, &tokenErr):
 		r := refusal(http.StatusUnauthorized, tokenErr.Reason, "Authorization", err.Error())
 		denied := r.GetDeniedResponse()
@@ -274,15 +278,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 		case "request.path":
 			// The client wrote the path (an encoded separator, a dot
 			// segment…): a 400 to the client, as the reason says.
-			r := refusal(http.StatusBadRequest, "invalid_request", "attributes.request.http.path", inErr.Message)
-			denied := r.GetDeniedResponse()
-			denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
-			return r
+			return requestInvalid("attributes.request.http.path", inErr.Message)
 		case "resource.frn":
-			r := refusal(http.StatusBadRequest, "invalid_request", s.id.Options().FRNHeader, inErr.Message)
-			denied := r.GetDeniedResponse()
-			denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
-			return r
+			return requestInvalid(s.id.Options().FRNHeader, inErr.Message)
 		case "context.ip":
 			field = s.id.Options().IPHeader
 			if field == "" {
@@ -365,6 +363,16 @@ func refusal(status int, code, field, msg string) *authv3.CheckResponse {
 	}
 }
 
+// requestInvalid denies a check for what the client sent (a path verdict
+// refuses to translate, a header naming the caller given twice): 400 with
+// x-verdict-reason request.invalid, naming the field.
+func requestInvalid(field, msg string) *authv3.CheckResponse {
+	r := refusal(http.StatusBadRequest, "invalid_request", field, msg)
+	denied := r.GetDeniedResponse()
+	denied.Headers = append(denied.Headers, header(HeaderReason, ReasonRequestInvalid))
+	return r
+}
+
 // grpcCode is the gRPC status of a denied check with this HTTP status.
 // Envoy denies on any code but OK; the code tells other gRPC clients why.
 func grpcCode(status int) codes.Code {
@@ -390,10 +398,16 @@ func header(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
-// headerOf collects the checked request's headers: the headers map, or,
+// headerOf collects the checked request's headers: the headers map, where
+// Envoy has joined the copies of a header sent more than once with ",", or,
 // when Envoy sends raw headers (encode_raw_headers), the header map, where
-// a header sent twice stays two values.
-func headerOf(r *authv3.AttributeContext_HttpRequest) http.Header {
+// they stay separate values. The form is CommaJoinedHeaders whenever the
+// headers map is used.
+func headerOf(r *authv3.AttributeContext_HttpRequest) (http.Header, proxyauth.HeaderForm) {
+	form := proxyauth.SeparateHeaders
+	if len(r.GetHeaders()) > 0 {
+		form = proxyauth.CommaJoinedHeaders
+	}
 	h := make(http.Header, len(r.GetHeaders()))
 	for k, v := range r.GetHeaders() {
 		h.Add(k, v)
@@ -405,5 +419,5 @@ func headerOf(r *authv3.AttributeContext_HttpRequest) http.Header {
 		}
 		h.Add(hv.GetKey(), v)
 	}
-	return h
+	return h, form
 }

@@ -35,6 +35,12 @@ const ReasonRequestInvalid = "request.invalid"
 // deciding reason in headers. Other statuses (404 for an unknown route or
 // tenant) become 403, since auth_request understands only these three.
 func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
+	for _, name := range []string{"X-Original-Method", "X-Original-URI"} {
+		if n := len(r.Header.Values(name)); n > 1 {
+			refuseRepeatedHeader(w, &proxyauth.RepeatedHeaderError{Header: name, Count: n})
+			return
+		}
+	}
 	method := r.Header.Get("X-Original-Method")
 	uri := r.Header.Get("X-Original-URI")
 	if method == "" {
@@ -45,10 +51,14 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "X-Original-URI", "the proxy must set X-Original-URI (nginx: proxy_set_header X-Original-URI $request_uri)")
 		return
 	}
-	caller, err := s.authz.Identify(r.Header)
+	caller, err := s.authz.Identify(r.Header, proxyauth.SeparateHeaders)
+	var repeatedErr *proxyauth.RepeatedHeaderError
 	var headerErr *proxyauth.HeaderError
 	var tokenErr *proxyauth.TokenError
 	switch {
+	case errors.As(err, &repeatedErr):
+		refuseRepeatedHeader(w, repeatedErr)
+		return
 	case errors.As(err, &headerErr):
 		writeError(w, http.StatusBadRequest, "invalid_request", headerErr.Header, headerErr.Message)
 		return
@@ -117,6 +127,16 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderReason, reason)
 	}
 	writeJSON(w, status, d)
+}
+
+// refuseRepeatedHeader denies a request that gives a header naming the
+// caller (or the original request) more than once: 403 request.invalid, as
+// for a refused path, since the client can send such a request through a
+// proxy that passes its headers on, and nginx fails the request on any
+// other status than 2xx, 401 and 403.
+func refuseRepeatedHeader(w http.ResponseWriter, err *proxyauth.RepeatedHeaderError) {
+	w.Header().Set(HeaderReason, ReasonRequestInvalid)
+	writeError(w, http.StatusForbidden, "invalid_request", err.Header, err.Error())
 }
 
 // LoadJWKS reads a JSON Web Key Set file.

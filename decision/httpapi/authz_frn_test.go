@@ -41,7 +41,7 @@ func TestAuthzObjectFromFRNHeader(t *testing.T) {
 		{"an object-level Deny applies", withFRN, "DELETE", ask("head_of_banking", secret), 403, "iam.explicit_deny"},
 		{"no header: no object, any Allow covers", withFRN, "GET", ask("user_b"), 200, "iam.allow"},
 		{"an empty header: no object", withFRN, "GET", ask("user_b", ""), 200, "iam.allow"},
-		{"given twice: 400", withFRN, "GET", ask("user_b", bonds, bonds), 400, ""},
+		{"given twice: 403 request.invalid", withFRN, "GET", ask("user_b", bonds, bonds), 403, "request.invalid"},
 		{"not an FRN: a deny", withFRN, "GET", ask("user_b", "bonds-portfolio"), 403, httpapi.ReasonRequestInvalid},
 		{"not configured: the header is not read", withoutFRN, "GET", ask("user_b", bonds), 200, "iam.allow"},
 	}

@@ -213,7 +213,7 @@ func TestAuthzClientIP(t *testing.T) {
 		{"missing: 400", withIP, admin(), 400, ""},
 		{"empty: 400", withIP, admin(""), 400, ""},
 		{"a list: 400", withIP, admin("10.0.0.1, 203.0.113.66"), 400, ""},
-		{"given twice: 400", withIP, admin("10.0.0.1", "203.0.113.66"), 400, ""},
+		{"given twice: 403 request.invalid", withIP, admin("10.0.0.1", "203.0.113.66"), 403, "request.invalid"},
 		{"not an address: 400", withIP, admin("unknown"), 400, ""},
 		{"not configured: the header is not read", withoutIP, admin("203.0.113.66"), 200, "iam.admin"},
 	}
@@ -264,7 +264,7 @@ func TestAuthzJWTRequiredUnlessTheHeaderFallbackIsOptedIn(t *testing.T) {
 		{"required: a Basic credential", required, "GET", list, []string{"Basic dXNlcl9hOng="}, "user_a", 401, "token.missing"},
 		{"required: an empty bearer", required, "GET", list, []string{"Bearer "}, "user_a", 401, "token.invalid"},
 		{"required: a bare Bearer", required, "GET", list, []string{"Bearer"}, "user_a", 401, "token.invalid"},
-		{"required: two Authorization headers", required, "GET", list, []string{userA, "Basic eDp5"}, "user_a", 401, "token.invalid"},
+		{"required: two Authorization headers", required, "GET", list, []string{userA, "Basic eDp5"}, "user_a", 403, "request.invalid"},
 		{"required: a valid token", required, "GET", list, []string{userA}, "", 200, "iam.allow"},
 		{"required: the token wins over the header", required, "DELETE", delete, []string{userA}, "admin", 403, "iam.no_allow"},
 		{"required: the admin's token", required, "DELETE", delete, []string{admin}, "user_a", 200, "iam.admin"},

@@ -96,18 +96,45 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// trustedHeaders lists the headers the caller is read from under o: the
+// key and service headers, the tenant header unless Tenant is set, the
+// member header when it can be read, Authorization with a JWKS, and the IP
+// and FRN headers when set.
+func (o Options) trustedHeaders() []string {
+	h := []string{o.KeyHeader, o.ServiceHeader}
+	if o.Tenant == "" {
+		h = append(h, o.TenantHeader)
+	}
+	if o.MemberHeader != "" && (o.JWKS == nil || o.AllowMemberHeaderWithoutJWT) {
+		h = append(h, o.MemberHeader)
+	}
+	if o.JWKS != nil {
+		h = append(h, "Authorization")
+	}
+	for _, name := range []string{o.IPHeader, o.FRNHeader} {
+		if name != "" {
+			h = append(h, name)
+		}
+	}
+	return h
+}
+
 // Identifier reads callers from request headers under one set of Options.
 // It is safe for concurrent use.
 type Identifier struct {
 	opts Options
 	// parseOptions verify and validate a bearer token (nil without JWKS).
 	parseOptions []jwt.ParseOption
+	// trusted are the headers Identify reads the caller from under opts:
+	// each must be given at most once.
+	trusted []string
 }
 
 // NewIdentifier returns an Identifier for o, with default header names
 // filled in.
 func NewIdentifier(o Options) *Identifier {
 	id := &Identifier{opts: o.withDefaults()}
+	id.trusted = id.opts.trustedHeaders()
 	if o.JWKS != nil {
 		// exp is required: a token without one would be valid for ever.
 		// nbf and iat, when present, are checked as well; there is no
@@ -148,13 +175,61 @@ type HeaderError struct {
 
 func (e *HeaderError) Error() string { return e.Message }
 
+// HeaderForm says how the headers of a forwarded request reach verdict.
+type HeaderForm int
+
+const (
+	// SeparateHeaders: each copy of a header sent more than once is a
+	// value of its own (HTTP; Envoy's header_map).
+	SeparateHeaders HeaderForm = iota
+	// CommaJoinedHeaders: the copies of a header are joined with "," into
+	// one value (Envoy's CheckRequest headers map), so a comma in a value
+	// may separate two copies.
+	CommaJoinedHeaders
+)
+
+// RepeatedHeaderError is a request that gives a header the caller is read
+// from more than once (or, with CommaJoinedHeaders, with a comma in it):
+// verdict would read one copy, and a proxy or service reading another would
+// disagree with verdict about who asked. The doors refuse it as
+// request.invalid, a deny.
+type RepeatedHeaderError struct {
+	Header string
+	// Count is how many times the header is given; 1 for one value that
+	// holds a comma.
+	Count int
+}
+
+func (e *RepeatedHeaderError) Error() string {
+	if e.Count > 1 {
+		return fmt.Sprintf("%s is given %d times; verdict and a proxy or service could each read another copy, so it must be given once", e.Header, e.Count)
+	}
+	return fmt.Sprintf("%s holds a comma, as the copies of a header given more than once are joined; verdict and a proxy or service could each read another copy, so it must be given once, without a comma", e.Header)
+}
+
+// single checks that every trusted header is given at most once: once in h
+// and, in the comma-joined form or for Authorization (one credential, in
+// which no comma can occur), without a comma.
+func (id *Identifier) single(h http.Header, form HeaderForm) error {
+	for _, name := range id.trusted {
+		values := h.Values(name)
+		switch {
+		case len(values) > 1:
+			return &RepeatedHeaderError{Header: name, Count: len(values)}
+		case len(values) == 1 && (form == CommaJoinedHeaders || name == "Authorization") && strings.Contains(values[0], ","):
+			return &RepeatedHeaderError{Header: name, Count: 1}
+		}
+	}
+	return nil
+}
+
 // Reasons of a TokenError.
 const (
 	// ReasonTokenMissing: a JWKS is configured and the request carries no
 	// bearer token (no Authorization, or another scheme).
 	ReasonTokenMissing = "token.missing"
 	// ReasonTokenInvalid: the bearer token cannot be used (forged, expired,
-	// without exp, empty, Authorization repeated…).
+	// without exp, empty…).
 	ReasonTokenInvalid = "token.invalid"
 )
 
@@ -177,9 +252,13 @@ func (e *TokenError) Challenge() string {
 	return `Bearer error="invalid_token"`
 }
 
-// Identify reads the caller from the headers of a forwarded request. The
-// error is a *HeaderError or a *TokenError.
-func (id *Identifier) Identify(h http.Header) (Caller, error) {
+// Identify reads the caller from the headers of a forwarded request, which
+// reach verdict in form. The error is a *RepeatedHeaderError, a
+// *HeaderError or a *TokenError.
+func (id *Identifier) Identify(h http.Header, form HeaderForm) (Caller, error) {
+	if err := id.single(h, form); err != nil {
+		return Caller{}, err
+	}
 	o := &id.opts
 	c := Caller{
 		// The operator's tenant wins over any header; a key must then
@@ -199,14 +278,7 @@ func (id *Identifier) Identify(h http.Header) (Caller, error) {
 		c.IP = ip
 	}
 	if o.FRNHeader != "" {
-		values := h.Values(o.FRNHeader)
-		if len(values) > 1 {
-			return Caller{}, &HeaderError{Header: o.FRNHeader, Message: fmt.Sprintf(
-				"%s is given %d times; the proxy must set it once, overwriting what the client sent", o.FRNHeader, len(values))}
-		}
-		if len(values) == 1 {
-			c.FRN = strings.TrimSpace(values[0])
-		}
+		c.FRN = strings.TrimSpace(h.Get(o.FRNHeader))
 	}
 	member, err := id.member(h)
 	if err != nil {
@@ -216,21 +288,18 @@ func (id *Identifier) Identify(h http.Header) (Caller, error) {
 	return c, nil
 }
 
-// clientIP reads the client's address from the header the proxy sets:
-// exactly one value holding one IP address, returned in its canonical form
-// (an IPv4-mapped IPv6 address as IPv4, so that ::ffff:203.0.113.66 is
-// 203.0.113.66 to the rules).
+// clientIP reads the client's address from the header the proxy sets (given
+// once, as Identify checks first): one IP address, returned in its
+// canonical form (an IPv4-mapped IPv6 address as IPv4, so that
+// ::ffff:203.0.113.66 is 203.0.113.66 to the rules).
 func clientIP(h http.Header, header string) (string, error) {
-	values := h.Values(header)
-	switch {
-	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
+	value := h.Get(header)
+	if strings.TrimSpace(value) == "" {
 		return "", fmt.Errorf("the proxy must set %s to the client's address (nginx: proxy_set_header %s $remote_addr)", header, header)
-	case len(values) > 1:
-		return "", fmt.Errorf("%s is given %d times; the proxy must set it once, overwriting what the client sent", header, len(values))
 	}
-	addr, err := ParseIP(values[0])
+	addr, err := ParseIP(value)
 	if err != nil {
-		return "", fmt.Errorf("%s must be one IP address, set by the proxy (not a list such as an X-Forwarded-For chain): %q", header, values[0])
+		return "", fmt.Errorf("%s must be one IP address, set by the proxy (not a list such as an X-Forwarded-For chain): %q", header, value)
 	}
 	return addr, nil
 }
@@ -297,22 +366,19 @@ func (id *Identifier) member(h http.Header) (string, error) {
 	return member, nil
 }
 
-// requiredBearerToken is BearerToken for a request that must carry one: a
-// request without Authorization, or with another scheme (Basic), has no
-// bearer token (token.missing); an empty Bearer credential, or
-// Authorization given more than once, is token.invalid.
+// requiredBearerToken is BearerToken for a request that must carry one
+// (Authorization given at most once, as Identify checks first): a request
+// without Authorization, or with another scheme (Basic), has no bearer
+// token (token.missing); an empty Bearer credential is token.invalid.
 func requiredBearerToken(h http.Header) (string, *TokenError) {
-	values := h.Values("Authorization")
-	switch {
-	case len(values) > 1:
-		return "", tokenInvalid("Authorization is given %d times; send one bearer token", len(values))
-	case len(values) == 0 || strings.TrimSpace(values[0]) == "":
+	value := h.Get("Authorization")
+	if strings.TrimSpace(value) == "" {
 		return "", tokenMissing("a bearer token is required: send Authorization: Bearer <JWT>")
 	}
 	if token, ok := BearerToken(h); ok {
 		return token, nil
 	}
-	scheme, _, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
+	scheme, _, _ := strings.Cut(strings.TrimSpace(value), " ")
 	if strings.EqualFold(scheme, "Bearer") {
 		return "", tokenInvalid("the bearer token is empty")
 	}

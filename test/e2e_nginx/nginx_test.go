@@ -258,6 +258,65 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 }
 
+// TestNginxRepeatedCallerHeaders: nginx passes the client's key header on
+// to the auth subrequest as it is, copies included. A client sending one
+// twice must not let verdict read one copy while the service reads
+// another: verdict refuses it (403 request.invalid) and the request stops
+// at nginx. The headers the example config sets or clears reach verdict
+// once whatever the client sent (TestNginxExampleConfigSetsVerdictHeaders).
+func TestNginxRepeatedCallerHeaders(t *testing.T) {
+	nginx := nginxBinary(t)
+	dir := t.TempDir()
+	bin, err := e2eutil.BuildVerdict(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksPath, sign, _ := keys(t, dir)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "upstream")
+	}))
+	defer upstream.Close()
+	v, err := e2eutil.Launch(bin, e2eutil.Options{WaitPath: "/health/ready"}, "--authz-tenant", "bank", "--authz-jwks-file", jwksPath,
+		"--authz-jwt-issuer", issuer, "--authz-jwt-audience", audience, "--authz-ip-header", "X-Real-IP", "--authz-frn-header", "X-Verdict-FRN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	nginxAddr := startNginx(t, nginx, dir, strings.TrimPrefix(upstream.URL, "http://"), v.Addr)
+	admin := "Bearer " + sign("admin", time.Now().Add(time.Hour))
+	userA := "Bearer " + sign("user_a", time.Now().Add(time.Hour))
+	for _, tt := range []struct {
+		name       string
+		header     http.Header
+		wantStatus int
+		wantReason string
+	}{
+		{"each once: decided", http.Header{"Authorization": {admin}}, 200, "iam.admin"},
+		// nginx itself refuses a repeated Authorization (400) before
+		// asking verdict, which would refuse it too.
+		{"two bearer tokens: nginx refuses", http.Header{"Authorization": {userA, admin}}, 400, ""},
+		{"two keys", http.Header{"Authorization": {admin}, "Key": {"k1", "k2"}}, 403, "request.invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("DELETE", "http://"+nginxAddr+"/api/v1/portfolios/portfolio/7/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tt.header
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || resp.Header.Get("X-Verdict-Reason") != tt.wantReason || (string(body) == "upstream") != (tt.wantStatus == 200) {
+				t.Fatalf("status %d reason %q, want %d %q; body %s\nverdict's log:\n%s", resp.StatusCode, resp.Header.Get("X-Verdict-Reason"),
+					tt.wantStatus, tt.wantReason, body, v.Out.String())
+			}
+		})
+	}
+}
+
 // loggedInput waits for decision id in verdict's decision log and returns
 // the tenant and context.ip of its input.
 func loggedInput(t *testing.T, path, id string) (in struct {
