@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/decision/extauthz"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader"
@@ -74,7 +75,7 @@ func registerRunFlags(f *pflag.FlagSet, o *runOptions) {
 	f.IntVar(&o.cache.Size, "decision-cache-size", 0, "remember up to this many recent decisions per bundle generation (0: off); any change empties it")
 	f.DurationVar(&o.cache.TTL, "decision-cache-ttl", time.Second, "with the decision cache, reuse a decision at most this long (bounds staleness of time-based rules; never past the expiry of a key it read)")
 	f.Int64Var(&o.cache.MaxBytes, "decision-cache-max-bytes", decision.DefaultCacheMaxBytes, "with the decision cache, bound the memory its entries take, in bytes (a request over 16 KiB is never cached)")
-	f.IntVar(&o.maxConcurrent, "max-concurrent-decisions", 64, "answer 503 (overloaded, Retry-After: 1) to decision requests beyond this many in flight (0: unlimited)")
+	f.IntVar(&o.maxConcurrent, "max-concurrent-decisions", 64, "answer 503 (overloaded, Retry-After: 1) to decision requests beyond this many in flight, HTTP and ext_authz checks together (0: unlimited)")
 	addLiveFlags(f, &o.live)
 	addTelemetryFlags(f, &o.telemetry)
 	addRuntimeFlags(f, &o.runtime)
@@ -202,7 +203,12 @@ func run(ctx context.Context, o runOptions) error {
 		ln.Close()
 		return err
 	}
-	srv := newHTTPServer(httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, MaxConcurrentDecisions: o.maxConcurrent, Shadow: shadowStatus}))
+	// One pool of evaluation slots for both doors (HTTP and ext_authz).
+	var slots *admission.Limiter
+	if o.maxConcurrent > 0 {
+		slots = admission.New(o.maxConcurrent)
+	}
+	srv := newHTTPServer(httpapi.New(engine, httpapi.Options{Log: log, Bundles: ld, Authz: authzOpts, Telemetry: tel, Runtime: ld, AdminToken: adminToken, Admission: slots, Shadow: shadowStatus}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -217,7 +223,7 @@ func run(ctx context.Context, o runOptions) error {
 		grpcDone = make(chan error, 1)
 		ext := extauthz.New(engine, extauthz.Options{
 			Identity: authzOpts, ActionHeader: o.grpc.actionHeader, Bundles: ld,
-			Propagator: tel.Propagator(), Log: log,
+			Admission: slots, Propagator: tel.Propagator(), Log: log,
 		})
 		go func() { grpcDone <- ext.Serve(serveCtx, grpcLn) }()
 		log.Info("verdict is serving Envoy ext_authz over gRPC", "grpc_addr", grpcLn.Addr().String())

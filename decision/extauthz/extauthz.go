@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/decision/proxyauth"
 	"github.com/verdict-authz/verdict/loader"
 )
@@ -79,6 +80,13 @@ type Options struct {
 	// Bundles, when set, makes the health service report rejected
 	// bundles as NOT_SERVING.
 	Bundles BundleStatus
+	// Admission, when set, bounds the checks evaluating at once: the
+	// limiter of --max-concurrent-decisions, shared with the HTTP API's
+	// decision endpoints (one pool of slots for both doors). A check that
+	// finds no slot within admission.Wait is denied 503 (UNAVAILABLE), and
+	// sustained refusals make the health service NOT_SERVING, as they make
+	// GET /health/ready 503.
+	Admission *admission.Limiter
 	// Propagator, when set, reads the client's W3C trace context from the
 	// checked request's headers, so the decision joins the client's trace.
 	Propagator propagation.TextMapPropagator
@@ -171,6 +179,11 @@ func (s *Server) ready() bool {
 	if s.engine.Current() == nil {
 		return false
 	}
+	if s.opts.Admission != nil {
+		if _, sustained := s.opts.Admission.Overloaded(); sustained {
+			return false
+		}
+	}
 	return s.opts.Bundles == nil || len(s.opts.Bundles.Status().Failing) == 0
 }
 
@@ -183,7 +196,29 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp = refusal(http.StatusInternalServerError, "internal", "", "internal error")
 		}
 	}()
+	if s.opts.Admission != nil {
+		if err := s.opts.Admission.Acquire(ctx); err != nil {
+			return s.overloaded(err), nil
+		}
+		defer s.opts.Admission.Release()
+	}
 	return s.check(ctx, req), nil
+}
+
+// overloaded denies a check that got no evaluation slot: 503 with
+// Retry-After, UNAVAILABLE as the gRPC status of the CheckResponse (never
+// an RPC error, which failure_mode_allow could turn into an allow). err is
+// admission.ErrOverloaded, or the check's context error when Envoy gave up
+// first.
+func (s *Server) overloaded(err error) *authv3.CheckResponse {
+	msg := s.opts.Admission.Message()
+	if !errors.Is(err, admission.ErrOverloaded) {
+		msg = "the check ended before an evaluation slot freed: " + err.Error()
+	}
+	r := refusal(http.StatusServiceUnavailable, "overloaded", "", msg)
+	denied := r.GetDeniedResponse()
+	denied.Headers = append(denied.Headers, header("retry-after", "1"))
+	return r
 }
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
@@ -385,6 +420,8 @@ func grpcCode(status int) codes.Code {
 		return codes.NotFound
 	case http.StatusInternalServerError:
 		return codes.Internal
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
 	}
 	return codes.PermissionDenied
 }

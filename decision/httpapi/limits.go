@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/verdict-authz/verdict/decision/admission"
 )
 
 // Limits on what one caller can make the API do. The server-level limits
@@ -22,18 +22,6 @@ import (
 // arrays, counting the outermost value as level 1). encoding/json's own
 // bound is 10,000; a deep "context" would otherwise reach Rego as is.
 const MaxJSONDepth = 64
-
-// overloadWait is how long a decision request waits for a free evaluation
-// slot before it is answered 503.
-const overloadWait = 10 * time.Millisecond
-
-// Readiness under overload: /health/ready answers 503 once the limiter has
-// refused decisions for overloadReadyAfter without a pause of overloadGap
-// between two refusals, and 200 again overloadGap after the last refusal.
-const (
-	overloadReadyAfter = 5 * time.Second
-	overloadGap        = time.Second
-)
 
 // isDecisionPath reports whether path is one of the decision endpoints the
 // concurrency limit covers: /v1/decide (and ?explain), /v1/decide/batch,
@@ -52,10 +40,11 @@ func isDecisionPath(path string) bool {
 // decision bodies past the limiter's budget.
 var errBodyBudget = errors.New("decision bodies in flight exceed their memory budget")
 
-// decisionLimiter lets at most max decision requests evaluate at once; the
-// others wait at most overloadWait for a slot and are then answered 503
-// {"code":"overloaded"} with Retry-After: 1. Health, status, metrics and the
-// admin endpoints are never limited.
+// decisionLimiter lets a decision request evaluate only with a slot of the
+// admission.Limiter, which the ext_authz door shares (one pool for
+// --max-concurrent-decisions); a request that waits admission.Wait for
+// none is answered 503 {"code":"overloaded"} with Retry-After: 1. Health,
+// status, metrics and the admin endpoints are never limited.
 //
 // A request's body is read whole (at most maxBodyBytes) before it takes a
 // slot, so a client that sends a header and then stalls holds a goroutine
@@ -66,25 +55,18 @@ var errBodyBudget = errors.New("decision bodies in flight exceed their memory bu
 // trade the slot limit for unbounded memory. Stalled clients count only the
 // bytes they sent.
 type decisionLimiter struct {
-	max          int
-	slots        chan struct{}
+	slots        *admission.Limiter
 	maxBodyBytes int64
 	bodyBudget   int64
 	bodyBytes    atomic.Int64
 	bufPool      sync.Pool
 	next         http.Handler
-	now          func() time.Time
-
-	mu sync.Mutex
-	// rejectingSince starts the current run of refusals (no pause longer
-	// than overloadGap); lastRejection is the latest refusal.
-	rejectingSince, lastRejection time.Time
 }
 
-// newDecisionLimiter limits decisions to max in flight (max > 0).
-func newDecisionLimiter(max int, maxBodyBytes int64, next http.Handler) *decisionLimiter {
-	l := &decisionLimiter{max: max, slots: make(chan struct{}, max), maxBodyBytes: maxBodyBytes,
-		bodyBudget: 2 * int64(max) * maxBodyBytes, next: next, now: time.Now}
+// newDecisionLimiter limits decisions to the slots of limiter.
+func newDecisionLimiter(limiter *admission.Limiter, maxBodyBytes int64, next http.Handler) *decisionLimiter {
+	l := &decisionLimiter{slots: limiter, maxBodyBytes: maxBodyBytes,
+		bodyBudget: 2 * int64(limiter.Max()) * maxBodyBytes, next: next}
 	l.bufPool.New = func() any { return new(bytes.Buffer) }
 	return l
 }
@@ -102,57 +84,24 @@ func (l *decisionLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = body
 	if !readBounded(w, r, buf, l.maxBodyBytes) {
 		if errors.Is(body.err, errBodyBudget) {
-			l.rejected()
+			l.slots.Refused()
 		}
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(overloadWait)
-		select {
-		case l.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			l.rejected()
-			writeOverloaded(w, "too many decisions in flight (at most "+strconv.Itoa(l.max)+"); retry shortly")
-			return
-		case <-r.Context().Done():
-			t.Stop()
-			return
+	if err := l.slots.Acquire(r.Context()); err != nil {
+		if errors.Is(err, admission.ErrOverloaded) {
+			writeOverloaded(w, l.slots.Message())
 		}
+		return
 	}
-	defer func() { <-l.slots }()
+	defer l.slots.Release()
 	l.next.ServeHTTP(w, r)
 }
 
 func writeOverloaded(w http.ResponseWriter, msg string) {
 	w.Header().Set("Retry-After", "1")
 	writeError(w, http.StatusServiceUnavailable, "overloaded", "", msg)
-}
-
-// rejected records a refused decision request.
-func (l *decisionLimiter) rejected() {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rejectingSince.IsZero() || now.Sub(l.lastRejection) > overloadGap {
-		l.rejectingSince = now
-	}
-	l.lastRejection = now
-}
-
-// overloadedFor is how long the limiter has been refusing decisions
-// without a pause longer than overloadGap (0 when it is not refusing).
-func (l *decisionLimiter) overloadedFor() time.Duration {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rejectingSince.IsZero() || now.Sub(l.lastRejection) > overloadGap {
-		return 0
-	}
-	return now.Sub(l.rejectingSince)
 }
 
 // budgetedBody counts the bytes read from a decision body against the

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestLimitDecisions(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 8)
-	h := newDecisionLimiter(2, 1<<20, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newDecisionLimiter(admission.New(2), 1<<20, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health" {
 			entered <- struct{}{}
 			<-release
@@ -68,7 +69,7 @@ func TestLimitDecisions(t *testing.T) {
 		t.Fatalf("after release: %d", rec.Code)
 	}
 	// The refusals are recorded; moments of them are no sustained overload.
-	if d := h.overloadedFor(); d <= 0 || d >= overloadReadyAfter {
+	if d, sustained := h.slots.Overloaded(); d <= 0 || sustained {
 		t.Errorf("after six refusals in a row: overloaded for %v", d)
 	}
 }
@@ -80,40 +81,40 @@ func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 // /health/ready answers 503 once decisions have been refused for
-// overloadReadyAfter without a pause of overloadGap, and 200 again after
-// such a pause; a short burst of refusals leaves it ready.
+// admission.ReadyAfter without a pause of admission.Gap, and 200 again
+// after such a pause; a short burst of refusals leaves it ready.
 func TestReadinessReflectsSustainedOverload(t *testing.T) {
 	engine, _ := loadertest.Demo(t)
-	s := New(engine, Options{Log: loadertest.Quiet, MaxConcurrentDecisions: 1})
 	clock := &fakeClock{t: time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)}
-	s.limiter.now = clock.now
+	slots := admission.New(1, admission.WithClock(clock.now))
+	s := New(engine, Options{Log: loadertest.Quiet, Admission: slots})
 	ready := func() (int, string) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health/ready", nil))
 		return rec.Code, rec.Body.String()
 	}
 	refuseFor := func(d time.Duration) {
-		for end := clock.t.Add(d); clock.t.Before(end); clock.advance(overloadGap / 2) {
-			s.limiter.rejected()
+		for end := clock.t.Add(d); clock.t.Before(end); clock.advance(admission.Gap / 2) {
+			slots.Refused()
 		}
-		s.limiter.rejected()
+		slots.Refused()
 	}
-	refuseFor(overloadReadyAfter / 2)
+	refuseFor(admission.ReadyAfter / 2)
 	if code, body := ready(); code != http.StatusOK {
 		t.Fatalf("after a burst of refusals: %d %s", code, body)
 	}
-	refuseFor(overloadReadyAfter / 2)
+	refuseFor(admission.ReadyAfter / 2)
 	code, body := ready()
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"status":"not_ready"`) || !strings.Contains(body, "overloaded") {
-		t.Fatalf("after %v of refusals: %d %s", overloadReadyAfter, code, body)
+		t.Fatalf("after %v of refusals: %d %s", admission.ReadyAfter, code, body)
 	}
-	// A pause longer than overloadGap ends the overload ...
-	clock.advance(overloadGap + time.Millisecond)
+	// A pause longer than admission.Gap ends the overload ...
+	clock.advance(admission.Gap + time.Millisecond)
 	if code, body := ready(); code != http.StatusOK {
 		t.Fatalf("after a pause: %d %s", code, body)
 	}
 	// ... and the next refusals start a new run.
-	refuseFor(overloadReadyAfter - overloadGap)
+	refuseFor(admission.ReadyAfter - admission.Gap)
 	if code, body := ready(); code != http.StatusOK {
 		t.Fatalf("a new run of refusals counts from its start: %d %s", code, body)
 	}
@@ -126,7 +127,7 @@ func TestDecisionBodiesHaveAMemoryBudget(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 4)
 	// One slot and 1 KiB bodies: a budget of 2 KiB.
-	h := newDecisionLimiter(1, 1<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newDecisionLimiter(admission.New(1), 1<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-release
 		w.WriteHeader(http.StatusOK)

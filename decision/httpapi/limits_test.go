@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
@@ -61,11 +62,11 @@ func TestBodyAndBatchLimits(t *testing.T) {
 	}
 }
 
-// TestMaxConcurrentDecisionsOption: a server with the limit on serves
+// TestAdmissionOption: a server with the limit on serves
 // decisions and health as usual (the 503 path is TestLimitDecisions).
-func TestMaxConcurrentDecisionsOption(t *testing.T) {
+func TestAdmissionOption(t *testing.T) {
 	engine, _ := loadertest.Demo(t)
-	h := httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, MaxConcurrentDecisions: 1})
+	h := httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, Admission: admission.New(1)})
 	for i := range 3 {
 		if rec := post(t, h, "/v1/decide", []byte(okDecide+`}`)); rec.Code != http.StatusOK {
 			t.Fatalf("decision %s: %d %s", strconv.Itoa(i), rec.Code, rec.Body)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/decision/proxyauth"
 	"github.com/verdict-authz/verdict/decision/telemetry"
 	"github.com/verdict-authz/verdict/loader/jsonkeys"
@@ -50,9 +51,11 @@ type Options struct {
 	// Shadow, when set, adds the shadow candidate (--candidate) to
 	// GET /v1/status.
 	Shadow ShadowStatus
-	// MaxConcurrentDecisions, when > 0, bounds the decision requests
-	// evaluating at once; the rest get 503 "overloaded" (see limits.go).
-	MaxConcurrentDecisions int
+	// Admission, when set, bounds the decision requests evaluating at
+	// once (--max-concurrent-decisions; the ext_authz door shares it); the
+	// rest get 503 "overloaded" (see limits.go), and sustained refusals
+	// make /health/ready answer 503.
+	Admission *admission.Limiter
 }
 
 // Server is the HTTP API over one engine.
@@ -103,8 +106,8 @@ func New(engine *decision.Engine, opts Options) *Server {
 		s.mux.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}
 	var h http.Handler = s.mux
-	if opts.MaxConcurrentDecisions > 0 {
-		s.limiter = newDecisionLimiter(opts.MaxConcurrentDecisions, opts.MaxBodyBytes, s.mux)
+	if opts.Admission != nil {
+		s.limiter = newDecisionLimiter(opts.Admission, opts.MaxBodyBytes, s.mux)
 		h = s.limiter
 	}
 	s.handler = withTelemetry(opts.Telemetry, h)
@@ -376,10 +379,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if s.bundlesFailing(w) {
 		return
 	}
-	if s.limiter != nil {
-		if d := s.limiter.overloadedFor(); d >= overloadReadyAfter {
+	if s.opts.Admission != nil {
+		if d, sustained := s.opts.Admission.Overloaded(); sustained {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready",
-				"message": fmt.Sprintf("overloaded: decision requests have been refused (503 overloaded) for %s without a pause of %s", d.Round(time.Second), overloadGap)})
+				"message": fmt.Sprintf("overloaded: decisions have been refused (503 overloaded) for %s without a pause of %s", d.Round(time.Second), admission.Gap)})
 			return
 		}
 	}

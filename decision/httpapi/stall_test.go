@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdict-authz/verdict/decision/admission"
 	"github.com/verdict-authz/verdict/decision/httpapi"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
@@ -23,7 +24,7 @@ import (
 func TestStalledBodiesDoNotStarveDecisions(t *testing.T) {
 	const slots = 4
 	engine, _ := loadertest.Demo(t)
-	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, MaxConcurrentDecisions: slots}))
+	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, Admission: admission.New(slots)}))
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 

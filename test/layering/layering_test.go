@@ -29,6 +29,7 @@ var mayImport = map[string][]string{
 	"loader/jsonkeys":      nil,
 	"decision/client":      nil, // a service links it: the standard library only
 	"decision/proxyauth":   nil,
+	"decision/admission":   nil,
 	"loader/state/pgstate": {"loader/state"},
 
 	// The typed model, then the store that indexes it.
@@ -48,8 +49,8 @@ var mayImport = map[string][]string{
 	"decision/datafilter": {"decision"},
 
 	// The doors: HTTP and ext_authz, the top floor below cmd.
-	"decision/extauthz": {"decision", "decision/proxyauth"},
-	"decision/httpapi":  {"decision", "decision/access", "decision/datafilter", "decision/proxyauth", "decision/telemetry", "loader/acl", "loader/jsonkeys"},
+	"decision/extauthz": {"decision", "decision/admission", "decision/proxyauth"},
+	"decision/httpapi":  {"decision", "decision/access", "decision/admission", "decision/datafilter", "decision/proxyauth", "decision/telemetry", "loader/acl", "loader/jsonkeys"},
 
 	// Test helpers.
 	"internal/testdemo":  {"bundles"},
