@@ -14,7 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 

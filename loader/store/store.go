@@ -6,7 +6,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 func TestCanonicalPath(t *testing.T) {
@@ -100,7 +100,7 @@ func TestCanonicalPathDoesNotAllocate(t *testing.T) {
 //   - holds no dot segment, no encoded separator or dot, no backslash, no
 //     control byte and nothing but ASCII.
 //
-//     go test ./decision/route/ -run '^$' -fuzz '^FuzzCanonicalPath$' -fuzztime 60s
+//     go test ./loader/route/ -run '^$' -fuzz '^FuzzCanonicalPath$' -fuzztime 60s
 func FuzzCanonicalPath(f *testing.F) {
 	for _, p := range []string{"/api/v1/portfolios/portfolio/..%2Fportfolio-type/", "/a/%6Cight/?q", "/a/caf%C3%A9", "/a/b c/%25", "/a/./b", `/a\b`, "/%2e%2E/", "/x#y"} {
 		f.Add(p)

@@ -3,7 +3,7 @@ package route_test
 import (
 	"testing"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 

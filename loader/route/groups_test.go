@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/verdict-authz/verdict/decision/route"
+	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
 )
 
 // FuzzMatch builds route tables from arbitrary route lists and matches
 // arbitrary requests against them. Run it with
 //
-//	go test ./decision/route/ -run '^$' -fuzz '^FuzzMatch$' -fuzztime 90s
+//	go test ./loader/route/ -run '^$' -fuzz '^FuzzMatch$' -fuzztime 90s
 //
 // routes holds one route per line: a single field is a REST collection
 // path, two or more are a method and a path template (a custom route). Lines
