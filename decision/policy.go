@@ -27,6 +27,24 @@ type Policy struct {
 	dataQueries queryCache
 }
 
+// ModuleError is a module CompilePolicy refuses before compiling it: one
+// that would add rules to the engine's own package. Module is the name the
+// caller gave it; Row, when not 0, the line of the offending rule.
+type ModuleError struct {
+	Module string
+	Row    int
+	Err    error
+}
+
+func (e *ModuleError) Error() string {
+	if e.Row > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.Module, e.Row, e.Err)
+	}
+	return e.Module + ": " + e.Err.Error()
+}
+
+func (e *ModuleError) Unwrap() error { return e.Err }
+
 // CompilePolicy compiles the engine's rules with the bundles' modules and
 // prepares the decision query. Data is the bundles' data other than
 // verdict.catalog and verdict.tenants.
@@ -38,14 +56,14 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 	all := make(map[string]*ast.Module, len(system)+len(modules))
 	for name, m := range modules {
 		if isReserved(m.Package.Path) {
-			return nil, fmt.Errorf("%s: package %s is reserved for verdict's engine", name, strings.TrimPrefix(m.Package.Path.String(), "data."))
+			return nil, &ModuleError{Module: name, Err: fmt.Errorf("package %s is reserved for verdict's engine", strings.TrimPrefix(m.Package.Path.String(), "data."))}
 		}
 		// A rule head is a ref too: "engine.covers(r) if …" in package
 		// verdict would add a definition to the engine's own rules.
 		for _, r := range m.Rules {
 			if path := m.Package.Path.Extend(r.Head.Ref()); isReserved(path) {
-				return nil, fmt.Errorf("%s:%d: rule %s is in data.%s, which is reserved for verdict's engine",
-					name, r.Location.Row, strings.TrimPrefix(path.String(), "data."), policy.Package)
+				return nil, &ModuleError{Module: name, Row: r.Location.Row, Err: fmt.Errorf("rule %s is in data.%s, which is reserved for verdict's engine",
+					strings.TrimPrefix(path.String(), "data."), policy.Package)}
 			}
 		}
 		all[name] = m

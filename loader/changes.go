@@ -118,8 +118,8 @@ func (l *Loader) applyAvailableLocked(ctx context.Context, sources []Source, nex
 }
 
 // blame splits an error of a change that loads bundles into each bundle's
-// own problems, keeping the processor that found them: a problem that
-// begins "bundle NAME:" is NAME's, a Rego compile error is the bundle's
+// own problems, keeping the processor that found them: a *BundleError is
+// its bundle's, a refused module or a Rego compile error is the bundle's
 // whose module it is in (when one bundle has a module of that file name).
 // It returns nil when some problem belongs to none of them, or to more than
 // one: then the bundles cannot be told apart.
@@ -185,16 +185,17 @@ func blame(err error, bundles []*Bundle) map[string]error {
 }
 
 // namedBundle returns the name of the bundle whose problem err is (a
-// *BundleError, or a module's "NAME/path: …" from the policy compiler), or
+// *BundleError, or a *decision.ModuleError about one of its modules), or
 // "".
 func namedBundle(err error, bundles []*Bundle) string {
 	if be, ok := errors.AsType[*BundleError](err); ok {
 		return be.Bundle
 	}
-	msg := err.Error()
-	for _, b := range bundles {
-		if strings.HasPrefix(msg, b.Source.Name+"/") {
-			return b.Source.Name
+	if me, ok := errors.AsType[*decision.ModuleError](err); ok {
+		for _, b := range bundles {
+			if _, ok := b.Modules[me.Module]; ok {
+				return b.Source.Name
+			}
 		}
 	}
 	return ""
