@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 // FuzzMatch builds route tables from arbitrary route lists and matches

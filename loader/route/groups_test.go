@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 func TestRouteGroups(t *testing.T) {

@@ -3,8 +3,8 @@ package route_test
 import (
 	"testing"
 
-	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 func collection(path, viewset string) acl.Route {

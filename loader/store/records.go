@@ -12,8 +12,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 // TenantRecord is a loaded tenant.

@@ -6,8 +6,8 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
-	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 // Store is the in-memory database of loaded facts.
