@@ -423,6 +423,25 @@ func (l *Loader) rejectLocked(ev *Event, err error, started time.Time) {
 	l.notify(ev)
 }
 
+// installGenerationLocked installs the next generation into the engine:
+// facts and policy as given, the fleet state l holds, numbered after the
+// last. Every change that installs (bundles, run-time changes, the fleet's
+// state) goes through here. l.mu must be held.
+func (l *Loader) installGenerationLocked(facts *store.Snapshot, policy *decision.Policy, revisions map[string]string, loadedAt time.Time) *decision.Generation {
+	l.number++
+	gen := &decision.Generation{
+		Number:    l.number,
+		Facts:     facts,
+		Policy:    policy,
+		LoadedAt:  loadedAt,
+		Revisions: revisions,
+		State:     l.genState,
+	}
+	l.engine.Install(gen)
+	l.status.setGeneration(gen.Number)
+	return gen
+}
+
 // installLocked installs what a change that was accepted stored.
 func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, started time.Time) *decision.Generation {
 	change := ev.Bundle
@@ -431,7 +450,6 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 	}
 	var gen *decision.Generation
 	if change.Stored {
-		l.number++
 		installed := change.Assembly.Bundles
 		bundles := make(map[string]*Bundle, len(installed))
 		revisions := make(map[string]string, len(installed))
@@ -439,22 +457,13 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 			bundles[b.Source.Name] = b
 			revisions[b.Source.Name] = b.Revision
 		}
-		gen = &decision.Generation{
-			Number:    l.number,
-			Facts:     snap,
-			Policy:    change.Assembly.Policy,
-			LoadedAt:  time.Now(),
-			Revisions: revisions,
-			State:     l.genState,
-		}
-		l.engine.Install(gen)
+		gen = l.installGenerationLocked(snap, change.Assembly.Policy, revisions, time.Now())
 		l.bundles = bundles
 		l.publishWarningsLocked()
 		for _, b := range next {
 			b.dropDecodedData()
 		}
 		ev.Generation = gen.Number
-		l.status.setGeneration(gen.Number)
 	} else {
 		gen = l.engine.Current()
 	}

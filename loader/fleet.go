@@ -593,10 +593,7 @@ func (l *Loader) installStateLocked() {
 	if gen == nil || gen.State == l.genState {
 		return
 	}
-	l.number++
-	l.engine.Install(&decision.Generation{Number: l.number, Facts: gen.Facts, Policy: gen.Policy, LoadedAt: gen.LoadedAt,
-		Revisions: gen.Revisions, State: l.genState})
-	l.status.setGeneration(l.number)
+	l.installGenerationLocked(gen.Facts, gen.Policy, gen.Revisions, gen.LoadedAt)
 }
 
 // checkStaleness marks the generation stale, or current again, when the

@@ -119,18 +119,8 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 	}
 	gen := l.engine.Current()
 	if stored && gen != nil {
-		l.number++
-		gen = &decision.Generation{
-			Number:    l.number,
-			Facts:     snap,
-			Policy:    gen.Policy,
-			LoadedAt:  time.Now(),
-			Revisions: gen.Revisions,
-			State:     l.genState,
-		}
-		l.engine.Install(gen)
+		gen = l.installGenerationLocked(snap, gen.Policy, gen.Revisions, time.Now())
 		ev.Generation = gen.Number
-		l.status.setGeneration(gen.Number)
 	}
 	if stored && (ev.Service != nil || ev.Restore != nil) {
 		// The services changed: so may the actions statements can name.
