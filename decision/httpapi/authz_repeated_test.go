@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -60,32 +59,13 @@ func TestAuthzRefusesRepeatedHeaders(t *testing.T) {
 	}
 }
 
-// askRepeated returns a call of GET /v1/authz for DELETE of a portfolio, with h
-// and values of header name (added in order after h's).
+// askRepeated returns a call of GET /v1/authz for DELETE of a portfolio,
+// with h and the values of header name (added in order, replacing h's).
 func askRepeated(t *testing.T, srv *httptest.Server, h http.Header, name string, values ...string) func() (int, http.Header, map[string]any) {
 	return func() (int, http.Header, map[string]any) {
 		t.Helper()
 		h := h.Clone()
-		h.Set("X-Original-Method", "DELETE")
-		h.Set("X-Original-URI", "/api/v1/portfolios/portfolio/7/")
-		h.Del(name)
-		for _, v := range values {
-			h.Add(name, v)
-		}
-		req, err := http.NewRequest("GET", srv.URL+"/v1/authz", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header = h
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, resp.Header, body
+		h[http.CanonicalHeaderKey(name)] = values
+		return authzGet(t, srv, "DELETE", "/api/v1/portfolios/portfolio/7/", h)
 	}
 }

@@ -101,21 +101,23 @@ func authzAsk(t *testing.T, srv *httptest.Server, method, uri string, h http.Hea
 	return status, header.Get(httpapi.HeaderReason), body
 }
 
-// authzGet sends GET /v1/authz for method and uri with extra headers and
-// returns the status, the response headers and the body.
+// authzGet sends GET /v1/authz for method and uri (as X-Original-Method and
+// X-Original-URI, unless h gives them) with extra headers and returns the
+// status, the response headers and the body.
 func authzGet(t *testing.T, srv *httptest.Server, method, uri string, h http.Header) (int, http.Header, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest("GET", srv.URL+"/v1/authz", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("X-Original-Method", method)
+	req.Header.Set("X-Original-URI", uri)
 	for k, vs := range h {
+		req.Header.Del(k)
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
 	}
-	req.Header.Set("X-Original-Method", method)
-	req.Header.Set("X-Original-URI", uri)
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
