@@ -1,8 +1,3 @@
-// Package decision is verdict's decision engine: it translates a request's
-// route into an action, gathers the tenant's facts from one store snapshot,
-// builds the Rego input directly as an ast.Value and evaluates the prepared
-// engine query. Any error on the way is a deny (error.internal), never an
-// allow.
 package decision
 
 import (
@@ -54,38 +49,6 @@ type Resource struct {
 	Owner          string   `json:"owner,omitempty"`
 	ResourceGroups []string `json:"resource_groups,omitempty"`
 	Reference      bool     `json:"reference,omitempty"`
-}
-
-// Decision is the answer to a Request (README "HTTP API").
-type Decision struct {
-	DecisionID string            `json:"decision_id"`
-	Allow      bool              `json:"allow"`
-	Status     int               `json:"status"`
-	Tenant     string            `json:"tenant"`
-	Action     string            `json:"action,omitempty"`
-	Visibility string            `json:"visibility"`
-	Fields     []string          `json:"fields"`
-	Reasons    []Reason          `json:"reasons"`
-	Revision   map[string]string `json:"revision"`
-	// StateRevision is the revision of the shared run-time state the
-	// decision was made at (fleet mode; absent without a state database).
-	StateRevision uint64 `json:"state_revision,omitempty"`
-
-	// cached is set on a decision the decision cache keeps. A pointer
-	// keeps Decision small: every answer from the cache copies it.
-	cached *cachedForm
-}
-
-// Reason is one ground of a decision.
-type Reason struct {
-	Layer         string `json:"layer"`
-	Code          string `json:"code"`
-	Effect        string `json:"effect"`
-	Message       string `json:"message"`
-	Policy        string `json:"policy,omitempty"`
-	Statement     *int   `json:"statement,omitempty"`
-	ResourceGroup string `json:"resource_group,omitempty"`
-	SoajsCode     int    `json:"soajs_code,omitempty"`
 }
 
 // InputError is a malformed request: Field names what is wrong in the
