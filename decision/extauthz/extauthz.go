@@ -273,6 +273,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 				fmt.Sprintf("unknown context extension %q; verdict reads %q and %q", k, ExtensionService, ExtensionTenant))
 		}
 	}
+	if err := s.id.CheckObscuredPath(caller, httpReq.GetPath()); err != nil {
+		return requestInvalid("attributes.request.http.path", err.Error())
+	}
 	dreq := &decision.Request{
 		Tenant:  caller.Tenant,
 		Key:     caller.Key,

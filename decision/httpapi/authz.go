@@ -71,6 +71,12 @@ func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
 		return
 	}
+	if err := s.authz.CheckObscuredPath(caller, uri); err != nil {
+		// The client wrote the path: a deny, as for a refused path.
+		w.Header().Set(HeaderReason, ReasonRequestInvalid)
+		writeError(w, http.StatusForbidden, "invalid_request", "X-Original-URI", err.Error())
+		return
+	}
 	req := &decision.Request{
 		Tenant:  caller.Tenant,
 		Key:     caller.Key,

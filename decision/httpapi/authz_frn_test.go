@@ -59,3 +59,46 @@ func TestAuthzObjectFromFRNHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthzObscuredPath: a path that percent-encodes a letter, digit or
+// -._~ (which no client does) for which the proxy named no object is
+// refused when an FRN header is configured: a proxy mapping the raw URI
+// to the object's FRN would miss the object the service decodes
+// (%62onds-portfolio is bonds-portfolio), and any Allow would cover the
+// request.
+func TestAuthzObscuredPath(t *testing.T) {
+	withFRN := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", MemberHeader: "X-User", FRNHeader: "X-Verdict-FRN"})
+	withoutFRN := authzServer(t, httpapi.AuthzOptions{Tenant: "bank", MemberHeader: "X-User"})
+	const bonds = "frn:finmars:portfolios:portfolio:bonds-portfolio"
+	tests := []struct {
+		name       string
+		srv        *httptest.Server
+		path       string
+		frn        string
+		wantStatus int
+		wantReason string
+	}{
+		{"an encoded letter, no object: refused", withFRN, "/api/v1/portfolios/portfolio/%62onds-portfolio/", "", 403, httpapi.ReasonRequestInvalid},
+		{"an encoded hyphen, no object: refused", withFRN, "/api/v1/portfolios/portfolio/bonds%2Dportfolio/?x=1", "", 403, httpapi.ReasonRequestInvalid},
+		{"an encoded tilde, no object: refused", withFRN, "/api/v1/portfolios/portfolio/bonds%7eportfolio/", "", 403, httpapi.ReasonRequestInvalid},
+		{"the object named: decided", withFRN, "/api/v1/portfolios/portfolio/%62onds-portfolio/", bonds, 403, "resource.not_covered"},
+		{"an escaped space is not obscure", withFRN, "/api/v1/portfolios/portfolio/my%20portfolio/", "", 200, "iam.allow"},
+		{"escapes in the query are not read", withFRN, "/api/v1/portfolios/portfolio/?q=%62onds", "", 200, "iam.allow"},
+		{"no FRN header configured: decided", withoutFRN, "/api/v1/portfolios/portfolio/%62onds-portfolio/", "", 200, "iam.allow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"X-User": {"user_b"}}
+			if tt.frn != "" {
+				h.Set("X-Verdict-FRN", tt.frn)
+			}
+			status, reason, body := authzAsk(t, tt.srv, "GET", tt.path, h)
+			if status != tt.wantStatus || reason != tt.wantReason {
+				t.Fatalf("status %d reason %q, want %d %q; body %v", status, reason, tt.wantStatus, tt.wantReason, body)
+			}
+			if tt.wantReason == httpapi.ReasonRequestInvalid && body["field"] != "X-Original-URI" {
+				t.Errorf("body %v, want the field X-Original-URI", body)
+			}
+		})
+	}
+}

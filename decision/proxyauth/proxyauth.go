@@ -14,6 +14,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/verdict-authz/verdict/loader/route"
 )
 
 // Options says which headers name the caller, and how bearer tokens are
@@ -56,7 +58,7 @@ type Options struct {
 	IPHeader string
 	// FRNHeader, when set, is a header the proxy sets to the FRN of the
 	// object the request acts on, where the proxy can tell it from the URL
-	// (nginx: a map of $request_uri); it becomes the decision's
+	// (nginx: a map of the decoded path, $uri); it becomes the decision's
 	// resource.frn, so object-level and resource-group rules apply. Absent
 	// or empty, the request names no object. Never set it unless the proxy
 	// sets or clears that header on every request: a client-sent value
@@ -286,6 +288,33 @@ func (id *Identifier) Identify(h http.Header, form HeaderForm) (Caller, error) {
 	}
 	c.Member = member
 	return c, nil
+}
+
+// ObscuredPathError is a request for which the proxy named no object
+// (FRNHeader is configured, and absent or empty) although its path
+// percent-encodes an unreserved character (route.EncodesUnreserved), as
+// .../portfolio/%73ecret-portfolio/ does: no client writes a path so, and
+// a proxy that looks for the object in the raw URI would miss the one the
+// service decodes, leaving the decision without an object that any Allow
+// covers. The doors refuse it as request.invalid, a deny.
+type ObscuredPathError struct {
+	Path      string
+	FRNHeader string
+}
+
+func (e *ObscuredPathError) Error() string {
+	return fmt.Sprintf("the path %q percent-encodes a letter, digit or one of -._~, which no client needs to, and no %s names its object: the proxy may have missed the object the service decodes from it", e.Path, e.FRNHeader)
+}
+
+// CheckObscuredPath returns an *ObscuredPathError when FRNHeader is
+// configured, c (from Identify) names no object and path (the original
+// request's, as the client wrote it) percent-encodes an unreserved
+// character; nil otherwise.
+func (id *Identifier) CheckObscuredPath(c Caller, path string) error {
+	if id.opts.FRNHeader == "" || c.FRN != "" || !route.EncodesUnreserved(path) {
+		return nil
+	}
+	return &ObscuredPathError{Path: path, FRNHeader: id.opts.FRNHeader}
 }
 
 // clientIP reads the client's address from the header the proxy sets (given

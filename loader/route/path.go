@@ -145,3 +145,31 @@ func unhex(c byte) byte {
 	}
 	return c - 'a' + 10
 }
+
+// EncodesUnreserved reports whether the path (the query string and fragment
+// cut off) percent-encodes an unreserved character: a letter, a digit, '-',
+// '.', '_' or '~'. RFC 3986 (section 2.3) says such a URI means the same as
+// the one with the character written out, and that URI producers should
+// not create it: browsers, curl and HTTP libraries never do, so a path that
+// does was written to look unlike the one the service decodes (a proxy
+// matching the raw URI, for the object's FRN say, would miss it).
+func EncodesUnreserved(path string) bool {
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for i := strings.IndexByte(path, '%'); i >= 0 && i+2 < len(path); {
+		if isHex(path[i+1]) && isHex(path[i+2]) && isUnreserved(unhex(path[i+1])<<4|unhex(path[i+2])) {
+			return true
+		}
+		next := strings.IndexByte(path[i+1:], '%')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}

@@ -149,3 +149,33 @@ func FuzzCanonicalPath(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodesUnreserved: only a percent-escape of a letter, digit or -._~
+// in the path (RFC 3986's unreserved characters, which no client escapes)
+// counts; reserved and other escapes, and the query string, do not.
+func TestEncodesUnreserved(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"/api/v1/portfolios/portfolio/bonds-portfolio/", false},
+		{"/api/v1/portfolios/portfolio/%62onds-portfolio/", true},
+		{"/api/v1/portfolios/portfolio/secret%2Dportfolio/", true},
+		{"/a/%2d", true},
+		{"/a/%7E", true},
+		{"/a/%5F", true},
+		{"/a/%30", true},
+		{"/a/my%20portfolio/", false},
+		{"/a/%2F/", false},
+		{"/a/%C3%A9/", false},
+		{"/a/100%", false},
+		{"/a/%6", false},
+		{"/a/%%62", true},
+		{"/a/?q=%62", false},
+		{"/a/#%62", false},
+	} {
+		if got := route.EncodesUnreserved(tt.path); got != tt.want {
+			t.Errorf("EncodesUnreserved(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}

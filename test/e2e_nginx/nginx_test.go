@@ -181,6 +181,15 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"an object-level Deny applies", "GET", "/api/v1/portfolios/portfolio/secret-portfolio/", sign("head_of_banking", time.Now().Add(time.Hour)), 403, "iam.explicit_deny", false, nil},
 		{"a client's X-Verdict-FRN does not pick the object", "GET", "/api/v1/portfolios/portfolio/bonds-portfolio/", sign("user_b", time.Now().Add(time.Hour)), 403, "resource.not_covered", false,
 			map[string]string{"X-Verdict-FRN": "frn:finmars:portfolios:portfolio:fx-portfolio"}},
+		// A user code percent-encoded in the URI is the same object to
+		// the service, which decodes the path: the map reads the decoded
+		// path, so the object's rules still apply.
+		{"an object-level Deny applies to an encoded code", "DELETE", "/api/v1/portfolios/portfolio/secret%2Dportfolio/", sign("head_of_banking", time.Now().Add(time.Hour)), 403, "iam.explicit_deny", false, nil},
+		{"another group's portfolio is denied, its code encoded", "GET", "/api/v1/portfolios/portfolio/%62onds-portfolio/?x=1", sign("user_b", time.Now().Add(time.Hour)), 403, "resource.not_covered", false, nil},
+		{"her own group's portfolio is allowed, its code encoded", "GET", "/api/v1/portfolios/portfolio/fx%2dportfolio/", sign("user_b", time.Now().Add(time.Hour)), 200, "iam.allow", true, nil},
+		// A code the map cannot name is refused, not decided without an
+		// object (which any Allow would cover).
+		{"a code the map cannot name is refused", "GET", "/api/v1/portfolios/portfolio/bonds%20portfolio/", sign("user_b", time.Now().Add(time.Hour)), 403, "request.invalid", false, nil},
 		{"denied delete stops at nginx", "DELETE", "/api/v1/portfolios/portfolio/7/", valid, 403, "iam.no_allow", false, nil},
 		// With a JWKS a bearer JWT is required: no decision without one.
 		{"no token: 401", "GET", "/api/v1/portfolios/portfolio/", "", 401, "token.missing", false, nil},
