@@ -179,9 +179,12 @@ func queryAnswer(res *decision.QueryResult, err error) dataAnswer {
 // queryInput returns the input parameter of a GET query string (nil when
 // absent or empty). A query string that does not decode is refused, naming
 // the parameter, rather than read without the parameter, as
-// url.Values would: a dropped input is a different question.
+// url.Values would: a dropped input is a different question. So is an
+// input given more than once: verdict would read one copy and OPA (whose
+// Data API takes the last) another.
 func queryInput(rawQuery string) ([]byte, *decision.InputError) {
 	var input []byte
+	seen := false
 	for rawQuery != "" {
 		var pair string
 		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
@@ -197,7 +200,14 @@ func queryInput(rawQuery string) ([]byte, *decision.InputError) {
 		if err != nil {
 			return nil, &decision.InputError{Field: key, Message: fmt.Sprintf("malformed query parameter %s: %v", key, err)}
 		}
-		if key == "input" && input == nil && value != "" {
+		if key != "input" {
+			continue
+		}
+		if seen {
+			return nil, &decision.InputError{Field: "input", Message: "input is given more than once; give it once (OPA reads the last copy, so two would ask two questions)"}
+		}
+		seen = true
+		if value != "" {
 			input = []byte(value)
 		}
 	}

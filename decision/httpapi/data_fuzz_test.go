@@ -14,7 +14,9 @@ import (
 // with the raw type error, and a malformed query string was read as if the
 // malformed parameter were not there - so ?input=%ZZ asked a question
 // without input (issue 14, item 17). Both are the caller's mistake: 400
-// naming the path or the parameter. Over-long paths (item 12) are 400 too.
+// naming the path or the parameter. Over-long paths (item 12) are 400 too,
+// and so is an input given twice (review 2): verdict read the first, OPA
+// reads the last.
 func TestDataAPIBadPathsAndQueries(t *testing.T) {
 	h := demoAPI(t)
 	question := `{"tenant":"bank","member":"admin","action":"finmars:Portfolio:list"}`
@@ -33,6 +35,18 @@ func TestDataAPIBadPathsAndQueries(t *testing.T) {
 			"pretty", `invalid URL escape "%G1"`},
 		{"malformed parameter name", http.MethodGet, "/v1/data/verdict?%ZZ=1", ``,
 			"query", `invalid URL escape "%ZZ"`},
+		// Given twice, verdict would read one copy and OPA (the last
+		// wins) the other: the same query would ask two questions.
+		{"input given twice", http.MethodGet, "/v1/data/verdict/conditions/office_hours?input=%7B%7D&input=" + url.QueryEscape(`{"context":{"hour":10}}`), ``,
+			"input", "given more than once"},
+		{"input of a decision given twice", http.MethodGet, "/v1/data/verdict/decision?input=" + url.QueryEscape(question) + "&input=" + url.QueryEscape(question), ``,
+			"input", "given more than once"},
+		{"input given twice, the first empty", http.MethodGet, "/v1/data/verdict/decision?input=&input=" + url.QueryEscape(question), ``,
+			"input", "given more than once"},
+		{"GET /v1/decide with input given twice", http.MethodGet, "/v1/decide?input=" + url.QueryEscape(question) + "&input=" + url.QueryEscape(`{"tenant":"bank","member":"intern","action":"finmars:Portfolio:list"}`), ``,
+			"input", "given more than once"},
+		{"GET /v1/decide with malformed input", http.MethodGet, "/v1/decide?input=%7B%ZZ", ``,
+			"input", `invalid URL escape "%ZZ"`},
 		{"30,000 segments", http.MethodPost, "/v1/data/" + strings.Repeat("a/", 30000), `{}`,
 			"path", "bytes long; a path may have at most 512"},
 	} {

@@ -39,8 +39,13 @@ func (s *Server) handleDecideQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	var req decision.Request
 	if r.Method == http.MethodGet {
-		input := q.Get("input")
-		if input == "" {
+		// As the Data API reads it: a malformed or repeated input is a 400.
+		input, inErr := queryInput(r.URL.RawQuery)
+		if inErr != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", inErr.Field, inErr.Message)
+			return
+		}
+		if input == nil {
 			// A plain GET is not how decisions are asked for.
 			w.Header().Set("Allow", "POST")
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "input",
@@ -51,7 +56,7 @@ func (s *Server) handleDecideQuery(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "input", "input: the request is too large")
 			return
 		}
-		if err := decodeStrict([]byte(input), &req, true); err != nil {
+		if err := decodeStrict(input, &req, true); err != nil {
 			field, msg := describeJSONError(err)
 			writeError(w, http.StatusBadRequest, "invalid_request", field, msg)
 			return
