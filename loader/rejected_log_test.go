@@ -1,21 +1,20 @@
 package loader
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/internal/testfiles"
+	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
 // A rejected bundle is logged with what keeps serving: "the last good
 // version keeps serving" was logged too for a bundle that failed at start,
 // which has none.
 func TestRejectedChangeLogSaysWhatServes(t *testing.T) {
-	var logs lockedBuffer // the pipeline logs from its own goroutine
+	var logs e2eutil.SyncBuffer // the pipeline logs from its own goroutine
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	l, err := New(decision.NewEngine(log), log)
 	if err != nil {
@@ -61,29 +60,4 @@ func TestRejectedChangeLogSaysWhatServes(t *testing.T) {
 			t.Errorf("a served bundle's bad version %q: %s", broken, msg)
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a logger's goroutine and the test
-// can use at the same time.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
 }

@@ -83,6 +83,13 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// Reset empties the buffer.
+func (b *SyncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // Server is a running `verdict run` on a loopback port.
 type Server struct {
 	Addr    string
