@@ -124,11 +124,18 @@ func (r *Request) Validate() error {
 // compressed in lower case), so that every door hands rules such as the
 // demo's ext.ip_blocked one spelling of an address. A value that is not
 // exactly one IP address (spaces, leading zeros, a zone, a list, not a
-// string) is refused: a rule comparing it exactly would not apply.
+// string) is refused: a rule comparing it exactly would not apply. So is a
+// key spelling "ip" in another case ("IP", "Ip"): a front end that reads
+// context keys ignoring case could see another address than the rules.
 func (r *Request) canonicalContextIP() error {
 	ctx, ok := r.Context.(map[string]any)
 	if !ok {
 		return nil
+	}
+	for k := range ctx {
+		if k != "ip" && strings.EqualFold(k, "ip") {
+			return &InputError{Field: "context." + k, Message: fmt.Sprintf("%q is ip in another case; the address is context.ip, written in lower case", k)}
+		}
 	}
 	v, ok := ctx["ip"]
 	if !ok {

@@ -210,6 +210,10 @@ func TestValuesThatDefeatExactDeniesAreRefused(t *testing.T) {
 		{"a list of addresses", withIP(`"10.0.0.1, 203.0.113.66"`), "context.ip"},
 		{"an address that is a number", withIP(`3405803842`), "context.ip"},
 		{"an address that is null", withIP(`null`), "context.ip"},
+		// A front end reading context keys ignoring case would see
+		// another address than the rules (review 2, finding 4).
+		{"a second address under IP", request{`"tenant":"bank","member":"admin"`, `"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/"},"context":{"ip":"10.0.0.1","IP":"203.0.113.66"}`}, "context.IP"},
+		{"an address under Ip alone", request{`"tenant":"bank","member":"admin"`, `"request":{"method":"GET","path":"/api/v1/portfolios/portfolio/"},"context":{"Ip":"203.0.113.66"}`}, "context.Ip"},
 		{"an FRN with a trailing space", withFRN(secret + " "), "resource.frn"},
 		{"an FRN with a NUL", withFRN(secret + "\x00"), "resource.frn"},
 		{"an FRN with a dotless i", withFRN("frn:finmars:portfolios:portfolıo:secret-portfolio"), "resource.frn"},
