@@ -159,7 +159,7 @@ decision := {
 # a known route, no application.
 # It is always defined (true or false) so that the evaluator computes it
 # once per decision and the three branches that test it read the cache.
-iam_alone := true if {
+iam_alone if {
 	not input.facts.tenant.checks["package"]
 	input.facts.tenant.checks.iam
 	not input.facts.key
@@ -447,18 +447,24 @@ iam := {"denies": [], "grants": []} if {
 	object.union({"layer": "iam", "effect": "allow", "policy": s.policy, "statement": s.statement}, resource_reason(r)),
 ]} if {
 	[s, r] := covering_allows[0]
-} else := {"denies": [], "grants": [{
-	"layer": "iam",
-	"code": "resource.public",
-	"effect": "allow",
-	"message": sprintf("%s is a reference to an object the member may not read: only its public fields (id, user_code, public_name) are visible.", [input.resource.frn]),
-}], "public": true} if {
+} else := {
+	"denies": [], "grants": [{
+		"layer": "iam",
+		"code": "resource.public",
+		"effect": "allow",
+		"message": sprintf("%s is a reference to an object the member may not read: only its public fields (id, user_code, public_name) are visible.", [input.resource.frn]),
+	}],
+	"public": true,
+} if {
 	input.resource.reference == true
 	read_action
-} else := {"denies": [iam_deny("resource.not_covered", sprintf(
-	"%s is not authorized to perform: %s on resource: %s because no access policy that allows the '%s' action covers this object.",
-	[user_frn, action.name, input.resource.frn, action.name],
-))], "grants": []}
+} else := {
+	"denies": [iam_deny("resource.not_covered", sprintf(
+		"%s is not authorized to perform: %s on resource: %s because no access policy that allows the '%s' action covers this object.",
+		[user_frn, action.name, input.resource.frn, action.name],
+	))],
+	"grants": [],
+}
 
 iam_deny(code, message) := {"layer": "iam", "code": code, "effect": "deny", "message": message}
 
@@ -533,6 +539,7 @@ explicit_denies := [{
 ]
 
 requested_resource := input.resource.frn if input.resource.frn
+
 else := action.resource
 
 # covering_allows: [statement, resource] for each Allow whose resource covers
@@ -689,6 +696,7 @@ delegation_not_requested_message := sprintf("Application %q may not act for memb
 ])
 
 delegation_operation_name := delegation_operation if delegation_operation
+
 else := sprintf("an operation for method %s", [delegation_method])
 
 delegation_not_enabled_message := sprintf("The request names no member for application %q to act for.", [input.application]) if {

@@ -30,7 +30,7 @@ member(name, groups) := {
 	"name": name,
 	"is_admin": false,
 	"groups": groups,
-	"principals": {"*", concat(":", ["member", name])} | {concat(":", ["group", g]) | some g in groups},
+	"principals": ({"*", concat(":", ["member", name])} | {concat(":", ["group", g]) | some g in groups}),
 }
 
 user_a := member("user_a", {"bank_dept"})
@@ -507,10 +507,13 @@ test_explicit_deny_beats_ownership_and_allow if {
 }
 
 test_explicit_deny_lists_every_applicable_deny if {
-	inp := on(ask(a_retrieve, [
-		stmt("p-a", 0, "deny", ["**"], [res_any]),
-		stmt("p-b", 2, "deny", ["finmars:portfolio:retrieve"], [res_object(bonds)]),
-	]), bonds, set())
+	inp := on(
+		ask(a_retrieve, [
+			stmt("p-a", 0, "deny", ["**"], [res_any]),
+			stmt("p-b", 2, "deny", ["finmars:portfolio:retrieve"], [res_object(bonds)]),
+		]),
+		bonds, set(),
+	)
 	d := engine.decision with input as inp
 	denied(d, 403, ["iam.explicit_deny", "iam.explicit_deny"])
 	{[r.policy, r.statement] | some r in d.reasons} == {["p-a", 0], ["p-b", 2]}
@@ -744,10 +747,13 @@ test_allow_second_resource_of_statement if {
 }
 
 test_allow_names_the_covering_statement if {
-	inp := on(ask(a_retrieve, [
-		stmt("p-equity", 0, "allow", ["**"], [res_object(equity)]),
-		stmt("p-bonds", 3, "allow", ["**"], [res_object(bonds)]),
-	]), bonds, set())
+	inp := on(
+		ask(a_retrieve, [
+			stmt("p-equity", 0, "allow", ["**"], [res_object(equity)]),
+			stmt("p-bonds", 3, "allow", ["**"], [res_object(bonds)]),
+		]),
+		bonds, set(),
+	)
 	d := engine.decision with input as inp
 	granted(d, ["iam.allow", "resource.object"])
 	{[r.policy, r.statement] | some r in d.reasons} == {["p-bonds", 3]}
@@ -755,11 +761,14 @@ test_allow_names_the_covering_statement if {
 
 test_allow_names_the_first_covering_statement if {
 	# Statements come in policy order; the first that covers is named.
-	inp := on(ask(a_retrieve, [
-		stmt("p-a", 0, "allow", ["finmars:portfolio:list"], [res_any]),
-		stmt("p-b", 1, "allow", ["**"], [res_group("portfolio_group_a")]),
-		stmt("p-c", 0, "allow", ["**"], [res_any]),
-	]), bonds, {"portfolio_group_a"})
+	inp := on(
+		ask(a_retrieve, [
+			stmt("p-a", 0, "allow", ["finmars:portfolio:list"], [res_any]),
+			stmt("p-b", 1, "allow", ["**"], [res_group("portfolio_group_a")]),
+			stmt("p-c", 0, "allow", ["**"], [res_any]),
+		]),
+		bonds, {"portfolio_group_a"},
+	)
 	d := engine.decision with input as inp
 	granted(d, ["iam.allow", "resource.group"])
 	{[r.policy, r.statement] | some r in d.reasons} == {["p-b", 1]}

@@ -230,6 +230,7 @@ test_iam_only_tenant_skips_the_package_layer if {
 
 test_the_api_judged_is_the_action_route if {
 	acls := {"package": svc_acl(true, false, api(["gold"]))}
+
 	# GET /users/{id} needs gold; POST /users is open to a logged-in member.
 	denied_with(decide(ask("bob", {"silver"}, acls)), 160)
 	as_post := json.patch(ask("bob", {"silver"}, acls), [
