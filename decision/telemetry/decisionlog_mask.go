@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/verdict-authz/verdict/decision"
 )
@@ -21,15 +22,24 @@ const MaskedValue = "***"
 var DefaultDecisionLogMask = []string{"/input/key"}
 
 // secretNameParts are the words that make a context key a secret's name
-// (compared in lower case, without "-" and "_").
+// wherever they occur in it (compared in lower case, without "-" and "_"):
+// long enough not to occur inside other words.
 var secretNameParts = []string{"authorization", "apikey", "cookie", "credential", "passphrase", "password", "passwd",
-	"privatekey", "secret", "session", "signature", "token"}
+	"privatekey", "secret", "sessid", "session", "signature", "token"}
+
+// secretNameTokens are the short words that make a context key a secret's
+// name when one of the key's words (nameWords) is exactly one of them, so
+// that "pin" masks "pin" and "card_pin" but not "shipping", and "sig"
+// "X-Sig" but not "design".
+var secretNameTokens = []string{"jwt", "otp", "pass", "pin", "pwd", "refresh", "sid", "sig", "totp"}
 
 // IsSecretName reports whether a context key names a secret: in lower
 // case and without "-" and "_", it contains authorization, apikey, cookie,
-// credential, passphrase, password, passwd, privatekey, secret, session,
-// signature or token ("Authorization", "X-Api-Key", "db_password",
-// "refreshToken").
+// credential, passphrase, password, passwd, privatekey, secret, sessid,
+// session, signature or token ("Authorization", "X-Api-Key", "db_password",
+// "refreshToken", "PHPSESSID"); or one of its words (split at "-", "_",
+// ".", spaces and case changes) is jwt, otp, pass, pin, pwd, refresh, sid,
+// sig or totp ("x-jwt-assertion", "otp_code", "userPwd", "refresh").
 func IsSecretName(key string) bool {
 	norm := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(key))
 	for _, part := range secretNameParts {
@@ -37,7 +47,47 @@ func IsSecretName(key string) bool {
 			return true
 		}
 	}
+	for _, word := range nameWords(key) {
+		if slices.Contains(secretNameTokens, strings.ToLower(word)) {
+			return true
+		}
+	}
 	return false
+}
+
+// nameWords splits a key into its words: at every character that is not
+// a letter or digit, between a lower-case letter or digit and an upper-case
+// letter ("userPwd": user, Pwd), and before the last capital of a run of
+// capitals followed by a lower-case letter ("JWTAssertion": JWT,
+// Assertion).
+func nameWords(key string) []string {
+	var words []string
+	runes := []rune(key)
+	start := -1
+	for i, r := range runes {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			if start >= 0 {
+				words = append(words, string(runes[start:i]))
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+			continue
+		}
+		prev := runes[i-1]
+		lowerToUpper := unicode.IsUpper(r) && (unicode.IsLower(prev) || unicode.IsDigit(prev))
+		acronymEnd := unicode.IsUpper(r) && unicode.IsUpper(prev) && i+1 < len(runes) && unicode.IsLower(runes[i+1])
+		if lowerToUpper || acronymEnd {
+			words = append(words, string(runes[start:i]))
+			start = i
+		}
+	}
+	if start >= 0 {
+		words = append(words, string(runes[start:]))
+	}
+	return words
 }
 
 // looksLikeToken reports whether a string is a credential by its shape: a

@@ -396,6 +396,14 @@ func TestIsSecretName(t *testing.T) {
 		"api_key": true, "X-Api-Key": true, "APIKEY": true, "cookie": true, "Set-Cookie": true, "credentials": true,
 		"private_key": true, "session_id": true, "signature": true, "passphrase": true,
 		"ip": false, "marker": false, "user_agent": false, "amount": false, "key": false, "tenant": false,
+		// Review 2, finding 5: common names the first list missed.
+		"pass": true, "user_pass": true, "pwd": true, "oldPwd": true, "jwt": true, "X-JWT-Assertion": true, "x-jwt-assertion": true,
+		"JWTAssertion": true, "otp": true, "otp_code": true, "totp": true, "pin": true, "card-pin": true, "PIN": true,
+		"sessid": true, "PHPSESSID": true, "JSESSIONID": true, "sessionId": true, "session id": true, "sid": true,
+		"refresh": true, "refresh_token": true, "sig": true, "X-Sig": true,
+		// Words that merely contain the short ones are not secrets.
+		"shipping": false, "design": false, "passenger": false, "topic": false, "spinner": false, "considered": false,
+		"bypass_cache": false, "refreshed_at": false, "signal": false, "jwtish": false,
 	} {
 		if got := IsSecretName(name); got != want {
 			t.Errorf("IsSecretName(%q) = %v, want %v", name, got, want)
