@@ -36,6 +36,16 @@ func isDecisionPath(path string) bool {
 		strings.HasPrefix(path, "/v1/tenants/") && strings.HasSuffix(path, "/access")
 }
 
+// DecisionBodyAllowance are the first bytes of each decision body that the
+// body budget does not count. A decision request is usually under 2 KiB:
+// one that fits the allowance is read and answered however much of the
+// budget large bodies hold, so clients that send large bodies and then
+// stall cannot starve it. Like the header (up to the server's
+// MaxHeaderBytes, 64 KiB under `verdict run`) and net/http's buffers, the
+// allowance is memory each connection may hold, far below what a large
+// body may: the budget still bounds what is read beyond it.
+const DecisionBodyAllowance = 8 << 10
+
 // errBodyBudget is a decision body that would take the bytes held by
 // decision bodies past the limiter's budget.
 var errBodyBudget = errors.New("decision bodies in flight exceed their memory budget")
@@ -53,20 +63,23 @@ var errBodyBudget = errors.New("decision bodies in flight exceed their memory bu
 // bodyBudget (2 × max × maxBodyBytes): a body that would pass it is refused
 // 503 overloaded while it is read, so reading before the slot does not
 // trade the slot limit for unbounded memory. Stalled clients count only the
-// bytes they sent.
+// bytes they sent. The first bodyAllowance (DecisionBodyAllowance) bytes of
+// each body are not counted, so that small decisions are read even while
+// stalled large bodies hold the whole budget.
 type decisionLimiter struct {
-	slots        *admission.Limiter
-	maxBodyBytes int64
-	bodyBudget   int64
-	bodyBytes    atomic.Int64
-	bufPool      sync.Pool
-	next         http.Handler
+	slots         *admission.Limiter
+	maxBodyBytes  int64
+	bodyBudget    int64
+	bodyAllowance int64
+	bodyBytes     atomic.Int64
+	bufPool       sync.Pool
+	next          http.Handler
 }
 
 // newDecisionLimiter limits decisions to the slots of limiter.
 func newDecisionLimiter(limiter *admission.Limiter, maxBodyBytes int64, next http.Handler) *decisionLimiter {
 	l := &decisionLimiter{slots: limiter, maxBodyBytes: maxBodyBytes,
-		bodyBudget: 2 * int64(limiter.Max()) * maxBodyBytes, next: next}
+		bodyBudget: 2 * int64(limiter.Max()) * maxBodyBytes, bodyAllowance: DecisionBodyAllowance, next: next}
 	l.bufPool.New = func() any { return new(bytes.Buffer) }
 	return l
 }
@@ -104,24 +117,30 @@ func writeOverloaded(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusServiceUnavailable, "overloaded", "", msg)
 }
 
-// budgetedBody counts the bytes read from a decision body against the
-// limiter's budget; n are the bytes it holds, err the budget error.
+// budgetedBody counts the bytes read from a decision body beyond the
+// limiter's allowance against its budget; read are the bytes read, n those
+// it holds of the budget, err the budget error.
 type budgetedBody struct {
 	io.ReadCloser
-	l   *decisionLimiter
-	n   int64
-	err error
+	l    *decisionLimiter
+	read int64
+	n    int64
+	err  error
 }
 
 func (b *budgetedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
-		if b.l.bodyBytes.Add(int64(n)) > b.l.bodyBudget {
-			b.l.bodyBytes.Add(-int64(n))
-			b.err = errBodyBudget
-			return 0, errBodyBudget
+		free := max(0, b.l.bodyAllowance-b.read)
+		b.read += int64(n)
+		if charged := int64(n) - free; charged > 0 {
+			if b.l.bodyBytes.Add(charged) > b.l.bodyBudget {
+				b.l.bodyBytes.Add(-charged)
+				b.err = errBodyBudget
+				return 0, errBodyBudget
+			}
+			b.n += charged
 		}
-		b.n += int64(n)
 	}
 	return n, err
 }

@@ -132,6 +132,7 @@ func TestDecisionBodiesHaveAMemoryBudget(t *testing.T) {
 		<-release
 		w.WriteHeader(http.StatusOK)
 	}))
+	h.bodyAllowance = 0 // the budget alone (TestBodyAllowance: with one)
 	body := strings.Repeat("x", 1000)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -198,5 +199,35 @@ func TestCheckDepth(t *testing.T) {
 		if de == nil || de.Field != c.field {
 			t.Errorf("%.60s: %v, want field %q", c.body, err, c.field)
 		}
+	}
+}
+
+// TestBodyAllowance: the first bodyAllowance bytes of a body are not
+// counted, so a small body is read with the budget full; a larger one is
+// counted beyond the allowance and refused; nothing stays counted.
+func TestBodyAllowance(t *testing.T) {
+	h := newDecisionLimiter(admission.New(1), 1<<10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	h.bodyAllowance = 100
+	h.bodyBytes.Store(h.bodyBudget) // stalled bodies hold the whole budget
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{1, http.StatusOK}, {100, http.StatusOK}, {101, http.StatusServiceUnavailable}, {1000, http.StatusServiceUnavailable}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(strings.Repeat("x", tt.size))))
+		if rec.Code != tt.want {
+			t.Errorf("a %d-byte body with the budget full: %d %s, want %d", tt.size, rec.Code, rec.Body, tt.want)
+		}
+	}
+	h.bodyBytes.Store(0)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(strings.Repeat("x", 1000))))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("a 1000-byte body with the budget free: %d %s", rec.Code, rec.Body)
+	}
+	if n := h.bodyBytes.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted after every request ended", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,5 +89,87 @@ func TestStalledBodiesDoNotStarveDecisions(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/health/ready = %d: stalled clients are no overload", resp.StatusCode)
+	}
+}
+
+// Review 2, finding 2, over loopback sockets: clients that send a large
+// body all but its last byte and then stall hold the whole body budget
+// (2 × slots × MaxBodyBytes). Small decisions sent meanwhile are still
+// answered 200 — their bytes are within the allowance the budget does not
+// count — while a large body is still refused 503, so memory stays bounded.
+func TestStalledLargeBodiesDoNotStarveSmallDecisions(t *testing.T) {
+	const (
+		slots   = 2
+		maxBody = 256 << 10
+	)
+	engine, _ := loadertest.Demo(t)
+	srv := httptest.NewServer(httpapi.New(engine, httpapi.Options{Log: loadertest.Quiet, Admission: admission.New(slots), MaxBodyBytes: maxBody}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	var stalled []net.Conn
+	defer func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	}()
+	stall := func(sent int) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "POST /v1/decide HTTP/1.1\r\nHost: verdict\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", maxBody)
+		c.Write(bytes.Repeat([]byte(" "), sent)) // a refused one may be closed: ignore errors
+		time.Sleep(50 * time.Millisecond)        // read before the next one
+	}
+	// 2 × slots bodies of maxBody-1 bytes: without an allowance, the
+	// budget less 2 × slots bytes; then more, which the budget refuses,
+	// and small stalled bodies besides.
+	for range 2*slots + 2 {
+		stall(maxBody - 1)
+	}
+	for range 16 {
+		stall(100)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	post := func(body []byte) (int, string) {
+		resp, err := client.Post(srv.URL+"/v1/decide", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	small := []byte(okDecide + `}`)
+	for i := range 20 {
+		if code, out := post(small); code != http.StatusOK {
+			t.Fatalf("small decision %d while large bodies stall: %d %s", i, code, out)
+		}
+	}
+	var wg sync.WaitGroup
+	codes := make(chan string, slots)
+	for range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, out := post(small); code != http.StatusOK {
+				codes <- fmt.Sprintf("%d %s", code, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		t.Errorf("a concurrent small decision while large bodies stall: %s", c)
+	}
+	// The budget still bounds large bodies.
+	large := append(bytes.Repeat([]byte(" "), 100<<10), small...)
+	if code, out := post(large); code != http.StatusServiceUnavailable || !strings.Contains(out, "memory budget") {
+		t.Errorf("a large body while the budget is held: %d %s, want 503 (memory budget)", code, out)
 	}
 }
