@@ -693,19 +693,11 @@ func (l *Loader) lockRuntime(ctx context.Context, ev *Event) (unlock func(), err
 	return unlock, nil
 }
 
-// stateDBWriteProcessor appends a run-time change to the fleet's change
-// log and commits it, inside the store transaction: a change the database
-// refused is rolled back here, and one that is answered is committed there.
-type stateDBWriteProcessor struct{}
-
-func (stateDBWriteProcessor) Name() string   { return "state-db-write" }
-func (stateDBWriteProcessor) Order() int     { return orderStateDBWrite }
-func (stateDBWriteProcessor) Required() bool { return true }
-func (stateDBWriteProcessor) Description() string {
-	return "with --state-db, appends a registration, delegation request or consent to the fleet's change log and commits it before the change commits here and is answered; every sidecar then applies it"
-}
-
-func (stateDBWriteProcessor) Process(_ context.Context, ev *Event, _ *store.WriteTxn) error {
+// writeStateDB (processor state-db-write) appends a run-time change to the
+// fleet's change log and commits it, inside the store transaction: a change
+// the database refused is rolled back here, and one that is answered is
+// committed there.
+func writeStateDB(_ context.Context, ev *Event, _ *store.WriteTxn) error {
 	w := ev.stateWrite
 	if w == nil {
 		return nil

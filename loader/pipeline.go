@@ -194,6 +194,37 @@ func (p *Pipeline) Register(procs ...Processor) {
 	sort.SliceStable(p.sync, func(i, j int) bool { return p.sync[i].Order() < p.sync[j].Order() })
 }
 
+// Step is a synchronous processor given as a row of a table, the way
+// http.HandlerFunc makes a function a Handler: Process is called with the
+// event and the open store transaction, in Order.
+type Step struct {
+	Name        string
+	Order       int
+	Required    bool // cannot be disabled
+	Description string
+	Process     func(ctx context.Context, ev *Event, txn *store.WriteTxn) error
+}
+
+// stepProcessor makes a Step a Processor (and Required, Described).
+type stepProcessor struct{ s Step }
+
+func (p stepProcessor) Name() string        { return p.s.Name }
+func (p stepProcessor) Order() int          { return p.s.Order }
+func (p stepProcessor) Required() bool      { return p.s.Required }
+func (p stepProcessor) Description() string { return p.s.Description }
+func (p stepProcessor) Process(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
+	return p.s.Process(ctx, ev, txn)
+}
+
+// RegisterSteps adds synchronous processors given as table rows.
+func (p *Pipeline) RegisterSteps(steps ...Step) {
+	procs := make([]Processor, len(steps))
+	for i, s := range steps {
+		procs[i] = stepProcessor{s}
+	}
+	p.Register(procs...)
+}
+
 // RegisterAsync adds asynchronous NOTIFY processors.
 func (p *Pipeline) RegisterAsync(procs ...AsyncProcessor) {
 	p.mu.Lock()

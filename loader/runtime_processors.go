@@ -41,19 +41,7 @@ const (
 	maxRegisteredServiceBytes = 1 << 20
 )
 
-type serviceValidateProcessor struct{}
-
-func (serviceValidateProcessor) Name() string { return "service-validate" }
-
-func (serviceValidateProcessor) Order() int { return orderServiceValidate }
-
-func (serviceValidateProcessor) Required() bool { return true }
-
-func (serviceValidateProcessor) Description() string {
-	return "parses a service registered at run time with the bundle rules (routes, permittable groups); unknown fields are warnings"
-}
-
-func (serviceValidateProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func validateService(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Service
 	if c == nil {
 		return nil
@@ -86,17 +74,7 @@ func (serviceValidateProcessor) Process(_ context.Context, ev *Event, txn *store
 	return nil
 }
 
-type serviceUnchangedProcessor struct{}
-
-func (serviceUnchangedProcessor) Name() string { return "service-unchanged" }
-
-func (serviceUnchangedProcessor) Order() int { return orderServiceUnchanged }
-
-func (serviceUnchangedProcessor) Description() string {
-	return "closes a registration whose document is the one already registered (PUT is idempotent)"
-}
-
-func (serviceUnchangedProcessor) Process(_ context.Context, ev *Event, _ *store.WriteTxn) error {
+func closeUnchangedService(_ context.Context, ev *Event, _ *store.WriteTxn) error {
 	c := ev.Service
 	if c != nil && c.Previous != nil && bytes.Equal(c.Previous.Document, c.Canonical) {
 		ev.Close()
@@ -104,19 +82,7 @@ func (serviceUnchangedProcessor) Process(_ context.Context, ev *Event, _ *store.
 	return nil
 }
 
-type serviceStoreProcessor struct{}
-
-func (serviceStoreProcessor) Name() string { return "service-store" }
-
-func (serviceStoreProcessor) Order() int { return orderServiceStore }
-
-func (serviceStoreProcessor) Required() bool { return true }
-
-func (serviceStoreProcessor) Description() string {
-	return "stores a registration, which overrides the bundles' service of the same name; route tables are rebuilt in the same transaction"
-}
-
-func (serviceStoreProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func storeService(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Service
 	if c == nil {
 		return nil
@@ -131,19 +97,7 @@ func (serviceStoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 	return nil
 }
 
-type delegationCheckProcessor struct{}
-
-func (delegationCheckProcessor) Name() string { return "delegation-check" }
-
-func (delegationCheckProcessor) Order() int { return orderDelegationCheck }
-
-func (delegationCheckProcessor) Required() bool { return true }
-
-func (delegationCheckProcessor) Description() string {
-	return "resolves a delegation request's or consent's tenant, permittable group, member and earlier request; unknown ones are refused (404)"
-}
-
-func (delegationCheckProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func checkDelegation(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Delegation
 	if c == nil {
 		return nil
@@ -201,17 +155,7 @@ func checkDelegationRefs(r *store.Reader, tenant, app, group, member string, ask
 	return nil
 }
 
-type delegationUnchangedProcessor struct{}
-
-func (delegationUnchangedProcessor) Name() string { return "delegation-unchanged" }
-
-func (delegationUnchangedProcessor) Order() int { return orderDelegationUnchanged }
-
-func (delegationUnchangedProcessor) Description() string {
-	return "closes a delegation request or consent identical to the one already recorded at run time"
-}
-
-func (delegationUnchangedProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func closeUnchangedDelegation(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Delegation
 	if c == nil {
 		return nil
@@ -239,19 +183,7 @@ func (delegationUnchangedProcessor) Process(_ context.Context, ev *Event, txn *s
 	return nil
 }
 
-type delegationStoreProcessor struct{}
-
-func (delegationStoreProcessor) Name() string { return "delegation-store" }
-
-func (delegationStoreProcessor) Order() int { return orderDelegationStore }
-
-func (delegationStoreProcessor) Required() bool { return true }
-
-func (delegationStoreProcessor) Description() string {
-	return "stores a delegation request or consent beside the bundles' delegations; the tenant's effective entries are rebuilt in the same transaction"
-}
-
-func (delegationStoreProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func storeDelegation(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Delegation
 	if c == nil {
 		return nil
@@ -277,19 +209,7 @@ func (delegationStoreProcessor) Process(_ context.Context, ev *Event, txn *store
 	return nil
 }
 
-type stateRestoreProcessor struct{}
-
-func (stateRestoreProcessor) Name() string { return "state-restore" }
-
-func (stateRestoreProcessor) Order() int { return orderStateRestore }
-
-func (stateRestoreProcessor) Required() bool { return true }
-
-func (stateRestoreProcessor) Description() string {
-	return "stores the registrations, delegation requests and consents read from the state directory at start; an entry that no longer validates is reported (and verdict run refuses to start with it)"
-}
-
-func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func storeRestoredState(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Restore
 	if c == nil || c.Contents == nil {
 		return nil
@@ -344,39 +264,27 @@ func (stateRestoreProcessor) Process(_ context.Context, ev *Event, txn *store.Wr
 	return nil
 }
 
-// stateWriteProcessor writes a run-time change to the state directory
-// before the transaction commits (and so before the change is
+// writeState (processor state-write) writes a run-time change to the state
+// directory before the transaction commits (and so before the change is
 // acknowledged); without a state directory changes are kept in memory.
-type stateWriteProcessor struct{ l *Loader }
-
-func (stateWriteProcessor) Name() string { return "state-write" }
-
-func (stateWriteProcessor) Order() int { return orderStateWrite }
-
-func (stateWriteProcessor) Required() bool { return true }
-
-func (stateWriteProcessor) Description() string {
-	return "writes a registration, delegation request or consent durably to --state-dir (temporary file, fsync, rename, fsync of the directory) before the change commits and is answered"
-}
-
-func (p stateWriteProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
-	dir := p.l.stateDir()
+func (l *Loader) writeState(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+	dir := l.stateDir()
 	if dir == nil {
 		return nil
 	}
-	if p.l.fleet != nil {
+	if l.fleet != nil {
 		// The directory holds the local copy of the fleet's state: the
 		// database has the change, so a copy that cannot be written is
 		// given up (and not served at a start), not the change.
-		if err := p.write(dir, ev, txn); err != nil {
-			p.l.localCopyFailed(dir, err)
+		if err := l.writeStateDir(dir, ev, txn); err != nil {
+			l.localCopyFailed(dir, err)
 		}
 		return nil
 	}
-	return p.write(dir, ev, txn)
+	return l.writeStateDir(dir, ev, txn)
 }
 
-func (p stateWriteProcessor) write(dir *state.Dir, ev *Event, txn *store.WriteTxn) error {
+func (l *Loader) writeStateDir(dir *state.Dir, ev *Event, txn *store.WriteTxn) error {
 	if c := ev.Service; c != nil && c.Stored {
 		if err := dir.PutService(&state.ServiceFile{Name: c.Name, RegisteredAt: c.At, Document: c.Canonical}); err != nil {
 			return err
@@ -411,11 +319,28 @@ func (p stateWriteProcessor) write(dir *state.Dir, ev *Event, txn *store.WriteTx
 	return nil
 }
 
+// registerRuntimeProcessors registers the run-time changes' processors,
+// one row each; the functions are above, in the same order.
 func (l *Loader) registerRuntimeProcessors() {
-	l.pipeline.Register(
-		serviceValidateProcessor{}, serviceUnchangedProcessor{}, serviceStoreProcessor{},
-		delegationCheckProcessor{}, delegationUnchangedProcessor{}, delegationStoreProcessor{},
-		stateRestoreProcessor{}, stateDBWriteProcessor{}, stateWriteProcessor{l: l},
+	l.pipeline.RegisterSteps(
+		Step{Name: "service-validate", Order: orderServiceValidate, Required: true, Process: validateService,
+			Description: "parses a service registered at run time with the bundle rules (routes, permittable groups); unknown fields are warnings"},
+		Step{Name: "service-unchanged", Order: orderServiceUnchanged, Process: closeUnchangedService,
+			Description: "closes a registration whose document is the one already registered (PUT is idempotent)"},
+		Step{Name: "service-store", Order: orderServiceStore, Required: true, Process: storeService,
+			Description: "stores a registration, which overrides the bundles' service of the same name; route tables are rebuilt in the same transaction"},
+		Step{Name: "delegation-check", Order: orderDelegationCheck, Required: true, Process: checkDelegation,
+			Description: "resolves a delegation request's or consent's tenant, permittable group, member and earlier request; unknown ones are refused (404)"},
+		Step{Name: "delegation-unchanged", Order: orderDelegationUnchanged, Process: closeUnchangedDelegation,
+			Description: "closes a delegation request or consent identical to the one already recorded at run time"},
+		Step{Name: "delegation-store", Order: orderDelegationStore, Required: true, Process: storeDelegation,
+			Description: "stores a delegation request or consent beside the bundles' delegations; the tenant's effective entries are rebuilt in the same transaction"},
+		Step{Name: "state-restore", Order: orderStateRestore, Required: true, Process: storeRestoredState,
+			Description: "stores the registrations, delegation requests and consents read from the state directory at start; an entry that no longer validates is reported (and verdict run refuses to start with it)"},
+		Step{Name: "state-db-write", Order: orderStateDBWrite, Required: true, Process: writeStateDB,
+			Description: "with --state-db, appends a registration, delegation request or consent to the fleet's change log and commits it before the change commits here and is answered; every sidecar then applies it"},
+		Step{Name: "state-write", Order: orderStateWrite, Required: true, Process: l.writeState,
+			Description: "writes a registration, delegation request or consent durably to --state-dir (temporary file, fsync, rename, fsync of the directory) before the change commits and is answered"},
 	)
 }
 
