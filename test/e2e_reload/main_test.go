@@ -6,6 +6,7 @@
 package e2ereload
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	verdictclient "github.com/verdict-authz/verdict/decision/client"
 	"github.com/verdict-authz/verdict/test/e2eutil"
 )
 
@@ -48,12 +50,8 @@ func (s *server) get(t *testing.T, path string, v any) int {
 	return resp.StatusCode
 }
 
-// Decision is the part of a decision the tests look at.
-type Decision struct {
-	Allow    bool                    `json:"allow"`
-	Reasons  []struct{ Code string } `json:"reasons"`
-	Revision map[string]string       `json:"revision"`
-}
+// Decision is a decision as the public Go client returns it.
+type Decision struct{ verdictclient.Decision }
 
 func (d Decision) codes() string {
 	var cs []string
@@ -63,21 +61,18 @@ func (d Decision) codes() string {
 	return strings.Join(cs, ",")
 }
 
+// decide asks s through the public Go client; body is the JSON of a
+// decision request.
 func decide(s *server, body string) (Decision, error) {
-	resp, err := client.Post(s.URL+"/v1/decide", "application/json", strings.NewReader(body))
+	var req verdictclient.Request
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		return Decision{}, fmt.Errorf("%v: %s", err, body)
+	}
+	d, err := verdictclient.New(s.URL, verdictclient.WithHTTPClient(client)).Decide(context.Background(), &req)
 	if err != nil {
 		return Decision{}, err
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return Decision{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
-	}
-	var d Decision
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return Decision{}, fmt.Errorf("%v: %s", err, raw)
-	}
-	return d, nil
+	return Decision{*d}, nil
 }
 
 // Status is GET /v1/status.
