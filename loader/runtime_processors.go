@@ -25,7 +25,7 @@ import (
 //	410 service-store         stores the registration; route tables are rebuilt in the same transaction
 //	420 delegation-store      stores the request or consent; effective entries are rebuilt in the same transaction
 //	430 state-restore         stores what was read from the state directory at start
-//	890 state-db-write        with --state-db, appends the change to the fleet's change log and commits it (fleet.go)
+//	890 state-db-write        with --state-db, appends the change to the fleet's change log and commits it (fleet_write.go)
 //	900 state-write           writes the change durably to the state directory, inside the transaction:
 //	                          a change that cannot be written is rolled back, and one that is acknowledged is on disk
 const (
