@@ -43,6 +43,9 @@ package verdict.engine
 # Changing a layer means changing these branches with it;
 # TestGoldenDecisions (decision/golden_test.go) holds every answer to a
 # recorded set.
+
+# METADATA
+# entrypoint: true
 decision := {
 	"allow": false,
 	"status": 403,

@@ -9,6 +9,9 @@ package verdict.engine
 # match the exclusion (any of its criteria). As for the decision, a plan
 # that lets objects through needs plan_open, a positive outcome of every
 # layer; anything else ends in the last branch, "none".
+
+# METADATA
+# entrypoint: true
 plan := {"kind": "none", "reasons": verdict.denies} if {
 	count(verdict.denies) > 0
 	not object_plannable_deny
