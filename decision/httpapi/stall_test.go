@@ -51,36 +51,14 @@ func TestStalledBodiesDoNotStarveDecisions(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	decide := func() (int, string) {
-		resp, err := client.Post(srv.URL+"/v1/decide", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
-	}
 	for i := range 20 {
-		if code, out := decide(); code != http.StatusOK {
+		if code, out := postDecide(client, srv.URL, body); code != http.StatusOK {
 			t.Fatalf("decision %d while %d bodies stall: %d %s", i, len(stalled), code, out)
 		}
 	}
-	var wg sync.WaitGroup
 	// As many at once as there are slots: none has to wait for another.
-	codes := make(chan string, slots)
-	for range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if code, out := decide(); code != http.StatusOK {
-				codes <- fmt.Sprintf("%d %s", code, out)
-			}
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	for c := range codes {
-		t.Errorf("a concurrent decision while bodies stall: %s", c)
+	for _, failed := range decideConcurrently(client, srv.URL, body, slots) {
+		t.Errorf("a concurrent decision while bodies stall: %s", failed)
 	}
 	resp, err := client.Get(srv.URL + "/health/ready")
 	if err != nil {
@@ -136,40 +114,53 @@ func TestStalledLargeBodiesDoNotStarveSmallDecisions(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(body []byte) (int, string) {
-		resp, err := client.Post(srv.URL+"/v1/decide", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
-	}
 	small := []byte(okDecide + `}`)
 	for i := range 20 {
-		if code, out := post(small); code != http.StatusOK {
+		if code, out := postDecide(client, srv.URL, small); code != http.StatusOK {
 			t.Fatalf("small decision %d while large bodies stall: %d %s", i, code, out)
 		}
 	}
+	for _, failed := range decideConcurrently(client, srv.URL, small, slots) {
+		t.Errorf("a concurrent small decision while large bodies stall: %s", failed)
+	}
+	// The budget still bounds large bodies.
+	large := append(bytes.Repeat([]byte(" "), 100<<10), small...)
+	if code, out := postDecide(client, srv.URL, large); code != http.StatusServiceUnavailable || !strings.Contains(out, "memory budget") {
+		t.Errorf("a large body while the budget is held: %d %s, want 503 (memory budget)", code, out)
+	}
+}
+
+// postDecide posts body to baseURL's /v1/decide and returns the status and
+// the answer (status 0 and the error when there is none).
+func postDecide(client *http.Client, baseURL string, body []byte) (int, string) {
+	resp, err := client.Post(baseURL+"/v1/decide", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// decideConcurrently posts body n times at once and returns the answers
+// that are not 200.
+func decideConcurrently(client *http.Client, baseURL string, body []byte, n int) []string {
 	var wg sync.WaitGroup
-	codes := make(chan string, slots)
-	for range slots {
+	failed := make(chan string, n)
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if code, out := post(small); code != http.StatusOK {
-				codes <- fmt.Sprintf("%d %s", code, out)
+			if code, out := postDecide(client, baseURL, body); code != http.StatusOK {
+				failed <- fmt.Sprintf("%d %s", code, out)
 			}
 		}()
 	}
 	wg.Wait()
-	close(codes)
-	for c := range codes {
-		t.Errorf("a concurrent small decision while large bodies stall: %s", c)
+	close(failed)
+	var out []string
+	for f := range failed {
+		out = append(out, f)
 	}
-	// The budget still bounds large bodies.
-	large := append(bytes.Repeat([]byte(" "), 100<<10), small...)
-	if code, out := post(large); code != http.StatusServiceUnavailable || !strings.Contains(out, "memory budget") {
-		t.Errorf("a large body while the budget is held: %d %s, want 503 (memory budget)", code, out)
-	}
+	return out
 }
