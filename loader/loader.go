@@ -73,7 +73,7 @@ func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
 		failed:   map[string]bool{},
 		remotes:  map[string]*Remote{},
 	}
-	l.pipeline.Register(unchangedProcessor{}, assembleProcessor{}, lintProcessor{}, storeProcessor{})
+	l.pipeline.RegisterSteps(bundleSteps...)
 	l.registerRuntimeProcessors()
 	l.pipeline.RegisterAsync(statusProcessor{board: l.status}, logProcessor{log: log})
 	ctx, cancel := context.WithCancel(context.Background())

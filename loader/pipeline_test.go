@@ -125,7 +125,7 @@ func TestPipelineDisable(t *testing.T) {
 	p, _ := newTestPipeline(t)
 	var ran []string
 	p.Register(recorder{name: "a", order: 1, log: &ran}, recorder{name: "b", order: 2, log: &ran})
-	p.Register(assembleProcessor{})
+	p.RegisterSteps(bundleSteps...)
 	if err := p.Disable("a"); err != nil {
 		t.Fatal(err)
 	}

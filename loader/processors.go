@@ -33,17 +33,9 @@ const (
 	orderLog       = 200
 )
 
-// unchangedProcessor closes a change that would install exactly what is
+// closeUnchangedBundles (processor bundle-unchanged) closes a change that would install exactly what is
 // served: an editor that saves without changes, a touch, a re-download.
-type unchangedProcessor struct{}
-
-func (unchangedProcessor) Name() string { return "bundle-unchanged" }
-func (unchangedProcessor) Order() int   { return orderUnchanged }
-func (unchangedProcessor) Description() string {
-	return "closes a bundle change whose files are byte-for-byte those being served"
-}
-
-func (unchangedProcessor) Process(_ context.Context, ev *Event, _ *store.WriteTxn) error {
+func closeUnchangedBundles(_ context.Context, ev *Event, _ *store.WriteTxn) error {
 	c := ev.Bundle
 	if c == nil || ev.Kind == KindDelete || len(c.Next) == 0 {
 		return nil
@@ -58,19 +50,10 @@ func (unchangedProcessor) Process(_ context.Context, ev *Event, _ *store.WriteTx
 	return nil
 }
 
-// assembleProcessor builds the next generation's assembly: the served
+// assembleBundles (processor bundle-assemble) builds the next generation's assembly: the served
 // bundles with the change applied, checked to fit together, their Rego
 // compiled (policy spans bundles) and every reference resolved.
-type assembleProcessor struct{}
-
-func (assembleProcessor) Name() string   { return "bundle-assemble" }
-func (assembleProcessor) Order() int     { return orderAssemble }
-func (assembleProcessor) Required() bool { return true }
-func (assembleProcessor) Description() string {
-	return "fits the new bundle versions with the other served bundles, compiles every bundle's Rego and resolves references"
-}
-
-func (assembleProcessor) Process(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
+func assembleBundles(ctx context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Bundle
 	if c == nil {
 		return nil
@@ -114,7 +97,7 @@ func registeredServices(r *store.Reader) ([]*acl.Service, error) {
 	return out, nil
 }
 
-// lintProcessor runs data.verdict.lint.deny — policy-as-code checks that
+// lintBundles (processor bundle-lint) runs data.verdict.lint.deny — policy-as-code checks that
 // bundle authors write in Rego, such as "no statement may grant finmars:*
 // outside the admin role" — on every new bundle version. Each element of the
 // set rejects the change with its message. The rules see
@@ -125,18 +108,7 @@ func registeredServices(r *store.Reader) ([]*acl.Service, error) {
 // where catalog and tenants are the bundle's verdict.catalog and
 // verdict.tenants as written. An element is a string or an object with
 // message and optionally file and entry.
-type lintProcessor struct{}
-
-func (lintProcessor) Name() string { return "bundle-lint" }
-func (lintProcessor) Order() int   { return orderLint }
-func (lintProcessor) Description() string {
-	return "rejects a bundle version that the loaded data.verdict.lint.deny rules find fault with, with their messages"
-}
-
-// LintQuery is the rule set the lint processor evaluates.
-const LintQuery = "data.verdict.lint.deny"
-
-func (lintProcessor) Process(ctx context.Context, ev *Event, _ *store.WriteTxn) error {
+func lintBundles(ctx context.Context, ev *Event, _ *store.WriteTxn) error {
 	c := ev.Bundle
 	if c == nil || c.Assembly == nil || len(c.Next) == 0 {
 		return nil
@@ -224,19 +196,10 @@ func lintBundle(ctx context.Context, asm *Assembly, b, prev *Bundle, kind Kind, 
 	return nil
 }
 
-// storeProcessor writes the change into the store: each changed bundle's
+// storeBundles (processor bundle-store) writes the change into the store: each changed bundle's
 // rows are deleted and its new ones put, inside the change's transaction.
 // Rows of other bundles are not touched.
-type storeProcessor struct{}
-
-func (storeProcessor) Name() string   { return "bundle-store" }
-func (storeProcessor) Order() int     { return orderStore }
-func (storeProcessor) Required() bool { return true }
-func (storeProcessor) Description() string {
-	return "replaces the changed bundles' tenants, packages and services in the store, leaving other bundles' rows untouched"
-}
-
-func (storeProcessor) Process(_ context.Context, ev *Event, txn *store.WriteTxn) error {
+func storeBundles(_ context.Context, ev *Event, txn *store.WriteTxn) error {
 	c := ev.Bundle
 	if c == nil {
 		return nil
@@ -339,4 +302,20 @@ func (p logProcessor) Notify(ctx context.Context, ev *Event) {
 	default:
 		p.log.Info("change applied", append(attrs, "outcome", "applied", "generation", ev.Generation)...)
 	}
+}
+
+// LintQuery is the rule set the lint processor evaluates.
+const LintQuery = "data.verdict.lint.deny"
+
+// bundleSteps are the processors of bundle changes, one row each; the
+// functions are above, in the same order.
+var bundleSteps = []Step{
+	{Name: "bundle-unchanged", Order: orderUnchanged, Process: closeUnchangedBundles,
+		Description: "closes a bundle change whose files are byte-for-byte those being served"},
+	{Name: "bundle-assemble", Order: orderAssemble, Required: true, Process: assembleBundles,
+		Description: "fits the new bundle versions with the other served bundles, compiles every bundle's Rego and resolves references"},
+	{Name: "bundle-lint", Order: orderLint, Process: lintBundles,
+		Description: "rejects a bundle version that the loaded data.verdict.lint.deny rules find fault with, with their messages"},
+	{Name: "bundle-store", Order: orderStore, Required: true, Process: storeBundles,
+		Description: "replaces the changed bundles' tenants, packages and services in the store, leaving other bundles' rows untouched"},
 }
