@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/loader/store"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 func TestCacheKeyDistinguishesEveryField(t *testing.T) {
@@ -138,7 +140,7 @@ func TestCacheTTLBoundAndCollisions(t *testing.T) {
 
 func TestEngineCacheAnswersAgainWithNewIDsAndEmptiesOnInstall(t *testing.T) {
 	engine := NewEngine(nil, WithDecisionCache(CacheOptions{Size: 100, TTL: time.Minute}))
-	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	pol, err := policy.CompilePolicy(t.Context(), nil, map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func emptySnapshot(t *testing.T) *store.Snapshot {
 // the store is read under the engine's recover (single, batch and explain).
 func TestBrokenGenerationDeniesInsteadOfPanicking(t *testing.T) {
 	engine := NewEngine(nil)
-	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	pol, err := policy.CompilePolicy(t.Context(), nil, map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func (r *cacheRecorder) ObserveDecision(_ context.Context, _ *Request, _ *Decisi
 }
 
 func TestObserverLearnsCacheHitsAndMisses(t *testing.T) {
-	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	pol, err := policy.CompilePolicy(t.Context(), nil, map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +250,7 @@ func TestObserverLearnsCacheHitsAndMisses(t *testing.T) {
 // A decision answered from the cache under its normalised key is not
 // remembered again under a new body: that would let it outlive its TTL.
 func TestDecideJSONKeepsTheTTLOfTheEvaluation(t *testing.T) {
-	pol, err := CompilePolicy(t.Context(), nil, map[string]any{})
+	pol, err := policy.CompilePolicy(t.Context(), nil, map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}

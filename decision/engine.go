@@ -16,6 +16,8 @@ import (
 
 	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/store"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // Generation is everything one decision reads: a store snapshot and the
@@ -25,7 +27,7 @@ type Generation struct {
 	// Number counts generations from 1.
 	Number   uint64
 	Facts    *store.Snapshot
-	Policy   *Policy
+	Policy   *policy.Policy
 	LoadedAt time.Time
 	// Revisions maps each loaded bundle's name to its manifest revision.
 	Revisions map[string]string
@@ -219,9 +221,9 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	}
 	var term *ast.Term
 	if tracer == nil {
-		term, err = gen.Policy.eval(ctx, f.input)
+		term, err = gen.Policy.Eval(ctx, f.input)
 	} else {
-		term, err = gen.Policy.evalTraced(ctx, f.input, tracer)
+		term, err = gen.Policy.EvalTraced(ctx, f.input, tracer)
 	}
 	if err != nil {
 		return nil, cached, err

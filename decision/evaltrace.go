@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -51,9 +50,4 @@ func (e *Engine) DecideExplained(ctx context.Context, req *Request) (*Decision, 
 		ex.Trace = append(ex.Trace, sc.Text())
 	}
 	return d, ex, nil
-}
-
-// evalTraced is eval with a query tracer attached.
-func (p *Policy) evalTraced(ctx context.Context, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
-	return p.evalRule(ctx, p.query, input, tracer)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // GatherForTest exposes gather, so that benchmarks can time the Go side
@@ -19,15 +21,15 @@ func GatherForTest(g *Generation, req *Request) (ast.Value, error) {
 
 // EvalForTest evaluates the decision query on a gathered input.
 func EvalForTest(ctx context.Context, g *Generation, input ast.Value) (*ast.Term, error) {
-	return g.Policy.eval(ctx, input)
+	return g.Policy.Eval(ctx, input)
 }
 
 // CachedDataQueries reports how many prepared Data API queries g's policy
 // holds.
-func CachedDataQueries(g *Generation) int { return g.Policy.dataQueries.len() }
+func CachedDataQueries(g *Generation) int { return g.Policy.CachedQueries() }
 
 // MaxCachedDataQueries is the bound on CachedDataQueries.
-const MaxCachedDataQueries = maxCachedQueries
+const MaxCachedDataQueries = policy.MaxCachedQueries
 
 // SetCacheClock makes g's decision cache read the time from now, so that a
 // test can move past a deadline without waiting for it.

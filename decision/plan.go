@@ -92,7 +92,7 @@ func (e *Engine) plan(ctx context.Context, gen *Generation, req *Request, modelP
 		f.input.(ast.Object).Insert(ast.StringTerm("plan"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("model_prefix"), ast.StringTerm(modelPrefix))))
 	}
-	term, err := gen.Policy.evalPlan(ctx, f.input)
+	term, err := gen.Policy.EvalPlan(ctx, f.input)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,10 @@
 package decision
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -86,7 +84,7 @@ func (e *Engine) queryOn(ctx context.Context, gen *Generation, path []string, in
 	if IsEngineDocument(path) {
 		return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s is a document of verdict's engine: it is evaluated on a decision request's gathered facts (QueryEngine)", dataRef(path))}
 	}
-	pq, err := gen.Policy.preparedQuery(ctx, path)
+	pq, err := preparedQuery(ctx, gen.Policy, path)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +130,7 @@ func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp boo
 	if err := document(gen, path); err != nil {
 		return nil, err
 	}
-	pq, err := gen.Policy.preparedQuery(ctx, path)
+	pq, err := preparedQuery(ctx, gen.Policy, path)
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +149,10 @@ func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp boo
 	if catchUp {
 		if newer := e.generationFor(ctx, req.Consistency); newer != gen {
 			gen = newer
-			if err := gen.Policy.checkDocument(path); err != nil {
+			if err := checkDocument(gen.Policy, path); err != nil {
 				return nil, err
 			}
-			if pq, err = gen.Policy.preparedQuery(ctx, path); err != nil {
+			if pq, err = preparedQuery(ctx, gen.Policy, path); err != nil {
 				return nil, err
 			}
 		}
@@ -186,7 +184,7 @@ func document(gen *Generation, path []string) error {
 	if gen == nil {
 		return ErrNotReady
 	}
-	return gen.Policy.checkDocument(path)
+	return checkDocument(gen.Policy, path)
 }
 
 // evalData evaluates a prepared Data API query; input nil means no input.
@@ -197,7 +195,7 @@ func (e *Engine) evalData(ctx context.Context, gen *Generation, pq *rego.Prepare
 			err = fmt.Errorf("panic during data.%s: %v", strings.Join(path, "."), v)
 		}
 	}()
-	cancel, stop := cancelWith(ctx)
+	cancel, stop := policy.CancelWith(ctx)
 	defer stop()
 	opts := []rego.EvalOption{rego.EvalExternalCancel(cancel)}
 	if input != nil {
@@ -265,61 +263,6 @@ func shortPath(path []string) string {
 	return fmt.Sprintf("%q", p)
 }
 
-// queryCache holds the prepared Data API queries of one policy, by path:
-// the maxCachedQueries most recently used. A prepared query of a path at
-// the bounds above takes about 8 KiB of heap (measured over the demo
-// bundle), so the cache holds about 1 MiB at most, whatever the paths
-// asked.
-type queryCache struct {
-	mu      sync.Mutex
-	byKey   map[string]*list.Element
-	recency list.List // of *cachedQuery, most recently used first
-}
-
-type cachedQuery struct {
-	key   string
-	query *rego.PreparedEvalQuery
-}
-
-// maxCachedQueries bounds the prepared Data API queries kept per generation.
-const maxCachedQueries = 128
-
-func (c *queryCache) get(key string) *rego.PreparedEvalQuery {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.byKey[key]
-	if !ok {
-		return nil
-	}
-	c.recency.MoveToFront(el)
-	return el.Value.(*cachedQuery).query
-}
-
-func (c *queryCache) put(key string, pq *rego.PreparedEvalQuery) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.byKey == nil {
-		c.byKey = map[string]*list.Element{}
-	}
-	if el, ok := c.byKey[key]; ok {
-		c.recency.MoveToFront(el)
-		return
-	}
-	c.byKey[key] = c.recency.PushFront(&cachedQuery{key: key, query: pq})
-	for c.recency.Len() > maxCachedQueries {
-		oldest := c.recency.Back()
-		c.recency.Remove(oldest)
-		delete(c.byKey, oldest.Value.(*cachedQuery).key)
-	}
-}
-
-// len reports the number of cached queries.
-func (c *queryCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.recency.Len()
-}
-
 // dataRef is the reference data.<path>.
 func dataRef(path []string) ast.Ref {
 	ref := ast.DefaultRootRef.Copy()
@@ -333,9 +276,9 @@ func dataRef(path []string) ast.Ref {
 // arguments), or lies below one, with an InputError on "path": a function
 // is not a document, and evaluating it as one is a Rego type error. OPA's
 // server answers that with 500 internal_error; it is the caller's mistake.
-func (p *Policy) checkDocument(path []string) error {
+func checkDocument(p *policy.Policy, path []string) error {
 	ref := dataRef(path)
-	for _, r := range p.compiler.GetRulesForVirtualDocument(ref) {
+	for _, r := range p.Compiler().GetRulesForVirtualDocument(ref) {
 		if len(r.Head.Args) == 0 || r.Module == nil {
 			continue
 		}
@@ -349,28 +292,20 @@ func (p *Policy) checkDocument(path []string) error {
 	return nil
 }
 
-// preparedQuery returns the prepared query of data.<path>, from the cache
-// or prepared now. A path the type checker refuses (one below a scalar,
-// such as data.verdict.engine.decision.allow.x) is an InputError on
-// "path": no evaluation could give it a value.
-func (p *Policy) preparedQuery(ctx context.Context, path []string) (*rego.PreparedEvalQuery, error) {
+// preparedQuery returns the prepared query of data.<path>, from the
+// policy's cache or prepared now. A path the type checker refuses (one
+// below a scalar, such as data.verdict.engine.decision.allow.x) is an
+// InputError on "path": no evaluation could give it a value.
+func preparedQuery(ctx context.Context, p *policy.Policy, path []string) (*rego.PreparedEvalQuery, error) {
 	ref := dataRef(path)
-	key := ref.String()
-	if pq := p.dataQueries.get(key); pq != nil {
-		return pq, nil
-	}
-	prepared, err := rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
-		rego.Compiler(p.compiler),
-		rego.Store(p.store),
-	).PrepareForEval(ctx)
+	prepared, err := p.PreparedQuery(ctx, ref)
 	if err != nil {
+		key := ref.String()
 		var astErrs ast.Errors
 		if errors.As(err, &astErrs) && len(astErrs) > 0 && astErrs[0].Code == ast.TypeErr {
 			return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s can have no value: %s", key, astErrs[0].Message)}
 		}
 		return nil, fmt.Errorf("prepare %s: %w", key, err)
 	}
-	p.dataQueries.put(key, &prepared)
-	return &prepared, nil
+	return prepared, nil
 }

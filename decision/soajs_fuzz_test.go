@@ -16,6 +16,8 @@ import (
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/store"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // FuzzSOAJSPackageLayer checks layer 3 (SOAJS packages, README "How a decision is made") against a
@@ -76,7 +78,7 @@ func TestSOAJSPackageLayerRandom(t *testing.T) {
 }
 
 // checkSOAJSWorld generates the world the bytes describe and checks it.
-func checkSOAJSWorld(t *testing.T, engine *decision.Engine, pol *decision.Policy, data []byte) {
+func checkSOAJSWorld(t *testing.T, engine *decision.Engine, pol *policy.Policy, data []byte) {
 	t.Helper()
 	g := &soajsGen{data: data, valid: true}
 	w := g.world()
@@ -142,13 +144,13 @@ func checkSOAJSWorld(t *testing.T, engine *decision.Engine, pol *decision.Policy
 
 var (
 	soajsOnce   sync.Once
-	soajsPolicy *decision.Policy
+	soajsPolicy *policy.Policy
 	soajsErr    error
 )
 
-func soajsEngine(tb testing.TB) (*decision.Engine, *decision.Policy) {
+func soajsEngine(tb testing.TB) (*decision.Engine, *policy.Policy) {
 	soajsOnce.Do(func() {
-		soajsPolicy, soajsErr = decision.CompilePolicy(context.Background(), nil, nil)
+		soajsPolicy, soajsErr = policy.CompilePolicy(context.Background(), nil, nil)
 	})
 	if soajsErr != nil {
 		tb.Fatal(soajsErr)

@@ -10,8 +10,9 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // ReadAll reads every source; the error joins every bundle's problems.
@@ -39,7 +40,7 @@ func ReadAll(sources []Source) ([]*Bundle, error) {
 // generation is built from.
 type Assembly struct {
 	Bundles []*Bundle
-	Policy  *decision.Policy
+	Policy  *policy.Policy
 	// Warnings are, by bundle name, the statements that name no known
 	// action (or, for a bundle accepted earlier, a Deny that no longer
 	// does): see vocabularyProblems.
@@ -125,7 +126,7 @@ func assemble(ctx context.Context, bundles []*Bundle, registered []*acl.Service,
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	pol, err := decision.CompilePolicy(ctx, modules, data)
+	pol, err := policy.CompilePolicy(ctx, modules, data)
 	if err != nil {
 		return nil, err
 	}

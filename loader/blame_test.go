@@ -6,7 +6,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdict-authz/verdict/decision"
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // A module the policy compiler refuses (it adds rules to the engine's own
@@ -30,7 +30,7 @@ func TestBlameRefusedModule(t *testing.T) {
 			modules[name] = m
 		}
 	}
-	_, err := decision.CompilePolicy(t.Context(), modules, nil)
+	_, err := policy.CompilePolicy(t.Context(), modules, nil)
 	if err == nil {
 		t.Fatal("a module in the engine's package compiled")
 	}

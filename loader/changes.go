@@ -17,6 +17,8 @@ import (
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/store"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // LoadAll reads every source and installs them together as one change. Any
@@ -185,13 +187,13 @@ func blame(err error, bundles []*Bundle) map[string]error {
 }
 
 // namedBundle returns the name of the bundle whose problem err is (a
-// *BundleError, or a *decision.ModuleError about one of its modules), or
+// *BundleError, or a *policy.ModuleError about one of its modules), or
 // "".
 func namedBundle(err error, bundles []*Bundle) string {
 	if be, ok := errors.AsType[*BundleError](err); ok {
 		return be.Bundle
 	}
-	if me, ok := errors.AsType[*decision.ModuleError](err); ok {
+	if me, ok := errors.AsType[*policy.ModuleError](err); ok {
 		for _, b := range bundles {
 			if _, ok := b.Modules[me.Module]; ok {
 				return b.Source.Name
@@ -427,12 +429,12 @@ func (l *Loader) rejectLocked(ev *Event, err error, started time.Time) {
 // facts and policy as given, the fleet state l holds, numbered after the
 // last. Every change that installs (bundles, run-time changes, the fleet's
 // state) goes through here. l.mu must be held.
-func (l *Loader) installGenerationLocked(facts *store.Snapshot, policy *decision.Policy, revisions map[string]string, loadedAt time.Time) *decision.Generation {
+func (l *Loader) installGenerationLocked(facts *store.Snapshot, pol *policy.Policy, revisions map[string]string, loadedAt time.Time) *decision.Generation {
 	l.number++
 	gen := &decision.Generation{
 		Number:    l.number,
 		Facts:     facts,
-		Policy:    policy,
+		Policy:    pol,
 		LoadedAt:  loadedAt,
 		Revisions: revisions,
 		State:     l.genState,

@@ -1,7 +1,9 @@
 // Package rego holds verdict's own Rego policy, the rules that turn the
 // facts the decision engine gathers into a decision, and embeds it so the
 // binary needs no files at run time. Its tests live beside it as
-// *_test.rego and run with `go test ./rego/` (or `opa test rego/`).
+// *_test.rego and run with `go test ./rego/` (or `opa test rego/`). It also
+// compiles those rules with the bundles' modules into a Policy
+// (CompilePolicy) and evaluates the engine's queries on it.
 package rego
 
 import (

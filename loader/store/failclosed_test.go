@@ -10,6 +10,8 @@ import (
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/store"
+
+	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // Fault injection below the decision engine (issue 8, "fail closed"): a
@@ -27,7 +29,7 @@ const soajsDoc = `{
 
 func TestFailedStoreReadsDeny(t *testing.T) {
 	ctx := t.Context()
-	pol, err := decision.CompilePolicy(ctx, nil, nil)
+	pol, err := policy.CompilePolicy(ctx, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package decision
+package rego
 
 import (
 	"context"
@@ -12,8 +12,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
-
-	policy "github.com/verdict-authz/verdict/rego"
 )
 
 // Policy is the compiled Rego of one generation: verdict's engine rules
@@ -49,7 +47,7 @@ func (e *ModuleError) Unwrap() error { return e.Err }
 // prepares the decision query. Data is the bundles' data other than
 // verdict.catalog and verdict.tenants.
 func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map[string]any) (*Policy, error) {
-	system, err := policy.Modules(false)
+	system, err := Modules(false)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +61,7 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		for _, r := range m.Rules {
 			if path := m.Package.Path.Extend(r.Head.Ref()); isReserved(path) {
 				return nil, &ModuleError{Module: name, Row: r.Location.Row, Err: fmt.Errorf("rule %s is in data.%s, which is reserved for verdict's engine",
-					strings.TrimPrefix(path.String(), "data."), policy.Package)}
+					strings.TrimPrefix(path.String(), "data."), Package)}
 			}
 		}
 		all[name] = m
@@ -77,24 +75,29 @@ func CompilePolicy(ctx context.Context, modules map[string]*ast.Module, data map
 		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
 	}
 	st := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	query, err := compileRuleQuery(compiler, policy.DecisionQuery)
+	query, err := compileRuleQuery(compiler, DecisionQuery)
 	if err != nil {
 		return nil, err
 	}
-	planQuery, err := compileRuleQuery(compiler, policy.PlanQuery)
+	planQuery, err := compileRuleQuery(compiler, PlanQuery)
 	if err != nil {
 		return nil, err
 	}
 	return &Policy{compiler: compiler, store: st, query: query, planQuery: planQuery}, nil
 }
 
-// eval evaluates the decision query on input and returns the decision term.
-func (p *Policy) eval(ctx context.Context, input ast.Value) (*ast.Term, error) {
+// Eval evaluates the decision query on input and returns the decision term.
+func (p *Policy) Eval(ctx context.Context, input ast.Value) (*ast.Term, error) {
 	return p.evalRule(ctx, p.query, input, nil)
 }
 
-// evalPlan evaluates the list-plan query on input.
-func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, error) {
+// EvalTraced is Eval with a query tracer attached.
+func (p *Policy) EvalTraced(ctx context.Context, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
+	return p.evalRule(ctx, p.query, input, tracer)
+}
+
+// EvalPlan evaluates the list-plan query on input.
+func (p *Policy) EvalPlan(ctx context.Context, input ast.Value) (*ast.Term, error) {
 	return p.evalRule(ctx, p.planQuery, input, nil)
 }
 
@@ -104,7 +107,7 @@ func (p *Policy) evalPlan(ctx context.Context, input ast.Value) (*ast.Term, erro
 // result set, metrics and an evaluation context built around it on every
 // call; the decision needs none of them. What OPA's semantics depend on is
 // kept as topdown sets it per evaluation: a fresh builtins cache, one
-// time.now_ns for the whole evaluation, and the cancellation (cancelWith)
+// time.now_ns for the whole evaluation, and the cancellation (CancelWith)
 // tied to the request's context.
 type ruleQuery struct {
 	body     ast.Body
@@ -148,7 +151,7 @@ func compileRuleQuery(compiler *ast.Compiler, ref string) (*ruleQuery, error) {
 // returns the document. An undefined document is an error: the engine's
 // documents are defined for every input.
 func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tracer topdown.QueryTracer) (*ast.Term, error) {
-	cancel, stop := cancelWith(ctx)
+	cancel, stop := CancelWith(ctx)
 	defer stop()
 	txn, err := p.store.NewTransaction(ctx)
 	if err != nil {
@@ -186,13 +189,13 @@ func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tr
 // would otherwise allocate a set per evaluation).
 var noMetrics = metrics.NoOp()
 
-// cancelWith returns a Rego cancel that fires when ctx ends (its deadline
+// CancelWith returns a Rego cancel that fires when ctx ends (its deadline
 // passes or the client goes away), and stop, which releases it once the
 // evaluation is over. A cancelled evaluation ends with an error, which a
 // decision turns into a deny. context.AfterFunc registers the cancel with
 // ctx, where the rego package would otherwise start a goroutine per
 // evaluation to watch ctx; a context that can never end costs nothing.
-func cancelWith(ctx context.Context) (topdown.Cancel, func() bool) {
+func CancelWith(ctx context.Context) (topdown.Cancel, func() bool) {
 	cancel := topdown.NewCancel()
 	if ctx.Done() == nil {
 		return cancel, noStop
@@ -202,7 +205,7 @@ func cancelWith(ctx context.Context) (topdown.Cancel, func() bool) {
 
 func noStop() bool { return false }
 
-var reservedPath = ast.MustParseRef("data." + policy.Package)
+var reservedPath = ast.MustParseRef("data." + Package)
 
 func isReserved(path ast.Ref) bool {
 	return path.HasPrefix(reservedPath)
