@@ -35,9 +35,9 @@ func (p *Policy) CachedQueries() int { return p.dataQueries.len() }
 
 // queryCache holds the prepared Data API queries of one policy, by path:
 // the MaxCachedQueries most recently used. A prepared query of a path at
-// the bounds above takes about 8 KiB of heap (measured over the demo
-// bundle), so the cache holds about 1 MiB at most, whatever the paths
-// asked.
+// the Data API's bounds (decision.MaxDataPathBytes) takes about 8 KiB of
+// heap (measured over the demo bundle), so the cache holds about 1 MiB at
+// most, whatever the paths asked.
 type queryCache struct {
 	mu      sync.Mutex
 	byKey   map[string]*list.Element
@@ -49,7 +49,8 @@ type cachedQuery struct {
 	query *rego.PreparedEvalQuery
 }
 
-// MaxCachedQueries bounds the prepared Data API queries kept per generation.
+// MaxCachedQueries bounds the prepared Data API queries kept per policy
+// (a policy is shared by the generations a run-time change installs).
 const MaxCachedQueries = 128
 
 func (c *queryCache) get(key string) *rego.PreparedEvalQuery {
