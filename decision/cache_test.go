@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/store"
 
 	policy "github.com/verdict-authz/verdict/rego"
@@ -145,9 +146,8 @@ func TestEngineCacheAnswersAgainWithNewIDsAndEmptiesOnInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	install := func() *Generation {
-		g := &Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}}
-		engine.Install(g)
-		return g
+		engine.Install(&generation.Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}})
+		return engine.Current()
 	}
 	g := install()
 	req := func() *Request { return &Request{Tenant: "nope", Action: "finmars:Portfolio:list"} }
@@ -187,7 +187,7 @@ func TestBrokenGenerationDeniesInsteadOfPanicking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine.Install(&Generation{Number: 1, Policy: pol})
+	engine.Install(&generation.Generation{Number: 1, Policy: pol})
 	req := func() *Request { return &Request{Tenant: "bank", Member: "m", Action: "finmars:Portfolio:list"} }
 	d, err := engine.Decide(t.Context(), req())
 	if err != nil || d.Allow || d.Reasons[0].Code != "error.internal" {
@@ -231,7 +231,7 @@ func TestObserverLearnsCacheHitsAndMisses(t *testing.T) {
 				opts = append(opts, WithDecisionCache(CacheOptions{Size: 100, TTL: time.Minute}))
 			}
 			engine := NewEngine(nil, opts...)
-			engine.Install(&Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}})
+			engine.Install(&generation.Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}})
 			for range 2 {
 				if _, err := engine.Decide(t.Context(), req()); err != nil {
 					t.Fatal(err)
@@ -256,8 +256,8 @@ func TestDecideJSONKeepsTheTTLOfTheEvaluation(t *testing.T) {
 	}
 	rec := &cacheRecorder{}
 	engine := NewEngine(nil, WithObserver(rec), WithDecisionCache(CacheOptions{Size: 100, TTL: time.Second}))
-	gen := &Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}}
-	engine.Install(gen)
+	engine.Install(&generation.Generation{Number: 1, Facts: emptySnapshot(t), Policy: pol, Revisions: map[string]string{}})
+	gen := engine.Current()
 	now := time.Unix(0, 0)
 	gen.cache.now = func() time.Time { return now }
 	parse := func(b []byte) (*Request, error) {

@@ -14,48 +14,28 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/route"
 	"github.com/verdict-authz/verdict/loader/store"
-
-	policy "github.com/verdict-authz/verdict/rego"
 )
 
-// Generation is everything one decision reads: a store snapshot and the
-// Rego compiled from the same bundles. A reload builds a new generation and
-// swaps it in; a decision holds on to the one it started with.
+// Generation is a generation as an engine serves it: what the loader built
+// (facts, policy, revisions, state; embedded by value, so reading a field
+// costs what it did before) and the engine's own decision cache for it.
 type Generation struct {
-	// Number counts generations from 1.
-	Number   uint64
-	Facts    *store.Snapshot
-	Policy   *policy.Policy
-	LoadedAt time.Time
-	// Revisions maps each loaded bundle's name to its manifest revision.
-	Revisions map[string]string
-	// State is where the facts stand in the fleet's shared run-time state.
-	State StateInfo
+	generation.Generation
 	// cache holds this generation's recent decisions (nil: off). It is set
 	// by Engine.Install, so a new generation always starts empty.
 	cache *decisionCache
 }
 
 // StateInfo says where a generation's run-time facts stand in the state
-// shared by a fleet (--state-db). Go gathers it (input.facts.state); Rego
-// decides what it means for a decision.
-type StateInfo struct {
-	// Shared: run-time state comes from the fleet's database.
-	Shared bool
-	// Revision is the last change of the shared state the facts include.
-	Revision uint64
-	// Stale: the sidecar could not confirm its state is current for longer
-	// than the allowed staleness.
-	Stale bool
-}
+// shared by a fleet (see generation.StateInfo).
+type StateInfo = generation.StateInfo
 
 // StateWaiter catches up with the shared run-time state until it has
-// applied a revision, waiting a bounded time (the loader in fleet mode).
-type StateWaiter interface {
-	WaitForState(ctx context.Context, revision uint64)
-}
+// applied a revision (see generation.StateWaiter).
+type StateWaiter = generation.StateWaiter
 
 // SetStateWaiter makes requests that carry a consistency revision wait for
 // it through w.
@@ -108,10 +88,9 @@ func NewEngine(log *slog.Logger, opts ...EngineOption) *Engine {
 }
 
 // Install makes g the generation every new decision uses, with an empty
-// decision cache when the cache is on.
-func (e *Engine) Install(g *Generation) {
-	g.cache = newDecisionCache(e.cacheOpt)
-	e.current.Store(g)
+// decision cache when the cache is on. The engine serves its own copy of g.
+func (e *Engine) Install(g *generation.Generation) {
+	e.current.Store(&Generation{Generation: *g, cache: newDecisionCache(e.cacheOpt)})
 }
 
 // Current returns the installed generation, or nil.

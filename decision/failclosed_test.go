@@ -149,8 +149,8 @@ func TestRegoEvaluationErrorsDeny(t *testing.T) {
 func TestPanicDuringDecisionDenies(t *testing.T) {
 	engine := faultyEngine(t)
 	ctx := t.Context()
-	good := engine.Current()
-	broken := *good
+	good := engine.Current().Generation
+	broken := good
 	broken.Policy = nil
 	engine.Install(&broken)
 
@@ -181,7 +181,7 @@ func TestPanicDuringDecisionDenies(t *testing.T) {
 		t.Fatalf("plan on a broken generation: %+v", p)
 	}
 
-	engine.Install(good)
+	engine.Install(&good)
 	d, err := engine.Decide(ctx, faultyAsk("root", nil))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/loadertest"
 )
 
@@ -17,7 +18,7 @@ func TestSnapshotKeepsItsGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := engine.Current()
-	next := &decision.Generation{Number: old.Number + 1, Facts: old.Facts, Policy: old.Policy, LoadedAt: old.LoadedAt,
+	next := &generation.Generation{Number: old.Number + 1, Facts: old.Facts, Policy: old.Policy, LoadedAt: old.LoadedAt,
 		Revisions: map[string]string{"demo": "next"}}
 	engine.Install(next)
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/store"
 
 	policy "github.com/verdict-authz/verdict/rego"
@@ -121,7 +122,7 @@ func checkSOAJSWorld(t *testing.T, engine *decision.Engine, pol *policy.Policy, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine.Install(&decision.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{"fuzz": "1"}})
+	engine.Install(&generation.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{"fuzz": "1"}})
 
 	for _, q := range w.soajsQuestions() {
 		d, err := engine.Decide(context.Background(), q.req)

@@ -16,7 +16,7 @@ func delegatedAsk() *decision.Request {
 
 // withState installs a copy of the current generation at a state revision.
 func withState(e *decision.Engine, st decision.StateInfo) {
-	g := *e.Current()
+	g := e.Current().Generation
 	g.Number++
 	g.State = st
 	e.Install(&g)

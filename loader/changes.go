@@ -14,8 +14,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/store"
 
 	policy "github.com/verdict-authz/verdict/rego"
@@ -25,7 +25,7 @@ import (
 // source that cannot be read, or a set that does not fit together, fails the
 // whole load: nothing is installed and the error names every problem. The
 // status lists each source either way.
-func (l *Loader) LoadAll(ctx context.Context, sources []Source) (*decision.Generation, error) {
+func (l *Loader) LoadAll(ctx context.Context, sources []Source) (*generation.Generation, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.loadSetLocked(ctx, sources, false)
@@ -35,13 +35,13 @@ func (l *Loader) LoadAll(ctx context.Context, sources []Source) (*decision.Gener
 // sources that can be read are installed together even when others cannot;
 // those are reported failed (the server is not ready) until they are fixed.
 // The error names every problem.
-func (l *Loader) LoadAvailable(ctx context.Context, sources []Source) (*decision.Generation, error) {
+func (l *Loader) LoadAvailable(ctx context.Context, sources []Source) (*generation.Generation, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.loadSetLocked(ctx, sources, true)
 }
 
-func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bool) (*decision.Generation, error) {
+func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bool) (*generation.Generation, error) {
 	started := time.Now()
 	for _, src := range sources {
 		l.sources[src.Name] = src
@@ -87,7 +87,7 @@ func (l *Loader) loadSetLocked(ctx context.Context, sources []Source, partial bo
 // tried again, until a set is accepted or none is left. A problem that names
 // no bundle (a lint rule's verdict, say) rejects every bundle of the set it
 // was found in, as LoadAll does.
-func (l *Loader) applyAvailableLocked(ctx context.Context, sources []Source, next []*Bundle, started time.Time) (*decision.Generation, error) {
+func (l *Loader) applyAvailableLocked(ctx context.Context, sources []Source, next []*Bundle, started time.Time) (*generation.Generation, error) {
 	var left []error // the problems of the bundles left out, in order
 	for {
 		ev, snap, err := l.processLocked(ctx, KindCreate, sources, next, started)
@@ -389,7 +389,7 @@ func (l *Loader) installedCopy() map[string]*Bundle {
 
 // applyLocked runs one change through the pipeline and, when it stored
 // something, installs the next generation.
-func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, next []*Bundle, started time.Time) (*decision.Generation, error) {
+func (l *Loader) applyLocked(ctx context.Context, kind Kind, sources []Source, next []*Bundle, started time.Time) (*generation.Generation, error) {
 	ev, snap, err := l.processLocked(ctx, kind, sources, next, started)
 	if err != nil {
 		l.rejectLocked(ev, err, started)
@@ -429,9 +429,9 @@ func (l *Loader) rejectLocked(ev *Event, err error, started time.Time) {
 // facts and policy as given, the fleet state l holds, numbered after the
 // last. Every change that installs (bundles, run-time changes, the fleet's
 // state) goes through here. l.mu must be held.
-func (l *Loader) installGenerationLocked(facts *store.Snapshot, pol *policy.Policy, revisions map[string]string, loadedAt time.Time) *decision.Generation {
+func (l *Loader) installGenerationLocked(facts *store.Snapshot, pol *policy.Policy, revisions map[string]string, loadedAt time.Time) *generation.Generation {
 	l.number++
-	gen := &decision.Generation{
+	gen := &generation.Generation{
 		Number:    l.number,
 		Facts:     facts,
 		Policy:    pol,
@@ -440,17 +440,18 @@ func (l *Loader) installGenerationLocked(facts *store.Snapshot, pol *policy.Poli
 		State:     l.genState,
 	}
 	l.engine.Install(gen)
+	l.installed.Store(gen)
 	l.status.setGeneration(gen.Number)
 	return gen
 }
 
 // installLocked installs what a change that was accepted stored.
-func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, started time.Time) *decision.Generation {
+func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, started time.Time) *generation.Generation {
 	change := ev.Bundle
 	for _, s := range change.Sources {
 		delete(l.failed, s.Name)
 	}
-	var gen *decision.Generation
+	var gen *generation.Generation
 	if change.Stored {
 		installed := change.Assembly.Bundles
 		bundles := make(map[string]*Bundle, len(installed))
@@ -467,7 +468,7 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 		}
 		ev.Generation = gen.Number
 	} else {
-		gen = l.engine.Current()
+		gen = l.installed.Load()
 	}
 	ev.Duration = time.Since(started)
 	for _, b := range next {

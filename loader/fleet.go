@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/state/pgstate"
 )
@@ -233,7 +233,7 @@ func (l *Loader) OpenFleet(ctx context.Context, o FleetOptions) error {
 	}
 	l.mu.Lock()
 	l.fleet = f
-	l.genState = decision.StateInfo{Shared: true, Stale: true}
+	l.genState = generation.StateInfo{Shared: true, Stale: true}
 	f.stale.Store(true)
 	l.mu.Unlock()
 	if dir != nil {

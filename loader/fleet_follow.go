@@ -188,7 +188,7 @@ func (l *Loader) replicatedEvent(c *pgstate.Change) (*Event, error) {
 // it should carry (revision, staleness) changed without its facts
 // changing. l.mu must be held.
 func (l *Loader) installStateLocked() {
-	gen := l.engine.Current()
+	gen := l.installed.Load()
 	if gen == nil || gen.State == l.genState {
 		return
 	}
@@ -221,7 +221,7 @@ func (l *Loader) checkStaleness() {
 }
 
 // WaitForState catches up with the database until the installed generation
-// includes the revision, for at most ConsistencyWait (decision.StateWaiter).
+// includes the revision, for at most ConsistencyWait (generation.StateWaiter).
 // While the database cannot be reached no revision can arrive: it returns
 // after the catch-up it asked for fails, rather than holding the decision
 // for the whole wait.
@@ -234,13 +234,13 @@ func (l *Loader) WaitForState(ctx context.Context, revision uint64) {
 	defer timer.Stop()
 	for {
 		ch := f.progressChan()
-		if gen := l.engine.Current(); gen != nil && gen.State.Revision >= revision {
+		if gen := l.installed.Load(); gen != nil && gen.State.Revision >= revision {
 			return
 		}
 		f.poke()
 		select {
 		case <-ch:
-			if gen := l.engine.Current(); gen != nil && gen.State.Revision < revision && !f.isConnected() {
+			if gen := l.installed.Load(); gen != nil && gen.State.Revision < revision && !f.isConnected() {
 				return
 			}
 		case <-timer.C:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/state/pgstate"
 	"github.com/verdict-authz/verdict/test/pgtest"
@@ -28,7 +29,7 @@ func fleetWithoutDB(t *testing.T, l *Loader, maxStaleness time.Duration) *fleet 
 	f := &fleet{db: db, opts: o, wake: make(chan struct{}, 1), progress: make(chan struct{}), lastConfirmed: time.Now()}
 	l.mu.Lock()
 	l.fleet = f
-	l.genState = decision.StateInfo{Shared: true}
+	l.genState = generation.StateInfo{Shared: true}
 	l.installStateLocked()
 	l.mu.Unlock()
 	return f

@@ -5,17 +5,26 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/store"
 )
 
+// Installer is what the loader needs of an engine (decision.Engine): to
+// serve each generation it builds, and to catch up with the fleet's shared
+// state through the loader when a request asks for a newer revision.
+type Installer interface {
+	Install(*generation.Generation)
+	SetStateWaiter(generation.StateWaiter)
+}
+
 // Loader owns the store, runs bundle changes through the pipeline and
 // installs the resulting generations into the engine.
 type Loader struct {
-	engine   *decision.Engine
+	engine   Installer
 	store    *store.Store
 	log      *slog.Logger
 	pipeline *Pipeline
@@ -27,6 +36,9 @@ type Loader struct {
 	bundles map[string]*Bundle // the bundles of the installed generation
 	failed  map[string]bool    // bundles whose newest version was rejected
 	number  uint64
+	// installed is the generation last installed into the engine (nil:
+	// none yet). It is written under mu and read without it.
+	installed atomic.Pointer[generation.Generation]
 	// remotes poll the remote sources, by name. Every version of a remote
 	// source that is installed is reported to its Remote (which persists
 	// it as the last good copy), also when a retry or a load of every
@@ -47,14 +59,14 @@ type Loader struct {
 	// --state-db); genState is the state every new generation carries
 	// (guarded by mu). See fleet.go.
 	fleet    *fleet
-	genState decision.StateInfo
+	genState generation.StateInfo
 	// ctx ends when the loader is closed.
 	ctx context.Context
 }
 
 // New returns a loader that installs into engine, with the default
 // processors registered and its NOTIFY queue running until Close.
-func New(engine *decision.Engine, log *slog.Logger) (*Loader, error) {
+func New(engine Installer, log *slog.Logger) (*Loader, error) {
 	st, err := store.New()
 	if err != nil {
 		return nil, err

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/state"
 	"github.com/verdict-authz/verdict/loader/store"
 )
@@ -103,7 +103,7 @@ func (l *Loader) Registered() ([]*acl.Service, error) { return registeredService
 // runLocked runs a run-time change through the pipeline and, when it stored
 // something, installs a generation with the new facts (the policy does not
 // change). l.mu must be held.
-func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation, error) {
+func (l *Loader) runLocked(ctx context.Context, ev *Event) (*generation.Generation, error) {
 	snap, err := l.pipeline.Process(ctx, ev)
 	ev.Change = ev.Kind
 	if err != nil {
@@ -117,7 +117,7 @@ func (l *Loader) runLocked(ctx context.Context, ev *Event) (*decision.Generation
 	if ev.StateRevision > l.genState.Revision {
 		l.genState.Revision = ev.StateRevision
 	}
-	gen := l.engine.Current()
+	gen := l.installed.Load()
 	if stored && gen != nil {
 		gen = l.installGenerationLocked(snap, gen.Policy, gen.Revisions, time.Now())
 		ev.Generation = gen.Number

@@ -59,8 +59,7 @@ func newEvalCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gen, err := ld.LoadAll(cmd.Context(), sources)
-			if err != nil {
+			if _, err := ld.LoadAll(cmd.Context(), sources); err != nil {
 				return fmt.Errorf("load bundles:\n%w", err)
 			}
 			d, err := engine.Decide(cmd.Context(), &req)
@@ -73,7 +72,7 @@ func newEvalCommand() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if explain {
-				fmt.Fprint(out, gen.Explain(d))
+				fmt.Fprint(out, engine.Current().Explain(d))
 			} else {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")

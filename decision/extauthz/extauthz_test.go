@@ -407,7 +407,7 @@ func TestCheckNoBundle(t *testing.T) {
 		}
 	}
 	demo, _ := loadertest.Demo(t)
-	engine.Install(demo.Current())
+	engine.Install(&demo.Current().Generation)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})

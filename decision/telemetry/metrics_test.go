@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/verdict-authz/verdict/decision"
+	"github.com/verdict-authz/verdict/loader/generation"
 )
 
 // scrape fetches GET /metrics from m's handler in the Prometheus text
@@ -97,7 +98,7 @@ func TestMetricsTextIsParsedByPrometheus(t *testing.T) {
 	}
 	defer tel.Shutdown(t.Context())
 	engine := decision.NewEngine(quietLog)
-	engine.Install(&decision.Generation{Number: 7, LoadedAt: time.Unix(1700000000, 0),
+	engine.Install(&generation.Generation{Number: 7, LoadedAt: time.Unix(1700000000, 0),
 		Revisions: map[string]string{"demo": "2026-11-22.1", "acme": "v9"}})
 	tel.TrackEngine(engine)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/verdict-authz/verdict/decision"
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/generation"
 	"github.com/verdict-authz/verdict/loader/store"
 
 	policy "github.com/verdict-authz/verdict/rego"
@@ -54,7 +55,7 @@ func TestFailedStoreReadsDeny(t *testing.T) {
 	})
 	engine := decision.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	install := func(snap *store.Snapshot) {
-		engine.Install(&decision.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{}})
+		engine.Install(&generation.Generation{Number: 1, Facts: snap, Policy: pol, Revisions: map[string]string{}})
 	}
 	portfolio := &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"}
 	// bob may retrieve bonds (Group_A); the shop's key opens the service.
