@@ -3,7 +3,6 @@ package decision
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -145,11 +144,11 @@ func (r *Request) canonicalContextIP() error {
 	if !ok {
 		return &InputError{Field: "context.ip", Message: "must be a string holding one IP address"}
 	}
-	addr, err := netip.ParseAddr(s)
-	if err != nil || addr.Zone() != "" {
+	canonical, err := acl.CanonicalIP(s)
+	if err != nil {
 		return &InputError{Field: "context.ip", Message: fmt.Sprintf("must be one IP address (not a list), written without spaces, leading zeros or a zone: %q", s)}
 	}
-	if canonical := addr.Unmap().String(); canonical != s {
+	if canonical != s {
 		// A copy: the caller's map may be shared with other requests.
 		c := make(map[string]any, len(ctx))
 		for k, v := range ctx {

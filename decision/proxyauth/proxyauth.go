@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/route"
 )
 
@@ -333,14 +333,10 @@ func clientIP(h http.Header, header string) (string, error) {
 	return addr, nil
 }
 
-// ParseIP parses one IP address, surrounding spaces allowed, into its
-// canonical form (an IPv4-mapped IPv6 address as IPv4).
+// ParseIP reads one IP address a proxy sent, surrounding spaces allowed,
+// in its canonical form (acl.CanonicalIP, as context.ip is read).
 func ParseIP(s string) (string, error) {
-	addr, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return "", err
-	}
-	return addr.Unmap().String(), nil
+	return acl.CanonicalIP(strings.TrimSpace(s))
 }
 
 func tokenMissing(format string, args ...any) *TokenError {

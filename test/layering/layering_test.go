@@ -28,7 +28,7 @@ var mayImport = map[string][]string{
 	"loader/state":         nil,
 	"loader/jsonkeys":      nil,
 	"decision/client":      nil, // a service links it: the standard library only
-	"decision/proxyauth":   {"loader/route"},
+	"decision/proxyauth":   {"loader/acl", "loader/route"},
 	"decision/admission":   nil,
 	"loader/state/pgstate": {"loader/state"},
 
