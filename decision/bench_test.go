@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -200,4 +201,45 @@ func BenchmarkEngineDecideParts(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEngineDecideByOutcome is BenchmarkEngineDecide split by the
+// reason that decides each request (iam.no_allow, resource.not_covered, an
+// allow by resource.any, ...), so that a change to one path of the rules is
+// measured on the requests that take it.
+func BenchmarkEngineDecideByOutcome(b *testing.B) {
+	engine, w := loadWorld(b, worldgen.Bench)
+	ctx := context.Background()
+	byOutcome := map[string][]*decision.Request{}
+	var outcomes []string
+	for _, r := range toDecisionRequests(w.Requests(1, 4096)) {
+		c := *r
+		d, err := engine.Decide(ctx, &c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		outcome := d.DecidingReason()
+		if d.Allow {
+			outcome = "allow_" + d.Reasons[len(d.Reasons)-1].Code
+		}
+		if byOutcome[outcome] == nil {
+			outcomes = append(outcomes, outcome)
+		}
+		byOutcome[outcome] = append(byOutcome[outcome], r)
+	}
+	sort.Strings(outcomes)
+	for _, outcome := range outcomes {
+		reqs := byOutcome[outcome]
+		if len(reqs) < 16 {
+			continue
+		}
+		b.Run(outcome, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := engine.Decide(ctx, reqs[i%len(reqs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
