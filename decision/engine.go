@@ -157,6 +157,10 @@ type facts struct {
 	tenantCode string
 	action     string
 	input      ast.Value
+	// keyPackage and packageRoute are what the package layer judged: the
+	// key's package and the route whose API it checked (for its message).
+	keyPackage   string
+	packageRoute *route.Match
 	// expires is when the first time-bound fact gathered stops holding
 	// (unix nanoseconds; 0: none is time-bound): a decision made on these
 	// facts must not be reused from then on (see cachedForm.expires).
@@ -207,7 +211,8 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	if err != nil {
 		return nil, cached, err
 	}
-	d, err = decisionFromAST(term.Value)
+	mf := messageFactsOf(req, f)
+	d, err = decisionFromAST(term.Value, &mf)
 	if err != nil {
 		return nil, cached, err
 	}
@@ -404,6 +409,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 			factItems = append(factItems,
 				[2]*ast.Term{keyACL, acls},
 				[2]*ast.Term{keyPackageRoute, routes.Facts(judged)})
+			f.keyPackage, f.packageRoute = key.Package, judged
 		}
 	}
 

@@ -96,7 +96,8 @@ func (e *Engine) plan(ctx context.Context, gen *Generation, req *Request, modelP
 	if err != nil {
 		return nil, err
 	}
-	p, err = planFromAST(term.Value)
+	mf := messageFactsOf(req, f)
+	p, err = planFromAST(term.Value, &mf)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func expandGroups(tenant *store.TenantRecord, criteria map[string]any, modelPref
 	criteria["user_codes"] = list
 }
 
-func planFromAST(v ast.Value) (*Plan, error) {
+func planFromAST(v ast.Value, mf *messageFacts) (*Plan, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
 		return nil, fmt.Errorf("plan is %T, not an object", v)
@@ -191,13 +192,8 @@ func planFromAST(v ast.Value) (*Plan, error) {
 	if !ok {
 		return nil, fmt.Errorf("plan.reasons is not an array")
 	}
-	p.Reasons = make([]Reason, 0, reasons.Len())
-	for i := 0; i < reasons.Len(); i++ {
-		r, err := reasonFromAST(reasons.Elem(i).Value)
-		if err != nil {
-			return nil, fmt.Errorf("plan.reasons[%d]: %w", i, err)
-		}
-		p.Reasons = append(p.Reasons, r)
+	if p.Reasons, err = reasonsFromAST(reasons, mf); err != nil {
+		return nil, fmt.Errorf("plan.%w", err)
 	}
 	return p, nil
 }

@@ -161,7 +161,16 @@ func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp boo
 	if err != nil {
 		return nil, err
 	}
-	return e.evalData(ctx, gen, pq, path, f.input)
+	res, err := e.evalData(ctx, gen, pq, path, f.input)
+	if err != nil || !res.Defined {
+		return res, err
+	}
+	// The document carries the messages /v1/decide renders.
+	mf := messageFactsOf(req, f)
+	if err := mf.renderDocument(res.Result); err != nil {
+		return nil, fmt.Errorf("data.%s: %w", strings.Join(path, "."), err)
+	}
+	return res, nil
 }
 
 // gatherRecovering is gather on gen's snapshot, with a panic turned into an

@@ -11,7 +11,7 @@ import (
 var resultKeys = func() map[string]*ast.Term {
 	m := map[string]*ast.Term{}
 	for _, k := range []string{"allow", "status", "visibility", "fields", "reasons", "layer", "code", "effect",
-		"message", "policy", "statement", "resource_group", "soajs_code", "kind", "filter", "exclude"} {
+		"message", "policy", "statement", "resource_group", "soajs_code", "acl_source", "kind", "filter", "exclude"} {
 		m[k] = ast.StringTerm(k)
 	}
 	return m
@@ -24,8 +24,9 @@ func keyTerm(name string) *ast.Term {
 	return ast.StringTerm(name)
 }
 
-// decisionFromAST reads the engine's decision object.
-func decisionFromAST(v ast.Value) (*Decision, error) {
+// decisionFromAST reads the engine's decision object, rendering the
+// messages of its reasons from mf (see messageFacts.render).
+func decisionFromAST(v ast.Value, mf *messageFacts) (*Decision, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
 		return nil, fmt.Errorf("decision is %T, not an object", v)
@@ -57,13 +58,8 @@ func decisionFromAST(v ast.Value) (*Decision, error) {
 	if !ok {
 		return nil, fmt.Errorf("decision.reasons is not an array")
 	}
-	d.Reasons = make([]Reason, 0, reasons.Len())
-	for i := 0; i < reasons.Len(); i++ {
-		r, err := reasonFromAST(reasons.Elem(i).Value)
-		if err != nil {
-			return nil, fmt.Errorf("decision.reasons[%d]: %w", i, err)
-		}
-		d.Reasons = append(d.Reasons, r)
+	if d.Reasons, err = reasonsFromAST(reasons, mf); err != nil {
+		return nil, fmt.Errorf("decision.%w", err)
 	}
 	if d.Allow && d.Status != 200 {
 		return nil, fmt.Errorf("decision allows with status %d", d.Status)
@@ -71,48 +67,78 @@ func decisionFromAST(v ast.Value) (*Decision, error) {
 	return d, nil
 }
 
-func reasonFromAST(v ast.Value) (Reason, error) {
+// reasonsFromAST reads a list of reasons, rendering the messages Rego left
+// to Go from mf.
+func reasonsFromAST(reasons *ast.Array, mf *messageFacts) ([]Reason, error) {
+	out := make([]Reason, reasons.Len())
+	for i := range out {
+		if err := reasonFromAST(&out[i], reasons.Elem(i).Value, mf); err != nil {
+			return nil, fmt.Errorf("reasons[%d]: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// reasonFromAST reads one reason into r. A reason without a message gets
+// the one mf renders for it.
+func reasonFromAST(r *Reason, v ast.Value, mf *messageFacts) error {
 	obj, ok := v.(ast.Object)
 	if !ok {
-		return Reason{}, fmt.Errorf("not an object")
+		return fmt.Errorf("not an object")
 	}
-	var r Reason
+	if err := reasonFields(r, obj); err != nil {
+		return err
+	}
+	var err error
+	if obj.Get(keyTerm("message")) != nil {
+		r.Message, err = stringField(obj, "message")
+		return err
+	}
+	args := reasonArgs{Reason: r}
+	if obj.Get(keyTerm("acl_source")) != nil {
+		if args.aclSource, err = stringField(obj, "acl_source"); err != nil {
+			return err
+		}
+	}
+	r.Message, err = mf.render(args)
+	return err
+}
+
+// reasonFields reads every field of a reason but its message.
+func reasonFields(r *Reason, obj ast.Object) error {
 	var err error
 	if r.Layer, err = stringField(obj, "layer"); err != nil {
-		return r, err
+		return err
 	}
 	if r.Code, err = stringField(obj, "code"); err != nil {
-		return r, err
+		return err
 	}
 	if r.Effect, err = stringField(obj, "effect"); err != nil {
-		return r, err
-	}
-	if r.Message, err = stringField(obj, "message"); err != nil {
-		return r, err
+		return err
 	}
 	if t := obj.Get(keyTerm("policy")); t != nil {
 		if r.Policy, err = stringField(obj, "policy"); err != nil {
-			return r, err
+			return err
 		}
 	}
 	if t := obj.Get(keyTerm("statement")); t != nil {
 		n, err := intField(obj, "statement")
 		if err != nil {
-			return r, err
+			return err
 		}
 		r.Statement = &n
 	}
 	if t := obj.Get(keyTerm("resource_group")); t != nil {
 		if r.ResourceGroup, err = stringField(obj, "resource_group"); err != nil {
-			return r, err
+			return err
 		}
 	}
 	if t := obj.Get(keyTerm("soajs_code")); t != nil {
 		if r.SoajsCode, err = intField(obj, "soajs_code"); err != nil {
-			return r, err
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
 func stringField(obj ast.Object, key string) (string, error) {

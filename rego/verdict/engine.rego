@@ -10,6 +10,9 @@
 #   rule reference costs the evaluator a few microseconds, so each layer is
 #   one rule (an else-chain), statements are examined in comprehensions, and
 #   facts are read as input.facts directly rather than through a helper rule.
+#   For the same reason the reasons of the tenant, route, package and IAM
+#   layers carry no message: Go renders it from the code and the arguments
+#   here (decision/messages.go; README "The engine's documents").
 package verdict.engine
 
 # --- outcome -----------------------------------------------------------------
@@ -55,10 +58,6 @@ decision := {
 		"layer": "iam",
 		"code": "iam.no_allow",
 		"effect": "deny",
-		"message": sprintf(
-			"User: frn:finmars:users:member:%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
-			[input.member, input.facts.action.name, input.facts.action.resource, input.facts.action.name],
-		),
 	}],
 } if {
 	input.facts.statements == [] # no candidate statement
@@ -189,7 +188,6 @@ incomplete_deny := {
 	"layer": "engine",
 	"code": "error.internal",
 	"effect": "deny",
-	"message": "The decision could not be made: a fact the rules need is missing or malformed.",
 }
 
 deny_decision(denies, granted) := {
@@ -226,7 +224,6 @@ tenant_denies := [key_invalid] if {
 	"layer": "tenant",
 	"code": "tenant.unknown",
 	"effect": "deny",
-	"message": unknown_tenant_message,
 }] if {
 	not input.facts.tenant
 } else := [key_invalid] if {
@@ -236,18 +233,11 @@ tenant_denies := [key_invalid] if {
 	is_object(input.facts.tenant)
 }
 
-# unknown_tenant_message must be defined whatever the input: a request that
-# names no tenant is denied like one that names an unknown tenant.
-unknown_tenant_message := sprintf("Unknown tenant %q.", [input.tenant]) if {
-	is_string(input.tenant)
-} else := "The request names no tenant."
-
 key_invalid := {
 	"layer": "tenant",
 	"code": "key.invalid",
 	"effect": "deny",
 	"soajs_code": 132,
-	"message": soajs_messages[132],
 }
 
 # A key is valid when the store knows it, it has not expired and it belongs
@@ -267,7 +257,6 @@ route_denies := [{
 	"code": "route.unknown",
 	"effect": "deny",
 	"soajs_code": 130,
-	"message": soajs_messages[130],
 }] if {
 	input.request
 	not input.facts.route
@@ -281,27 +270,19 @@ pkg := {"denies": [], "grants": []} if {
 	not service_acl
 } else := {"denies": [incomplete_deny], "grants": []} if {
 	# The ACL is judged on the route of the action (see package_route in
-	# decision/engine.go); without it no API could be checked.
-	not is_object(input.facts.package_route)
+	# decision/engine.go); without it no API could be checked. (A reference,
+	# not "not is_object(...)": OPA moves a call's reference operands out of
+	# the negation, so that would be undefined, not true, when the fact is
+	# missing; open-policy-agent/opa#1877, TestNoNegatedCallOnARef.)
+	not input.facts.package_route.api
 } else := {"denies": [package_check], "grants": []} if {
 	package_check.effect == "deny"
 } else := {"denies": [], "grants": [{
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"message": sprintf("The %s ACL of package %s allows %s %s on service %s.", [acl_source, input.facts.key.package, input.facts.package_route.method, input.facts.package_route.template, input.facts.package_route.service]),
+	"acl_source": acl_source,
 }]}
-
-soajs_messages := {
-	130: "Unknown service.",
-	132: "A valid key is needed to access any API.",
-	154: "Access denied: The service is not available in your current package.",
-	157: "You do not belong to a group with access to this System.",
-	158: "You need to be logged in to access this System.",
-	159: "System api access is restricted. api is not in provision.",
-	160: "You do not belong to a group with access to this system API.",
-	161: "You need to be logged in to access this API.",
-}
 
 soajs_reason_codes := {
 	154: "package.service_denied",
@@ -317,7 +298,6 @@ soajs_deny(code) := {
 	"code": soajs_reason_codes[code],
 	"effect": "deny",
 	"soajs_code": code,
-	"message": soajs_messages[code],
 }
 
 # The ACL for the route's service is the first present of: the member's ACL
@@ -392,7 +372,12 @@ package_check := soajs_deny(157) if {
 
 api_missing_or_protected if not api_defined
 
-api_missing_or_protected if truthy(api.access)
+api_missing_or_protected if api_protected
+
+# api_protected: the API's access asks for a login (true or a group list).
+# An API without access is open: "not api_protected" holds then, where
+# "not truthy(api.access)" would be undefined (see pkg).
+api_protected if truthy(api.access)
 
 api_check := soajs_deny(159) if {
 	acl_restricted
@@ -400,7 +385,7 @@ api_check := soajs_deny(159) if {
 } else := {"effect": "allow"} if {
 	not api_defined
 } else := {"effect": "allow"} if {
-	not truthy(api.access)
+	not api_protected
 } else := soajs_deny(161) if {
 	not logged_in
 } else := soajs_deny(160) if {
@@ -411,15 +396,14 @@ api_check := soajs_deny(159) if {
 
 iam := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks.iam
-} else := {"denies": [iam_deny("iam.anonymous", "Authentication is required: the request names no member.")], "grants": []} if {
+} else := {"denies": [iam_deny("iam.anonymous")], "grants": []} if {
 	not input.member
-} else := {"denies": [iam_deny("iam.unknown_member", sprintf("Member %q is not a member of tenant %q.", [input.member, input.tenant]))], "grants": []} if {
+} else := {"denies": [iam_deny("iam.unknown_member")], "grants": []} if {
 	not input.facts.member
 } else := {"denies": [], "grants": [{
 	"layer": "iam",
 	"code": "iam.admin",
 	"effect": "allow",
-	"message": sprintf("Member %q is an admin: access policies are not evaluated.", [input.member]),
 }]} if {
 	input.facts.member.is_admin
 } else := {"denies": [no_allow_deny], "grants": []} if {
@@ -433,7 +417,6 @@ iam := {"denies": [], "grants": []} if {
 	"layer": "iam",
 	"code": "resource.owner",
 	"effect": "allow",
-	"message": sprintf("Member %q owns the object.", [input.member]),
 }]} if {
 	input.resource.owner == input.member
 } else := {"denies": [no_allow_deny], "grants": []} if {
@@ -445,7 +428,6 @@ iam := {"denies": [], "grants": []} if {
 		"effect": "allow",
 		"policy": s.policy,
 		"statement": s.statement,
-		"message": sprintf("Access policy %q, statement %d, allows %s.", [s.policy, s.statement, input.action]),
 	},
 	object.union({"layer": "iam", "effect": "allow", "policy": s.policy, "statement": s.statement}, resource_reason(r)),
 ]} if {
@@ -455,33 +437,26 @@ iam := {"denies": [], "grants": []} if {
 		"layer": "iam",
 		"code": "resource.public",
 		"effect": "allow",
-		"message": sprintf("%s is a reference to an object the member may not read: only its public fields (id, user_code, public_name) are visible.", [input.resource.frn]),
 	}],
 	"public": true,
 } if {
 	input.resource.reference == true
 	read_action
+	input.resource.frn # the message names it
 } else := {
-	"denies": [iam_deny("resource.not_covered", sprintf(
-		"%s is not authorized to perform: %s on resource: %s because no access policy that allows the '%s' action covers this object.",
-		[user_frn, action.name, input.resource.frn, action.name],
-	))],
+	"denies": [iam_deny("resource.not_covered")],
 	"grants": [],
+} if {
+	input.resource.frn # the message names it
 }
 
-iam_deny(code, message) := {"layer": "iam", "code": code, "effect": "deny", "message": message}
+iam_deny(code) := {"layer": "iam", "code": code, "effect": "deny"}
 
 no_allow_deny := {
 	"layer": "iam",
 	"code": "iam.no_allow",
 	"effect": "deny",
-	"message": sprintf(
-		"User: frn:finmars:users:member:%s is not authorized to perform: %s on resource: %s because no access policy allows the '%s' action.",
-		[input.member, action.name, action.resource, action.name],
-	),
 }
-
-user_frn := sprintf("User: frn:finmars:users:member:%s", [input.member])
 
 action_lower := lower(input.action)
 
@@ -531,19 +506,11 @@ explicit_denies := [{
 	"effect": "deny",
 	"policy": s.policy,
 	"statement": s.statement,
-	"message": sprintf(
-		"%s is not authorized to perform: %s on resource: %s with an explicit deny in access policy %q, statement %d.",
-		[user_frn, action.name, requested_resource, s.policy, s.statement],
-	),
 } |
 	some s in applicable
 	s.effect == "deny"
 	count([r | some r in s.resources; covers(r)]) > 0
 ]
-
-requested_resource := input.resource.frn if input.resource.frn
-
-else := action.resource
 
 # covering_allows: [statement, resource] for each Allow whose resource covers
 # the request, in policy order. A request with no object is covered by any
@@ -590,16 +557,14 @@ covers(r) if {
 	glob.match(r.pattern, null, g)
 }
 
-resource_reason(r) := {"code": "resource.any", "message": "The request names no object; the statement covers the action."} if {
-	r.kind == "none"
-} else := {"code": "resource.any", "message": "The statement covers every object."} if {
-	r.kind == "any"
-} else := {"code": "resource.object", "message": sprintf("The statement names the object %s.", [input.resource.frn])} if {
+resource_reason(r) := {"code": "resource.any"} if {
+	r.kind in {"none", "any"}
+} else := {"code": "resource.object"} if {
 	r.kind == "object"
-} else := {"code": "resource.group", "resource_group": g, "message": sprintf("The object is in resource group %q.", [g])} if {
+	input.resource.frn # the message names it
+} else := {"code": "resource.group", "resource_group": r.pattern} if {
 	r.literal
-	g := r.pattern
-} else := {"code": "resource.group", "resource_group": g, "message": sprintf("The object is in resource group %q.", [g])} if {
+} else := {"code": "resource.group", "resource_group": g} if {
 	g := sort([g | some g in input.facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
 

@@ -49,7 +49,6 @@ denied_with(d, code) if {
 	[r] := d.reasons
 	r.layer == "package"
 	r.soajs_code == code
-	r.message == engine.soajs_messages[code]
 }
 
 allowed(d) if {
@@ -117,6 +116,13 @@ test_api_access_true_anonymous_is_161 if {
 	denied_with(decide(ask("", set(), {"package": svc_acl(false, false, api(true))})), 161)
 }
 
+# An API entry without access asks for no login. (The rules once denied
+# this with 161: "not truthy(api.access)" is undefined, not true, when
+# access is missing; see TestNoNegatedCallOnARef.)
+test_api_without_access_is_open_to_anonymous if {
+	allowed(decide(ask("", set(), {"package": svc_acl(false, false, {"/users/{}": {"template": "/users/{id}"}})})))
+}
+
 test_api_access_groups_anonymous_is_161 if {
 	denied_with(decide(ask("", set(), {"package": svc_acl(false, false, api(["gold"]))})), 161)
 }
@@ -148,19 +154,19 @@ closed := svc_acl(false, true, {})
 test_member_key_acl_wins_over_all if {
 	d := decide(ask("bob", set(), {"member_key": open, "member_package": closed, "application": closed, "package": closed}))
 	allowed(d)
-	contains(d.reasons[0].message, "member key ACL")
+	d.reasons[0].acl_source == "member key"
 }
 
 test_member_package_acl_wins_over_application_and_package if {
 	d := decide(ask("bob", set(), {"member_package": open, "application": closed, "package": closed}))
 	allowed(d)
-	contains(d.reasons[0].message, "member package ACL")
+	d.reasons[0].acl_source == "member package"
 }
 
 test_application_acl_wins_over_package if {
 	d := decide(ask("bob", set(), {"application": open, "package": closed}))
 	allowed(d)
-	contains(d.reasons[0].message, "application ACL")
+	d.reasons[0].acl_source == "application"
 }
 
 test_member_key_acl_can_restrict_what_the_package_allows if {
@@ -239,7 +245,6 @@ test_the_api_judged_is_the_action_route if {
 	])
 	d := decide(as_post)
 	allowed(d)
-	contains(d.reasons[0].message, "POST /users")
 }
 
 test_without_the_action_route_the_package_layer_denies if {
