@@ -330,10 +330,11 @@ func demoQuestions(t *testing.T, engine *decision.Engine, decisions, plans int) 
 	}
 	var ts []tenantFacts
 	for _, tn := range tenants {
-		tf := tenantFacts{code: tn.Code}
-		for name := range tn.Tenant.Members {
-			tf.members = append(tf.members, name)
+		members, err := r.MemberNames(tn.Code)
+		if err != nil {
+			t.Fatal(err)
 		}
+		tf := tenantFacts{code: tn.Code, members: members}
 		for name, app := range tn.Tenant.Applications {
 			tf.apps = append(tf.apps, name)
 			for _, k := range app.Keys {

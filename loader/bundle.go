@@ -91,6 +91,11 @@ func (b *Bundle) ACLData() (map[string]any, error) {
 // once the bundle is installed; ACLData decodes them again when asked.
 func (b *Bundle) dropDecodedData() { b.aclData.Store(nil) }
 
+// dropMembers lets the parsed members of an installed bundle go: the store
+// has indexed them, and nothing reads a served bundle's members from its
+// document (a bundle is parsed again when it changes).
+func (b *Bundle) dropMembers() { b.Doc = b.Doc.WithoutMembers() }
+
 // aclData picks verdict.catalog and verdict.tenants out of a bundle's data.
 func aclData(data map[string]any) map[string]any {
 	verdict, ok := data["verdict"].(map[string]any)

@@ -465,6 +465,7 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 		l.publishWarningsLocked()
 		for _, b := range next {
 			b.dropDecodedData()
+			b.dropMembers()
 		}
 		ev.Generation = gen.Number
 	} else {

@@ -140,8 +140,14 @@ func checkDelegationRefs(r *store.Reader, tenant, app, group, member string, ask
 	if !ok {
 		return &NotFoundError{What: "permittable group", Message: fmt.Sprintf("unknown permittable group %q: no catalog or registered service declares it", group)}
 	}
-	if member != "" && t.Tenant.Members[member] == nil {
-		return &NotFoundError{What: "member", Message: fmt.Sprintf("tenant %q has no member %q", tenant, member)}
+	if member != "" {
+		m, err := r.Member(tenant, member)
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			return &NotFoundError{What: "member", Message: fmt.Sprintf("tenant %q has no member %q", tenant, member)}
+		}
 	}
 	if asked {
 		entry, err := r.Delegation(tenant, app, group)

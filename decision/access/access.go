@@ -81,12 +81,12 @@ func LoadTenant(p *decision.Pinned, code string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := rec.Tenant
-	out := &Tenant{Code: code, Actions: Vocabulary(t, routes.Actions())}
-	for name := range t.Members {
-		out.Members = append(out.Members, name)
+	members, err := r.MemberNames(code)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(out.Members)
+	t := rec.Tenant
+	out := &Tenant{Code: code, Actions: Vocabulary(t, routes.Actions()), Members: members}
 	for _, rg := range t.ResourceGroups {
 		out.Objects = append(out.Objects, rg.Assignments...)
 	}

@@ -143,6 +143,15 @@ type Key struct {
 	Config  any
 }
 
+// WithoutMembers returns a copy of the tenant without its members (Members
+// is nil), sharing everything else: what is kept of a tenant once its
+// members are indexed (see the store), the members being most of its size.
+func (t *Tenant) WithoutMembers() *Tenant {
+	slim := *t
+	slim.Members = nil
+	return &slim
+}
+
 // HasCheck reports whether the tenant applies the named layer.
 func (t *Tenant) HasCheck(name string) bool {
 	for _, c := range t.Checks {

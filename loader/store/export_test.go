@@ -2,7 +2,7 @@ package store
 
 import (
 	"fmt"
-	"maps"
+	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -47,19 +47,19 @@ func SnapshotWithout(s *Store, table string) (*Snapshot, error) {
 }
 
 // SnapshotWithCorruptMember is a snapshot of s in which the member's record
-// has lost its member, its group facts and its statement index; s itself is left unchanged.
+// has lost its group facts and its tenant's shared table; s itself is left
+// unchanged.
 func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error) {
 	db := s.db.Snapshot()
 	txn := db.Txn(true)
 	obj, err := txn.First(tableMembers, indexID, tenant)
-	if err != nil || obj == nil || obj.(*MembersRecord).Members[name] == nil {
+	if err != nil || obj == nil || obj.(*MembersRecord).member(name) == nil {
 		txn.Abort()
 		return nil, fmt.Errorf("member %s/%s: %v", tenant, name, err)
 	}
-	members := &MembersRecord{Tenant: tenant, Members: maps.Clone(obj.(*MembersRecord).Members)}
-	rec := *members.Members[name]
-	rec.Member, rec.groups, rec.index = nil, nil, nil
-	members.Members[name] = &rec
+	members := &MembersRecord{Tenant: tenant, members: slices.Clone(obj.(*MembersRecord).members)}
+	rec := members.member(name)
+	rec.groups, rec.table = nil, nil
 	if err := txn.Insert(tableMembers, members); err != nil {
 		txn.Abort()
 		return nil, err

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"math"
 	mathbits "math/bits"
 	"slices"
 	"sort"
@@ -20,6 +22,8 @@ import (
 type TenantRecord struct {
 	Code   string
 	Bundle string
+	// Tenant is the tenant as parsed without its members (Members is nil):
+	// they are in the members table (Reader.Member, Reader.MemberNames).
 	Tenant *acl.Tenant
 	// Facts is the tenant as Rego sees it: {code, name, checks}.
 	Facts *ast.Term
@@ -53,30 +57,58 @@ type PackageRecord struct {
 	ACL     ACLTerms
 }
 
-// MembersRecord holds a tenant's members by name. It is immutable once
-// stored.
+// MembersRecord holds a tenant's members, sorted by name, and what they
+// share. It is immutable once stored.
+//
+// Members are a sorted table of small records rather than a map of
+// pointers to records that point at the parsed member: a tenant has tens
+// of thousands of members, and after indexing a member is its name, its
+// group facts, its policy set and its (rare) ACL overrides.
 type MembersRecord struct {
 	Tenant  string
-	Members map[string]*MemberRecord
+	members []MemberRecord // sorted by Name
 }
 
-// MemberRecord is a loaded member with its statements pre-indexed.
+// member returns the member with the name, or nil.
+func (r *MembersRecord) member(name string) *MemberRecord {
+	i, found := slices.BinarySearchFunc(r.members, name, func(m MemberRecord, name string) int { return strings.Compare(m.Name, name) })
+	if !found {
+		return nil
+	}
+	return &r.members[i]
+}
+
+// memberTable is what a tenant's members share: the tenant's statements by
+// action and the distinct policy sets of its members, one after another.
+type memberTable struct {
+	index *actionIndex
+	// sets holds every distinct policy set; set i is
+	// sets[setStarts[i]:setStarts[i+1]].
+	sets      []uint16
+	setStarts []uint32
+}
+
+func (t *memberTable) policySet(i uint32) policySet {
+	return t.sets[t.setStarts[i]:t.setStarts[i+1]:t.setStarts[i+1]]
+}
+
+// MemberRecord is a loaded member: its name, its facts and its statements
+// by action (through the tenant's shared table).
 type MemberRecord struct {
-	Tenant string
-	Name   string
-	Member *acl.Member
+	Name string
+	// table is the tenant's, shared by its members.
+	table *memberTable
 	// groups are the member's groups as Rego terms, shared by the members
 	// with the same groups (see Facts).
 	groups *groupFacts
-	// index is the tenant's statements by action (shared by its members);
-	// policies are the member's policies in it (shared by the members with
-	// the same policies).
-	index    *actionIndex
-	policies policySet
 	// PackageACLs and KeyACLs are the member's ACL overrides by package code
-	// and by key.
+	// and by key (nil for most members).
 	PackageACLs map[string]ACLTerms
 	KeyACLs     map[string]ACLTerms
+	// policies is the member's policy set in the table (shared by the
+	// members with the same policies).
+	policies uint32
+	isAdmin  bool
 }
 
 // StatementFact is one statement of a tenant, prepared for Rego.
@@ -224,13 +256,13 @@ var (
 func (m *MemberRecord) Facts() *ast.Term {
 	principals := make([]*ast.Term, 0, 1+len(m.groups.principals))
 	principals = append(principals, m.groups.principals...)
-	principals = append(principals, ast.StringTerm("member:"+m.Member.Name))
+	principals = append(principals, ast.StringTerm("member:"+m.Name))
 	isAdmin := falseTerm
-	if m.Member.IsAdmin {
+	if m.isAdmin {
 		isAdmin = trueTerm
 	}
 	return ast.ObjectTerm(
-		[2]*ast.Term{keyName, ast.StringTerm(m.Member.Name)},
+		[2]*ast.Term{keyName, ast.StringTerm(m.Name)},
 		[2]*ast.Term{keyIsAdmin, isAdmin},
 		[2]*ast.Term{keyGroups, m.groups.set},
 		[2]*ast.Term{keyPrincipals, ast.SetTerm(principals...)},
@@ -369,13 +401,15 @@ func (s policySet) has(policy int) bool {
 // sets. Work that does not depend on the member is done once: each role's
 // and group's policies.
 type tenantIndexer struct {
+	// table is the members' shared table being built.
+	table         *memberTable
 	index         *actionIndex
 	policyID      map[string]int // policy code → position in code order
 	words         int            // length of a bitset over the policies
 	rolePolicies  map[string][]int
 	groupPolicies map[string][]int
-	sparseOK      bool                 // every position fits in a uint16
-	sets          map[string]policySet // by the set's bytes
+	sparseOK      bool              // every position fits in a uint16
+	sets          map[string]uint32 // set number in table by the set's bytes
 	scratch       []uint64
 	scratchSet    policySet
 	scratchSig    []byte
@@ -394,8 +428,9 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 		rolePolicies:  make(map[string][]int, len(t.Roles)),
 		groupPolicies: make(map[string][]int, len(t.Groups)),
 		sparseOK:      len(codes) <= 1<<16,
-		sets:          map[string]policySet{},
+		sets:          map[string]uint32{},
 	}
+	b.table = &memberTable{index: b.index, setStarts: []uint32{0}}
 	byKey := map[string][]*StatementFact{}
 	ordinal := 0
 	for id, code := range codes {
@@ -444,9 +479,10 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	return b
 }
 
-// memberPolicies returns the set of the member's policies: its direct
-// policies, its roles', its groups' and its groups' roles'.
-func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
+// memberPolicies returns the number in the table of the set of the
+// member's policies: its direct policies, its roles', its groups' and its
+// groups' roles'. Members with the same policies share a set.
+func (b *tenantIndexer) memberPolicies(m *acl.Member) (uint32, error) {
 	bits := b.scratch[:0]
 	bits = append(bits, make([]uint64, b.words)...)
 	add := func(id int) { bits[id>>6] |= 1 << (id & 63) }
@@ -490,12 +526,26 @@ func (b *tenantIndexer) memberPolicies(m *acl.Member) policySet {
 		sig = binary.LittleEndian.AppendUint16(sig, v)
 	}
 	b.scratchSig = sig
-	if shared, ok := b.sets[string(sig)]; ok {
-		return shared
+	if id, ok := b.sets[string(sig)]; ok {
+		return id, nil
 	}
-	shared := slices.Clone(set)
-	b.sets[string(sig)] = shared
-	return shared
+	t := b.table
+	if len(t.sets)+len(set) > math.MaxUint32 {
+		return 0, fmt.Errorf("the members' policy sets exceed %d entries", uint32(math.MaxUint32))
+	}
+	id := uint32(len(t.setStarts) - 1)
+	t.sets = append(t.sets, set...)
+	t.setStarts = append(t.setStarts, uint32(len(t.sets)))
+	b.sets[string(sig)] = id
+	return id, nil
+}
+
+// finish returns the members' shared table, its lists copied to their size.
+func (b *tenantIndexer) finish() *memberTable {
+	t := b.table
+	t.sets = slices.Clone(t.sets) // copies drop the room append left
+	t.setStarts = slices.Clone(t.setStarts)
+	return t
 }
 
 // newStatementList builds the Rego terms of the statements a request
@@ -521,12 +571,13 @@ const maxIndexLists = 4
 // space for the index keys and may be nil.
 func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *StatementList {
 	keys = acl.ActionIndexKeys(actionLower, keys)
+	policies := m.table.policySet(m.policies)
 	var facts []*StatementFact
 	lists := 0
 	for _, k := range keys {
 		n := len(facts)
-		for _, f := range m.index.lookup(k) {
-			if m.policies.has(f.policy) {
+		for _, f := range m.table.index.lookup(k) {
+			if policies.has(f.policy) {
 				facts = append(facts, f)
 			}
 		}

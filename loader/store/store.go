@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -66,7 +68,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.DeleteTenant(t.Code); err != nil {
 		return err
 	}
-	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t, Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
+	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t.WithoutMembers(), Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
 	for name, app := range t.Applications {
 		if app.ACL != nil {
 			rec.ApplicationACLs[name] = aclTerms(app.ACL)
@@ -86,15 +88,20 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	}
 	ix := newTenantIndexer(t)
 	groups := newGroupFactsInterner()
-	members := &MembersRecord{Tenant: t.Code, Members: make(map[string]*MemberRecord, len(t.Members))}
-	records := make([]MemberRecord, len(t.Members))
-	i := 0
-	for name, m := range t.Members {
-		rec := &records[i]
-		i++
-		*rec = MemberRecord{Tenant: t.Code, Name: name, Member: m, groups: groups.facts(m.Groups), index: ix.index, policies: ix.memberPolicies(m),
+	names := slices.Sorted(maps.Keys(t.Members))
+	members := &MembersRecord{Tenant: t.Code, members: make([]MemberRecord, len(names))}
+	for i, name := range names {
+		m := t.Members[name]
+		policies, err := ix.memberPolicies(m)
+		if err != nil {
+			return fmt.Errorf("index members of %s: %w", t.Code, err)
+		}
+		members.members[i] = MemberRecord{Name: name, groups: groups.facts(m.Groups), policies: policies, isAdmin: m.IsAdmin,
 			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
-		members.Members[name] = rec
+	}
+	table := ix.finish()
+	for i := range members.members {
+		members.members[i].table = table
 	}
 	if err := w.txn.Insert(tableMembers, members); err != nil {
 		return fmt.Errorf("insert members of %s: %w", t.Code, err)
@@ -245,7 +252,25 @@ func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
 	if err != nil || obj == nil {
 		return nil, wrap(err, "member", name)
 	}
-	return obj.(*MembersRecord).Members[name], nil
+	return obj.(*MembersRecord).member(name), nil
+}
+
+// MemberNames lists the tenant's members by name, sorted (none for an
+// unknown tenant).
+func (r *Reader) MemberNames(tenant string) ([]string, error) {
+	obj, err := r.txn.First(tableMembers, indexID, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("list members of %s: %w", tenant, err)
+	}
+	if obj == nil {
+		return nil, nil
+	}
+	members := obj.(*MembersRecord).members
+	names := make([]string, len(members))
+	for i := range members {
+		names[i] = members[i].Name
+	}
+	return names, nil
 }
 
 // ObjectGroups returns the resource groups (lower case) the tenant's bundle
@@ -322,7 +347,7 @@ func (r *Reader) Members(tenant string) (int, error) {
 	if obj == nil {
 		return 0, nil
 	}
-	return len(obj.(*MembersRecord).Members), nil
+	return len(obj.(*MembersRecord).members), nil
 }
 
 func wrap(err error, what, key string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -123,8 +124,13 @@ func TestReaderLookups(t *testing.T) {
 	if err != nil || rec == nil {
 		t.Fatalf("Tenant(acme) = %v, %v", rec, err)
 	}
-	if rec.Code != "acme" || rec.Bundle != "tenants" || rec.Tenant != tenant || rec.Facts == nil {
+	if rec.Code != "acme" || rec.Bundle != "tenants" || rec.Tenant.Code != "acme" || rec.Facts == nil {
 		t.Errorf("tenant record = {Code:%q Bundle:%q Tenant:%p Facts:%v}", rec.Code, rec.Bundle, rec.Tenant, rec.Facts)
+	}
+	// The record keeps the tenant without its members (the members table
+	// has them) and leaves the parsed tenant as it was.
+	if rec.Tenant.Members != nil || len(tenant.Members) != 5 || !maps.Equal(rec.Tenant.Policies, tenant.Policies) {
+		t.Errorf("tenant record's tenant: %d members, %d policies; the parsed tenant: %d members", len(rec.Tenant.Members), len(rec.Tenant.Policies), len(tenant.Members))
 	}
 	for _, code := range []string{"nope", "ACME", ""} {
 		if rec, err := r.Tenant(code); err != nil || rec != nil {
@@ -136,8 +142,14 @@ func TestReaderLookups(t *testing.T) {
 	if err != nil || m == nil {
 		t.Fatalf("Member(acme, bob) = %v, %v", m, err)
 	}
-	if m.Tenant != "acme" || m.Name != "bob" || m.Member != tenant.Members["bob"] || m.Facts() == nil {
+	if m.Name != "bob" || m.Facts() == nil {
 		t.Errorf("member record = %+v", m)
+	}
+	if names, err := r.MemberNames("acme"); err != nil || !slices.Equal(names, slices.Sorted(maps.Keys(tenant.Members))) {
+		t.Errorf("MemberNames(acme) = %v, %v", names, err)
+	}
+	if names, err := r.MemberNames("other"); err != nil || names != nil {
+		t.Errorf("MemberNames(other) = %v, %v; want none", names, err)
 	}
 	for _, tc := range [][2]string{{"acme", "Bob"}, {"acme", "eve"}, {"other", "bob"}, {"", "bob"}} {
 		if m, err := r.Member(tc[0], tc[1]); err != nil || m != nil {
@@ -315,7 +327,7 @@ func TestPutTenantReplacesEverything(t *testing.T) {
 		"resource_groups": {"g": {"assignments": ["frn:finmars:portfolios:portfolio:fx"]}}
 	}`})["acme"]
 	r := mustUpdate(t, st, func(w *store.WriteTxn) error { return w.PutTenant("tenants-v2", smaller) }).Read()
-	if rec, _ := r.Tenant("acme"); rec == nil || rec.Bundle != "tenants-v2" || rec.Tenant != smaller {
+	if rec, _ := r.Tenant("acme"); rec == nil || rec.Bundle != "tenants-v2" || !maps.Equal(rec.Tenant.ResourceGroups, smaller.ResourceGroups) {
 		t.Errorf("Tenant(acme) after the second PutTenant = %+v", rec)
 	}
 	if m, _ := r.Member("acme", "bob"); m != nil {
