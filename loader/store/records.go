@@ -357,6 +357,10 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 type actionIndex struct {
 	keys  []string           // sorted, for binary search
 	lists [][]*StatementFact // by key, in ordinal order, each statement once
+	// wildcards are the compiled matchers of the tenant's action patterns
+	// that hold a "*", by glob (see acl.ActionPattern.Matcher); a pattern
+	// without one matches only itself.
+	wildcards map[string]func(actionLower string) bool
 }
 
 func (ix *actionIndex) lookup(key string) []*StatementFact {
@@ -440,6 +444,12 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 			f := &StatementFact{Ordinal: ordinal, Statement: s, policy: id, policyTerm: policyTerm}
 			ordinal++
 			for i, a := range s.Actions {
+				if _, ok := b.index.wildcards[a.Glob]; !ok && strings.Contains(a.Glob, "*") {
+					if b.index.wildcards == nil {
+						b.index.wildcards = map[string]func(string) bool{}
+					}
+					b.index.wildcards[a.Glob] = a.Matcher()
+				}
 				// A statement is listed once under each of its keys.
 				if !slices.ContainsFunc(s.Actions[:i], func(p acl.ActionPattern) bool { return p.IndexKey == a.IndexKey }) {
 					byKey[a.IndexKey] = append(byKey[a.IndexKey], f)
@@ -570,6 +580,67 @@ const maxIndexLists = 4
 // match the action (lower case), in policy order, each once. Keys is scratch
 // space for the index keys and may be nil.
 func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *StatementList {
+	facts := m.candidates(actionLower, keys)
+	if facts == nil {
+		return emptyStatements
+	}
+	return newStatementList(facts)
+}
+
+// MatchingStatements returns the member's statements that apply to it and
+// the action (lower case) before their conditions: a Principal that names
+// the member (one of its principals, see Facts) and an Action pattern that
+// matches, with OPA's glob library and options. It is the engine's Rego
+// rule "matching" evaluated in Go, as DESIGN.md lets Go match; a property
+// test (decision's TestGoMatchingAgreesWithRego) holds the two equal.
+func (m *MemberRecord) MatchingStatements(actionLower string) *StatementList {
+	facts := m.candidates(actionLower, nil)
+	kept := facts[:0]
+	for _, f := range facts {
+		if m.principalMatches(f.Statement) && m.table.index.actionMatches(f.Statement, actionLower) {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == 0 {
+		return emptyStatements
+	}
+	return newStatementList(kept)
+}
+
+// principalMatches says whether one of the statement's principals is one
+// of the member's: "*", "member:<name>" or "group:<code>" of its groups.
+func (m *MemberRecord) principalMatches(s *acl.Statement) bool {
+	for _, p := range s.Principals {
+		if p == "*" || strings.HasPrefix(p, "member:") && p[len("member:"):] == m.Name {
+			return true
+		}
+		for _, t := range m.groups.principals {
+			if string(t.Value.(ast.String)) == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// actionMatches says whether one of the statement's action patterns
+// matches the action, as glob.match(pattern, [":"], action) does.
+func (ix *actionIndex) actionMatches(s *acl.Statement, actionLower string) bool {
+	for _, a := range s.Actions {
+		if match, ok := ix.wildcards[a.Glob]; ok {
+			if match(actionLower) {
+				return true
+			}
+		} else if a.Glob == actionLower {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates are the member's statements under the action's index keys,
+// in policy order, each once (nil for none); the slice is the caller's.
+func (m *MemberRecord) candidates(actionLower string, keys []string) []*StatementFact {
 	keys = acl.ActionIndexKeys(actionLower, keys)
 	policies := m.table.policySet(m.policies)
 	var facts []*StatementFact
@@ -592,14 +663,14 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 	}
 	switch {
 	case lists == 0:
-		return emptyStatements
+		return nil
 	case lists > 1:
 		// A statement is listed under each of its keys: merge by ordinal,
 		// each once.
 		slices.SortFunc(facts, func(a, b *StatementFact) int { return a.Ordinal - b.Ordinal })
 		facts = slices.Compact(facts)
 	}
-	return newStatementList(facts)
+	return facts
 }
 
 // objectAssignments inverts the tenant's resource groups: lower-cased object
