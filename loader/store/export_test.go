@@ -47,8 +47,8 @@ func SnapshotWithout(s *Store, table string) (*Snapshot, error) {
 }
 
 // SnapshotWithCorruptMember is a snapshot of s in which the member's record
-// has lost its group facts and its tenant's shared table; s itself is left
-// unchanged.
+// has lost its tenant's shared table (its groups and statements); s itself
+// is left unchanged.
 func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error) {
 	db := s.db.Snapshot()
 	txn := db.Txn(true)
@@ -59,7 +59,7 @@ func SnapshotWithCorruptMember(s *Store, tenant, name string) (*Snapshot, error)
 	}
 	members := &MembersRecord{Tenant: tenant, members: slices.Clone(obj.(*MembersRecord).members)}
 	rec := members.member(name)
-	rec.groups, rec.table = nil, nil
+	rec.table = nil
 	if err := txn.Insert(tableMembers, members); err != nil {
 		txn.Abort()
 		return nil, err

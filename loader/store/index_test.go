@@ -52,14 +52,17 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 				}
 			}
 			first := firstOrdinals(tenant)
-			groups := newGroupFactsInterner()
 			recs := map[string]*MemberRecord{}
 			for name, m := range tenant.Members {
 				policies, err := ix.memberPolicies(m)
 				if err != nil {
 					t.Fatal(err)
 				}
-				recs[name] = &MemberRecord{Name: name, isAdmin: m.IsAdmin, groups: groups.facts(m.Groups), policies: policies}
+				groups, err := ix.groups.list(m.Groups)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs[name] = &MemberRecord{Name: name, isAdmin: m.IsAdmin, groups: groups, policies: policies}
 			}
 			table := ix.finish()
 			for name, m := range tenant.Members {
@@ -170,13 +173,24 @@ func prebuiltMemberFacts(m *acl.Member) *ast.Term {
 // BenchmarkMemberFacts measures building a member's facts on demand (once
 // per decision that names a member).
 func BenchmarkMemberFacts(b *testing.B) {
-	rec := &MemberRecord{Name: "m01234", groups: newGroupFactsInterner().facts([]string{"g001", "g017"})}
+	rec := testMember(b, "m01234", []string{"g001", "g017"})
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if rec.Facts() == nil {
 			b.Fatal("no facts")
 		}
 	}
+}
+
+// testMember is a member of the groups in a table of its own.
+func testMember(tb testing.TB, name string, groups []string) *MemberRecord {
+	tb.Helper()
+	table := &memberTable{}
+	list, err := newGroupListInterner(table).list(groups)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &MemberRecord{Name: name, table: table, groups: list}
 }
 
 // referenceStatementTerm builds a statement's term with nothing shared, as
@@ -212,19 +226,42 @@ func referenceStatementTerm(s *acl.Statement) *ast.Term {
 	)
 }
 
-// The group facts interner shares facts between identical group lists
-// only: lists whose codes merely concatenate alike get their own.
-func TestGroupFactsInternerKeysListsExactly(t *testing.T) {
-	in := newGroupFactsInterner()
-	joined := in.facts([]string{"a\x00b"})
-	split := in.facts([]string{"a", "b"})
+// The group list interner shares a list between identical group lists
+// only: lists whose codes merely concatenate alike get their own. A
+// member's groups and principals come out of the shared table as listed.
+func TestGroupListInternerKeysListsExactly(t *testing.T) {
+	table := &memberTable{}
+	in := newGroupListInterner(table)
+	list := func(groups ...string) uint32 {
+		n, err := in.list(groups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	joined := list("a\x00b")
+	split := list("a", "b")
 	if joined == split {
-		t.Fatal(`["a\x00b"] and ["a", "b"] share group facts`)
+		t.Fatal(`["a\x00b"] and ["a", "b"] share a group list`)
 	}
-	if again := in.facts([]string{"a", "b"}); again != split {
-		t.Error("an identical list did not share its group facts")
+	if again := list("a", "b"); again != split {
+		t.Error("an identical list did not share its group list")
 	}
-	if got := split.set.String(); got != `{"a", "b"}` {
-		t.Errorf(`facts of ["a", "b"]: groups %s`, got)
+	none := list()
+	for _, tc := range []struct {
+		list               uint32
+		groups, principals string
+	}{
+		{split, `{"a", "b"}`, `{"*", "group:a", "group:b", "member:m"}`},
+		{joined, `{"a\x00b"}`, `{"*", "group:a\x00b", "member:m"}`},
+		{none, `set()`, `{"*", "member:m"}`},
+	} {
+		facts := (&MemberRecord{Name: "m", table: table, groups: tc.list}).Facts()
+		if got := facts.Get(ast.StringTerm("groups")).String(); got != tc.groups {
+			t.Errorf("list %d: groups %s, want %s", tc.list, got, tc.groups)
+		}
+		if got := facts.Get(ast.StringTerm("principals")).String(); got != tc.principals {
+			t.Errorf("list %d: principals %s, want %s", tc.list, got, tc.principals)
+		}
 	}
 }

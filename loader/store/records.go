@@ -79,13 +79,19 @@ func (r *MembersRecord) member(name string) *MemberRecord {
 }
 
 // memberTable is what a tenant's members share: the tenant's statements by
-// action and the distinct policy sets of its members, one after another.
+// action, and the distinct policy sets and group lists of its members, each
+// kind one after another in one slice.
 type memberTable struct {
 	index *actionIndex
 	// sets holds every distinct policy set; set i is
 	// sets[setStarts[i]:setStarts[i+1]].
 	sets      []uint16
 	setStarts []uint32
+	// groupLists holds every distinct list of groups, as numbers in
+	// groupTerms; list i is groupLists[groupStarts[i]:groupStarts[i+1]].
+	groupTerms  []groupTerms
+	groupLists  []uint32
+	groupStarts []uint32
 }
 
 func (t *memberTable) policySet(i uint32) policySet {
@@ -98,16 +104,14 @@ type MemberRecord struct {
 	Name string
 	// table is the tenant's, shared by its members.
 	table *memberTable
-	// groups are the member's groups as Rego terms, shared by the members
-	// with the same groups (see Facts).
-	groups *groupFacts
 	// PackageACLs and KeyACLs are the member's ACL overrides by package code
 	// and by key (nil for most members).
 	PackageACLs map[string]ACLTerms
 	KeyACLs     map[string]ACLTerms
-	// policies is the member's policy set in the table (shared by the
-	// members with the same policies).
+	// policies is the member's policy set and groups its list of groups in
+	// the table (each shared by the members with the same).
 	policies uint32
+	groups   uint32
 	isAdmin  bool
 }
 
@@ -189,51 +193,51 @@ func tenantFacts(t *acl.Tenant) *ast.Term {
 	)
 }
 
-// groupFacts are the parts of a member's facts that come from its groups.
-type groupFacts struct {
-	set        *ast.Term   // {group, …}
-	principals []*ast.Term // "*", then "group:<code>" for each group
-}
+// groupTerms are a group's terms in member facts: its code and its
+// principal "group:<code>".
+type groupTerms struct{ code, principal *ast.Term }
 
-// groupFactsInterner builds one groupFacts per distinct list of groups.
-type groupFactsInterner struct {
-	byList map[string]*groupFacts
-	terms  map[string]*ast.Term // one term per string
+// groupListInterner numbers the distinct group lists of a tenant's members
+// into its memberTable, and each group once.
+type groupListInterner struct {
+	table  *memberTable
+	byCode map[string]uint32 // group code → number in table.groupTerms
+	byList map[string]uint32 // list key → list number
 	key    []byte
 }
 
-func newGroupFactsInterner() *groupFactsInterner {
-	return &groupFactsInterner{byList: map[string]*groupFacts{}, terms: map[string]*ast.Term{}}
+func newGroupListInterner(table *memberTable) *groupListInterner {
+	table.groupStarts = []uint32{0}
+	return &groupListInterner{table: table, byCode: map[string]uint32{}, byList: map[string]uint32{}}
 }
 
-func (in *groupFactsInterner) term(s string) *ast.Term {
-	t, ok := in.terms[s]
-	if !ok {
-		t = ast.StringTerm(s)
-		in.terms[s] = t
-	}
-	return t
-}
-
-func (in *groupFactsInterner) facts(groups []string) *groupFacts {
+// list returns the number in the table of the list of groups.
+func (in *groupListInterner) list(groups []string) (uint32, error) {
 	key := in.key[:0]
 	for _, g := range groups { // length-prefixed: no two lists share a key
 		key = append(binary.AppendUvarint(key, uint64(len(g))), g...)
 	}
 	in.key = key
-	if gf, ok := in.byList[string(key)]; ok {
-		return gf
+	if id, ok := in.byList[string(key)]; ok {
+		return id, nil
 	}
-	set := make([]*ast.Term, len(groups))
-	principals := make([]*ast.Term, 0, 1+len(groups))
-	principals = append(principals, in.term("*"))
-	for i, g := range groups {
-		set[i] = in.term(g)
-		principals = append(principals, in.term("group:"+g))
+	t := in.table
+	if len(t.groupLists)+len(groups) > math.MaxUint32 {
+		return 0, fmt.Errorf("the members' group lists exceed %d entries", uint32(math.MaxUint32))
 	}
-	gf := &groupFacts{set: ast.SetTerm(set...), principals: principals}
-	in.byList[string(key)] = gf
-	return gf
+	for _, g := range groups {
+		n, ok := in.byCode[g]
+		if !ok {
+			n = uint32(len(t.groupTerms))
+			t.groupTerms = append(t.groupTerms, groupTerms{code: ast.StringTerm(g), principal: ast.StringTerm("group:" + g)})
+			in.byCode[g] = n
+		}
+		t.groupLists = append(t.groupLists, n)
+	}
+	id := uint32(len(t.groupStarts) - 1)
+	t.groupStarts = append(t.groupStarts, uint32(len(t.groupLists)))
+	in.byList[string(key)] = id
+	return id, nil
 }
 
 // Pre-built keys and values of member facts.
@@ -244,29 +248,59 @@ var (
 	keyPrincipals = ast.StringTerm("principals")
 	trueTerm      = ast.BooleanTerm(true)
 	falseTerm     = ast.BooleanTerm(false)
+	// anyPrincipalTerm is the principal every member answers to, "*";
+	// emptySet the groups of a member of none.
+	anyPrincipalTerm = ast.StringTerm("*")
+	emptySet         = ast.SetTerm()
 )
+
+// groupList is the member's groups, as numbers in its table's groupTerms.
+func (m *MemberRecord) groupList() []uint32 {
+	t := m.table
+	return t.groupLists[t.groupStarts[m.groups]:t.groupStarts[m.groups+1]]
+}
 
 // Facts returns the member as Rego sees it:
 //
 //	{name, is_admin, groups: {group, …},
-//	 principals: {"*", "member:<name>", "group:<code>", …}}
+//	 principals: {"*", "group:<code>", …, "member:<name>"}}
 //
-// It is built on each call from the member and its shared group terms
-// rather than kept for every member of the store.
+// It is built on each call from the member and its tenant's shared group
+// terms rather than kept for every member (or every distinct group list)
+// of the store.
 func (m *MemberRecord) Facts() *ast.Term {
-	principals := make([]*ast.Term, 0, 1+len(m.groups.principals))
-	principals = append(principals, m.groups.principals...)
-	principals = append(principals, ast.StringTerm("member:"+m.Name))
+	t := m.table
+	list := m.groupList()
+	// One allocation for the five terms made here, one for the elements
+	// of both sets (a set keeps its own copy of the list).
+	terms := make([]ast.Term, 5)
+	name, principal, groups, principals, facts := &terms[0], &terms[1], &terms[2], &terms[3], &terms[4]
+	name.Value = ast.String(m.Name)
+	principal.Value = ast.String("member:" + m.Name)
+	elems := make([]*ast.Term, len(list), 2*len(list)+2)
+	principalElems := append(elems[len(list):], anyPrincipalTerm)
+	for i, g := range list {
+		elems[i] = t.groupTerms[g].code
+		principalElems = append(principalElems, t.groupTerms[g].principal)
+	}
+	principalElems = append(principalElems, principal)
+	if len(list) > 0 {
+		groups.Value = ast.NewSet(elems...)
+	} else {
+		groups = emptySet
+	}
+	principals.Value = ast.NewSet(principalElems...)
 	isAdmin := falseTerm
 	if m.isAdmin {
 		isAdmin = trueTerm
 	}
-	return ast.ObjectTerm(
-		[2]*ast.Term{keyName, ast.StringTerm(m.Name)},
+	facts.Value = ast.NewObject(
+		[2]*ast.Term{keyName, name},
 		[2]*ast.Term{keyIsAdmin, isAdmin},
-		[2]*ast.Term{keyGroups, m.groups.set},
-		[2]*ast.Term{keyPrincipals, ast.SetTerm(principals...)},
+		[2]*ast.Term{keyGroups, groups},
+		[2]*ast.Term{keyPrincipals, principals},
 	)
+	return facts
 }
 
 // Pre-built keys and values of statement terms, shared by every statement.
@@ -405,8 +439,10 @@ func (s policySet) has(policy int) bool {
 // sets. Work that does not depend on the member is done once: each role's
 // and group's policies.
 type tenantIndexer struct {
-	// table is the members' shared table being built.
+	// table is the members' shared table being built; groups numbers
+	// their group lists in it.
 	table         *memberTable
+	groups        *groupListInterner
 	index         *actionIndex
 	policyID      map[string]int // policy code → position in code order
 	words         int            // length of a bitset over the policies
@@ -435,6 +471,7 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 		sets:          map[string]uint32{},
 	}
 	b.table = &memberTable{index: b.index, setStarts: []uint32{0}}
+	b.groups = newGroupListInterner(b.table)
 	byKey := map[string][]*StatementFact{}
 	ordinal := 0
 	for id, code := range codes {
@@ -553,8 +590,9 @@ func (b *tenantIndexer) memberPolicies(m *acl.Member) (uint32, error) {
 // finish returns the members' shared table, its lists copied to their size.
 func (b *tenantIndexer) finish() *memberTable {
 	t := b.table
-	t.sets = slices.Clone(t.sets) // copies drop the room append left
-	t.setStarts = slices.Clone(t.setStarts)
+	// Copies drop the room append left.
+	t.sets, t.setStarts = slices.Clone(t.sets), slices.Clone(t.setStarts)
+	t.groupTerms, t.groupLists, t.groupStarts = slices.Clone(t.groupTerms), slices.Clone(t.groupLists), slices.Clone(t.groupStarts)
 	return t
 }
 
@@ -614,8 +652,8 @@ func (m *MemberRecord) principalMatches(s *acl.Statement) bool {
 		if p == "*" || strings.HasPrefix(p, "member:") && p[len("member:"):] == m.Name {
 			return true
 		}
-		for _, t := range m.groups.principals {
-			if string(t.Value.(ast.String)) == p {
+		for _, g := range m.groupList() {
+			if string(m.table.groupTerms[g].principal.Value.(ast.String)) == p {
 				return true
 			}
 		}

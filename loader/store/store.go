@@ -87,7 +87,6 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
 	}
 	ix := newTenantIndexer(t)
-	groups := newGroupFactsInterner()
 	names := slices.Sorted(maps.Keys(t.Members))
 	members := &MembersRecord{Tenant: t.Code, members: make([]MemberRecord, len(names))}
 	for i, name := range names {
@@ -96,7 +95,11 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		if err != nil {
 			return fmt.Errorf("index members of %s: %w", t.Code, err)
 		}
-		members.members[i] = MemberRecord{Name: name, groups: groups.facts(m.Groups), policies: policies, isAdmin: m.IsAdmin,
+		groupList, err := ix.groups.list(m.Groups)
+		if err != nil {
+			return fmt.Errorf("index members of %s: %w", t.Code, err)
+		}
+		members.members[i] = MemberRecord{Name: name, groups: groupList, policies: policies, isAdmin: m.IsAdmin,
 			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
 	}
 	table := ix.finish()
