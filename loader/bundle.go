@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/verdict-authz/verdict/loader/acl"
+	"github.com/verdict-authz/verdict/loader/store"
 )
 
 // Bundle is a read, parsed and validated bundle.
@@ -91,10 +92,23 @@ func (b *Bundle) ACLData() (map[string]any, error) {
 // once the bundle is installed; ACLData decodes them again when asked.
 func (b *Bundle) dropDecodedData() { b.aclData.Store(nil) }
 
-// dropMembers lets the parsed members of an installed bundle go: the store
-// has indexed them, and nothing reads a served bundle's members from its
-// document (a bundle is parsed again when it changes).
-func (b *Bundle) dropMembers() { b.Doc = b.Doc.WithoutMembers() }
+// shareStoredTenants replaces an installed bundle's parsed tenants by the
+// store's copies (store.TenantRecord.Tenant: without members, resource
+// groups compacted), so that the parsed ones can go: the store has indexed
+// them, and nothing reads a served bundle's members from its document (a
+// bundle is parsed again when it changes).
+func (b *Bundle) shareStoredTenants(r *store.Reader) {
+	doc := *b.Doc
+	doc.Tenants = make(map[string]*acl.Tenant, len(b.Doc.Tenants))
+	for code, t := range b.Doc.Tenants {
+		if rec, err := r.Tenant(code); err == nil && rec != nil && rec.Bundle == b.Source.Name {
+			doc.Tenants[code] = rec.Tenant
+		} else {
+			doc.Tenants[code] = t.WithoutMembers()
+		}
+	}
+	b.Doc = &doc
+}
 
 // aclData picks verdict.catalog and verdict.tenants out of a bundle's data.
 func aclData(data map[string]any) map[string]any {

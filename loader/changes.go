@@ -463,9 +463,10 @@ func (l *Loader) installLocked(ev *Event, snap *store.Snapshot, next []*Bundle, 
 		gen = l.installGenerationLocked(snap, change.Assembly.Policy, revisions, time.Now())
 		l.bundles = bundles
 		l.publishWarningsLocked()
+		stored := snap.Read()
 		for _, b := range next {
 			b.dropDecodedData()
-			b.dropMembers()
+			b.shareStoredTenants(stored)
 		}
 		ev.Generation = gen.Number
 	} else {

@@ -6,8 +6,9 @@ import (
 	"github.com/verdict-authz/verdict/bundles"
 )
 
-// A served bundle keeps its tenants without their members: the store has
-// indexed them, and the parsed members were most of a loaded world's heap.
+// A served bundle keeps its tenants without their members, and shares the
+// store's copy of them rather than keep the parse's: the store has indexed
+// the members, and the parsed members were most of a loaded world's heap.
 // Decisions and run-time changes read members from the store.
 func TestServedBundleKeepsNoMembers(t *testing.T) {
 	l, engine := newTestLoader(t)
@@ -26,6 +27,8 @@ func TestServedBundleKeepsNoMembers(t *testing.T) {
 		rec, err := r.Tenant(code)
 		if err != nil || rec == nil || rec.Tenant.Members != nil {
 			t.Errorf("tenant %s in the store: %+v, %v", code, rec, err)
+		} else if rec.Tenant != tenant {
+			t.Errorf("tenant %s: the served bundle keeps its own copy, not the store's", code)
 		}
 	}
 	if n, err := r.Members("bank"); err != nil || n == 0 {

@@ -21,18 +21,6 @@ func NewDocument() *Document {
 	}
 }
 
-// WithoutMembers returns a copy of the document whose tenants have no
-// members (see Tenant.WithoutMembers), sharing everything else. A loader
-// keeps that of a bundle it serves: the store holds the members.
-func (d *Document) WithoutMembers() *Document {
-	slim := *d
-	slim.Tenants = make(map[string]*Tenant, len(d.Tenants))
-	for code, t := range d.Tenants {
-		slim.Tenants[code] = t.WithoutMembers()
-	}
-	return &slim
-}
-
 // Parse reads the verdict.catalog and verdict.tenants documents out of a
 // bundle's verdict data subtree (the value at data.verdict). Problems are
 // recorded in ps; the returned document holds whatever parsed cleanly.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	mathbits "math/bits"
 	"slices"
@@ -712,8 +713,12 @@ func (m *MemberRecord) candidates(actionLower string, keys []string) []*Statemen
 }
 
 // objectAssignments inverts the tenant's resource groups: lower-cased object
-// FRN → sorted group codes, as a sorted table.
-func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
+// FRN → sorted group codes, as a sorted table. The table's FRNs are
+// substrings of one string (a tenant has tens of thousands of them). It
+// also returns the tenant's resource groups with the table's FRNs as their
+// assignments, the decoder's copies left to go, for the tenant the store
+// keeps (see compactTenant).
+func objectAssignments(t *acl.Tenant) (*ObjectGroupsRecord, map[string]*acl.ResourceGroup) {
 	byObject := map[string][]string{}
 	for code, rg := range t.ResourceGroups {
 		lc := strings.ToLower(code) // once per group, shared by its objects
@@ -721,14 +726,23 @@ func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
 			byObject[frn] = append(byObject[frn], lc)
 		}
 	}
-	rec := &ObjectGroupsRecord{Tenant: t.Code, objects: make([]string, 0, len(byObject))}
-	for frn := range byObject {
-		rec.objects = append(rec.objects, frn)
+	frns := slices.Sorted(maps.Keys(byObject))
+	size := 0
+	for _, frn := range frns {
+		size += len(frn)
 	}
-	slices.Sort(rec.objects)
-	rec.lists = make([]uint32, len(rec.objects))
+	var all strings.Builder
+	all.Grow(size)
+	for _, frn := range frns {
+		all.WriteString(frn)
+	}
+	joined := all.String()
+	rec := &ObjectGroupsRecord{Tenant: t.Code, objects: make([]string, len(frns)), lists: make([]uint32, len(frns))}
 	listIndex := map[string]uint32{}
-	for i, frn := range rec.objects {
+	at := 0
+	for i, frn := range frns {
+		rec.objects[i] = joined[at : at+len(frn)]
+		at += len(frn)
 		groups := byObject[frn]
 		sort.Strings(groups)
 		groups = slices.Compact(groups)
@@ -741,7 +755,36 @@ func objectAssignments(t *acl.Tenant) *ObjectGroupsRecord {
 		}
 		rec.lists[i] = n
 	}
-	return rec
+
+	count := 0
+	for _, rg := range t.ResourceGroups {
+		count += len(rg.Assignments)
+	}
+	assignments := make([]string, 0, count)
+	groups := make([]acl.ResourceGroup, 0, len(t.ResourceGroups))
+	byCode := make(map[string]*acl.ResourceGroup, len(t.ResourceGroups))
+	for code, rg := range t.ResourceGroups {
+		start := len(assignments)
+		for _, frn := range rg.Assignments {
+			i, _ := slices.BinarySearch(rec.objects, frn) // every assignment is in the table
+			assignments = append(assignments, rec.objects[i])
+		}
+		compact := acl.ResourceGroup{Code: rg.Code}
+		if rg.Assignments != nil {
+			compact.Assignments = assignments[start:len(assignments):len(assignments)]
+		}
+		groups = append(groups, compact)
+		byCode[code] = &groups[len(groups)-1]
+	}
+	return rec, byCode
+}
+
+// compactTenant is the tenant as the store keeps it: without its members
+// (in the members table) and with the given resource groups.
+func compactTenant(t *acl.Tenant, resourceGroups map[string]*acl.ResourceGroup) *acl.Tenant {
+	c := t.WithoutMembers()
+	c.ResourceGroups = resourceGroups
+	return c
 }
 
 // UnknownKeyFacts is what Rego sees for a key the store does not know.

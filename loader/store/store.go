@@ -68,7 +68,8 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.DeleteTenant(t.Code); err != nil {
 		return err
 	}
-	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: t.WithoutMembers(), Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
+	objects, resourceGroups := objectAssignments(t)
+	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: compactTenant(t, resourceGroups), Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
 	for name, app := range t.Applications {
 		if app.ACL != nil {
 			rec.ApplicationACLs[name] = aclTerms(app.ACL)
@@ -109,7 +110,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.txn.Insert(tableMembers, members); err != nil {
 		return fmt.Errorf("insert members of %s: %w", t.Code, err)
 	}
-	if err := w.txn.Insert(tableObjectGroups, objectAssignments(t)); err != nil {
+	if err := w.txn.Insert(tableObjectGroups, objects); err != nil {
 		return fmt.Errorf("insert assignments of %s: %w", t.Code, err)
 	}
 	return nil

@@ -132,6 +132,10 @@ func TestReaderLookups(t *testing.T) {
 	if rec.Tenant.Members != nil || len(tenant.Members) != 5 || !maps.Equal(rec.Tenant.Policies, tenant.Policies) {
 		t.Errorf("tenant record's tenant: %d members, %d policies; the parsed tenant: %d members", len(rec.Tenant.Members), len(rec.Tenant.Policies), len(tenant.Members))
 	}
+	// Its resource groups are copies (their FRNs the object table's).
+	if !reflect.DeepEqual(rec.Tenant.ResourceGroups, tenant.ResourceGroups) || len(tenant.ResourceGroups) < 2 {
+		t.Errorf("tenant record's resource groups %v, parsed %v", rec.Tenant.ResourceGroups, tenant.ResourceGroups)
+	}
 	for _, code := range []string{"nope", "ACME", ""} {
 		if rec, err := r.Tenant(code); err != nil || rec != nil {
 			t.Errorf("Tenant(%q) = %v, %v; want nil, nil", code, rec, err)
@@ -327,7 +331,7 @@ func TestPutTenantReplacesEverything(t *testing.T) {
 		"resource_groups": {"g": {"assignments": ["frn:finmars:portfolios:portfolio:fx"]}}
 	}`})["acme"]
 	r := mustUpdate(t, st, func(w *store.WriteTxn) error { return w.PutTenant("tenants-v2", smaller) }).Read()
-	if rec, _ := r.Tenant("acme"); rec == nil || rec.Bundle != "tenants-v2" || !maps.Equal(rec.Tenant.ResourceGroups, smaller.ResourceGroups) {
+	if rec, _ := r.Tenant("acme"); rec == nil || rec.Bundle != "tenants-v2" || !reflect.DeepEqual(rec.Tenant.ResourceGroups, smaller.ResourceGroups) {
 		t.Errorf("Tenant(acme) after the second PutTenant = %+v", rec)
 	}
 	if m, _ := r.Member("acme", "bob"); m != nil {
