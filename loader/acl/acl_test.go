@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 
@@ -1238,6 +1239,41 @@ func TestParseSharesOnlyIdenticalLists(t *testing.T) {
 	for name, want := range map[string][]string{"m1": {"a\x00b"}, "m2": {"a", "b"}, "m3": {"a", "b"}} {
 		if got := members[name].Groups; !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: groups %q, want %q", name, got, want)
+		}
+	}
+}
+
+// Statements that repeat an action, resource, principal or condition share
+// one copy of its strings (the decoder's and a pattern's lower-cased copies
+// of the others go), while their values stay as written.
+func TestParseSharesStatementStrings(t *testing.T) {
+	statement := `{"Effect": "Allow", "Action": "finmars:Portfolio:*", "Resource": "frn:finmars:portfolios:portfolio:*",
+		"Principal": "group:traders", "Condition": "business_hours"}`
+	tenant := decode(t, `{"groups": {"traders": {}}, "access_policies": {
+		"p1": {"Statement": [`+statement+`]},
+		"p2": {"Statement": [`+statement+`, `+statement+`]}}}`)
+	doc, ps := parse(t, map[string]any{"tenants": map[string]any{"acme": tenant}})
+	if got := problemStrings(ps); got != nil {
+		t.Fatalf("problems: %v", got)
+	}
+	var statements []*acl.Statement
+	for _, code := range []string{"p1", "p2"} {
+		statements = append(statements, doc.Tenants["acme"].Policies[code].Statements...)
+	}
+	if len(statements) != 3 {
+		t.Fatalf("%d statements, want 3", len(statements))
+	}
+	first := statements[0]
+	if a := first.Actions[0]; a.Raw != "finmars:Portfolio:*" || a.Glob != "finmars:portfolio:**" || a.IndexKey != "finmars:portfolio" {
+		t.Fatalf("action pattern %+v", a)
+	}
+	same := func(a, b string) bool { return len(a) > 0 && unsafe.StringData(a) == unsafe.StringData(b) }
+	for i, s := range statements[1:] {
+		a, b := first.Actions[0], s.Actions[0]
+		if !same(a.Raw, b.Raw) || !same(a.Glob, b.Glob) || !same(a.IndexKey, b.IndexKey) ||
+			!same(first.Resources[0].Pattern, s.Resources[0].Pattern) || !same(first.Resources[0].Raw, s.Resources[0].Raw) ||
+			!same(first.Principals[0], s.Principals[0]) || !same(first.Conditions[0], s.Conditions[0]) {
+			t.Errorf("statement %d keeps its own copy of a string the first has", i+1)
 		}
 	}
 }

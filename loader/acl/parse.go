@@ -11,6 +11,23 @@ type Document struct {
 	Tenants map[string]*Tenant
 	// Refs are the references the whole set of bundles must resolve.
 	Refs []Ref
+	// interned holds one copy of each string the statements repeat, while
+	// the document is parsed (see intern).
+	interned map[string]string
+}
+
+// intern returns the document's copy of s: tens of thousands of statements
+// name a few hundred actions, principals and conditions, and each would
+// otherwise keep the decoder's copy, or a pattern's lower-cased one.
+func (d *Document) intern(s string) string {
+	if shared, ok := d.interned[s]; ok {
+		return shared
+	}
+	if d.interned == nil {
+		d.interned = map[string]string{}
+	}
+	d.interned[s] = s
+	return s
 }
 
 // NewDocument returns an empty document.
@@ -40,5 +57,6 @@ func Parse(verdict map[string]any, files FileResolver, ps *Problems) *Document {
 			}
 		}
 	}
+	doc.interned = nil
 	return doc
 }

@@ -62,6 +62,7 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 			ps.Add(loc.Key("Action").Index(i), "%v", err)
 			continue
 		}
+		pat.Raw, pat.Glob, pat.IndexKey = doc.intern(pat.Raw), doc.intern(pat.Glob), doc.intern(pat.IndexKey)
 		s.Actions = append(s.Actions, pat)
 	}
 	resources, rok := requiredStringOrList(obj, "Resource", loc, ps)
@@ -76,6 +77,7 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 		if err != nil {
 			pat = ResourcePattern{Raw: r}
 		}
+		pat.Raw, pat.Pattern = doc.intern(pat.Raw), doc.intern(pat.Pattern)
 		s.Resources = append(s.Resources, pat)
 	}
 	if v, ok := obj["Principal"]; ok {
@@ -89,7 +91,7 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 			default:
 				ps.Add(pl.Index(i), "principal %q must be *, member:<name> or group:<code>", p)
 			}
-			s.Principals = append(s.Principals, p)
+			s.Principals = append(s.Principals, doc.intern(p))
 		}
 	}
 	if len(s.Principals) == 0 {
@@ -106,7 +108,7 @@ func parseStatement(policy string, index int, raw any, loc Loc, ps *Problems, do
 				ps.Add(cl.Index(i), "condition %q is not a rule name (letters, digits and _)", c)
 				continue
 			}
-			s.Conditions = append(s.Conditions, c)
+			s.Conditions = append(s.Conditions, doc.intern(c))
 			doc.Refs = append(doc.Refs, Ref{Kind: RefCondition, Name: c, Loc: cl.Index(i)})
 		}
 	}
