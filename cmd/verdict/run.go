@@ -155,7 +155,8 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	ld.Pipeline().RegisterAsync(telemetryProcessor{tel})
+	releaser := newMemoryReleaser(ctx, time.Second, nil)
+	ld.Pipeline().RegisterAsync(telemetryProcessor{tel}, releaser)
 	start := time.Now()
 	defer ld.Close()
 	adminToken, err := setupRuntime(ctx, ld, o.stateDir, o.stateDB, o.runtime, log)
@@ -169,6 +170,11 @@ func run(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("load bundles:\n%w", err)
 	}
+	var loadedGen uint64
+	if gen := engine.Current(); gen != nil {
+		loadedGen = gen.Number
+	}
+	releaser.arm(loadedGen)
 	loaded := 0
 	for _, src := range sources {
 		rev, ok := revisions[src.Name]
