@@ -14,10 +14,10 @@ import (
 
 // TestActionIndexOnGeneratedWorlds checks, on generated worlds, that member
 // facts built on demand equal those once built at load time, and that the
-// tenant action index with per-member policy sets hands Rego exactly the
-// statements of a plain reading (same order, each once), for every member
-// and every action of the world plus actions of fewer parts and unknown
-// ones. (Until the per-member statement indexes were deleted, it also
+// tenant action index with the member's policies gathered per request (its
+// own, its roles', its groups') hands Rego exactly the statements of a
+// plain reading (same order, each once), for every member and every action
+// of the world plus actions of fewer parts and unknown ones. (Until the per-member statement indexes were deleted, it also
 // compared both with them: identical on these worlds.)
 func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 	big := worldgen.Bench
@@ -25,7 +25,6 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 	if testing.Short() {
 		big.Members = 100
 	}
-	forms := map[uint16]int{} // members by the form of their policy set
 	for _, spec := range []worldgen.Spec{worldgen.Small, big} {
 		w := worldgen.Generate(spec)
 		var ps acl.Problems
@@ -54,7 +53,7 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			first := firstOrdinals(tenant)
 			recs := map[string]*MemberRecord{}
 			for name, m := range tenant.Members {
-				policies, err := ix.memberPolicies(m)
+				grants, err := ix.memberGrants(m)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,14 +61,13 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				recs[name] = &MemberRecord{Name: name, isAdmin: m.IsAdmin, groups: groups, policies: policies}
+				recs[name] = &MemberRecord{Name: name, isAdmin: m.IsAdmin, groups: groups, grants: grants}
 			}
 			table := ix.finish()
 			for name, m := range tenant.Members {
 				mine := tenant.MemberPolicies(m)
 				rec := recs[name]
 				rec.table = table
-				forms[table.policySet(rec.policies)[0]]++
 				if got, want := rec.Facts(), prebuiltMemberFacts(m); got.Value.Compare(want.Value) != 0 {
 					t.Fatalf("%s/%s: facts %v, want %v", code, name, got, want)
 				}
@@ -89,9 +87,6 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			}
 			t.Logf("%s (%d members): %d lookups, %d with statements", code, len(tenant.Members), compared, nonEmpty)
 		}
-	}
-	if forms[sparseSet] == 0 || forms[denseSet] == 0 {
-		t.Errorf("policy sets by form: %v; the worlds must exercise both", forms)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	mathbits "math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -64,7 +63,7 @@ type PackageRecord struct {
 // Members are a sorted table of small records rather than a map of
 // pointers to records that point at the parsed member: a tenant has tens
 // of thousands of members, and after indexing a member is its name, its
-// group facts, its policy set and its (rare) ACL overrides.
+// group list, its own roles and policies and its (rare) ACL overrides.
 type MembersRecord struct {
 	Tenant  string
 	members []MemberRecord // sorted by Name
@@ -80,14 +79,20 @@ func (r *MembersRecord) member(name string) *MemberRecord {
 }
 
 // memberTable is what a tenant's members share: the tenant's statements by
-// action, and the distinct policy sets and group lists of its members, each
-// kind one after another in one slice.
+// action, its roles' and groups' policies, and the distinct grant lists and
+// group lists of its members, each kind one after another in one slice.
 type memberTable struct {
 	index *actionIndex
-	// sets holds every distinct policy set; set i is
-	// sets[setStarts[i]:setStarts[i+1]].
-	sets      []uint16
-	setStarts []uint32
+	// grants holds every distinct list of a member's own roles and
+	// policies: role numbers in rolePolicies, and policy positions with
+	// grantPolicy set. List i is grants[grantStarts[i]:grantStarts[i+1]].
+	grants      []uint32
+	grantStarts []uint32
+	// rolePolicies are each role's policies, by role number;
+	// groupPolicies each group's and its roles', by group number (see
+	// groupTerms); positions in code order (StatementFact.policy), sorted.
+	rolePolicies  [][]uint32
+	groupPolicies [][]uint32
 	// groupLists holds every distinct list of groups, as numbers in
 	// groupTerms; list i is groupLists[groupStarts[i]:groupStarts[i+1]].
 	groupTerms  []groupTerms
@@ -95,9 +100,9 @@ type memberTable struct {
 	groupStarts []uint32
 }
 
-func (t *memberTable) policySet(i uint32) policySet {
-	return t.sets[t.setStarts[i]:t.setStarts[i+1]:t.setStarts[i+1]]
-}
+// grantPolicy marks a grant that is a policy's position, not a role's
+// number.
+const grantPolicy = 1 << 31
 
 // MemberRecord is a loaded member: its name, its facts and its statements
 // by action (through the tenant's shared table).
@@ -109,11 +114,12 @@ type MemberRecord struct {
 	// and by key (nil for most members).
 	PackageACLs map[string]ACLTerms
 	KeyACLs     map[string]ACLTerms
-	// policies is the member's policy set and groups its list of groups in
-	// the table (each shared by the members with the same).
-	policies uint32
-	groups   uint32
-	isAdmin  bool
+	// grants is the member's list of its own roles and policies and groups
+	// its list of groups in the table (each shared by the members with the
+	// same).
+	grants  uint32
+	groups  uint32
+	isAdmin bool
 }
 
 // StatementFact is one statement of a tenant, prepared for Rego.
@@ -388,7 +394,8 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 // patterns (see acl.ActionPattern.IndexKey): every statement of every
 // policy, each list in statement order (policy code, then index). It is
 // built once per tenant, immutable and shared by the tenant's members; a
-// member's policySet picks the member's statements out of a list.
+// member's policies (see policyIDs) pick the member's statements out of a
+// list.
 type actionIndex struct {
 	keys  []string           // sorted, for binary search
 	lists [][]*StatementFact // by key, in ordinal order, each statement once
@@ -414,30 +421,8 @@ func (ix *actionIndex) lookup(key string) []*StatementFact {
 	return nil
 }
 
-// policySet is a set of a tenant's policies, by their positions in code
-// order (StatementFact.policy), shared by the members with the same
-// policies. It is whichever is smaller: the sorted positions after a
-// sparseSet marker, or a bitset after a denseSet marker. (A member has tens
-// of a tenant's thousand policies: the list is a third of the bitset.)
-type policySet []uint16
-
-const (
-	sparseSet = 0
-	denseSet  = 1
-)
-
-func (s policySet) has(policy int) bool {
-	if s[0] == denseSet {
-		w := 1 + policy>>4
-		return w < len(s) && s[w]&(1<<(policy&15)) != 0
-	}
-	// Sets are sparse only when every position fits in 16 bits.
-	_, found := slices.BinarySearch(s[1:], uint16(policy))
-	return found
-}
-
-// tenantIndexer builds a tenant's action index and its members' policy
-// sets. Work that does not depend on the member is done once: each role's
+// tenantIndexer builds a tenant's action index and its members' grant
+// lists. Work that does not depend on the member is done once: each role's
 // and group's policies.
 type tenantIndexer struct {
 	// table is the members' shared table being built; groups numbers
@@ -445,15 +430,12 @@ type tenantIndexer struct {
 	table         *memberTable
 	groups        *groupListInterner
 	index         *actionIndex
-	policyID      map[string]int // policy code → position in code order
-	words         int            // length of a bitset over the policies
-	rolePolicies  map[string][]int
-	groupPolicies map[string][]int
-	sparseOK      bool              // every position fits in a uint16
-	sets          map[string]uint32 // set number in table by the set's bytes
-	scratch       []uint64
-	scratchSet    policySet
-	scratchSig    []byte
+	policyID      map[string]int    // policy code → position in code order
+	roleNumber    map[string]uint32 // role code → number in table.rolePolicies
+	groupPolicies map[string][]uint32
+	grantLists    map[string]uint32 // list number in table by the list's bytes
+	scratch       []uint32
+	scratchKey    []byte
 }
 
 func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
@@ -465,13 +447,11 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	b := &tenantIndexer{
 		index:         &actionIndex{},
 		policyID:      make(map[string]int, len(codes)),
-		words:         (len(codes) + 63) / 64,
-		rolePolicies:  make(map[string][]int, len(t.Roles)),
-		groupPolicies: make(map[string][]int, len(t.Groups)),
-		sparseOK:      len(codes) <= 1<<16,
-		sets:          map[string]uint32{},
+		roleNumber:    make(map[string]uint32, len(t.Roles)),
+		groupPolicies: make(map[string][]uint32, len(t.Groups)),
+		grantLists:    map[string]uint32{},
 	}
-	b.table = &memberTable{index: b.index, setStarts: []uint32{0}}
+	b.table = &memberTable{index: b.index, grantStarts: []uint32{0}}
 	b.groups = newGroupListInterner(b.table)
 	byKey := map[string][]*StatementFact{}
 	ordinal := 0
@@ -505,95 +485,83 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	for i, k := range ix.keys {
 		ix.lists[i] = slices.Clip(byKey[k])
 	}
-	ids := func(codes []string) []int {
-		out := make([]int, 0, len(codes))
+	ids := func(codes []string) []uint32 {
+		out := make([]uint32, 0, len(codes))
 		for _, c := range codes {
 			if id, ok := b.policyID[c]; ok {
-				out = append(out, id)
+				out = append(out, uint32(id))
 			}
 		}
 		return out
 	}
-	for code, r := range t.Roles {
-		b.rolePolicies[code] = ids(r.Policies)
+	sorted := func(ids []uint32) []uint32 {
+		slices.Sort(ids)
+		return slices.Clip(slices.Compact(ids))
+	}
+	roles := slices.Sorted(maps.Keys(t.Roles))
+	b.table.rolePolicies = make([][]uint32, len(roles))
+	for n, code := range roles {
+		b.roleNumber[code] = uint32(n)
+		b.table.rolePolicies[n] = sorted(ids(t.Roles[code].Policies))
 	}
 	for code, g := range t.Groups {
 		set := ids(g.Policies)
 		for _, r := range g.Roles {
-			set = append(set, b.rolePolicies[r]...)
+			if n, ok := b.roleNumber[r]; ok {
+				set = append(set, b.table.rolePolicies[n]...)
+			}
 		}
-		b.groupPolicies[code] = set
+		b.groupPolicies[code] = sorted(set)
 	}
 	return b
 }
 
-// memberPolicies returns the number in the table of the set of the
-// member's policies: its direct policies, its roles', its groups' and its
-// groups' roles'. Members with the same policies share a set.
-func (b *tenantIndexer) memberPolicies(m *acl.Member) (uint32, error) {
-	bits := b.scratch[:0]
-	bits = append(bits, make([]uint64, b.words)...)
-	add := func(id int) { bits[id>>6] |= 1 << (id & 63) }
+// memberGrants returns the number in the table of the list of the
+// member's own roles and policies (those the tenant defines). Members with
+// the same share a list.
+func (b *tenantIndexer) memberGrants(m *acl.Member) (uint32, error) {
+	list := b.scratch[:0]
+	for _, r := range m.Roles {
+		if n, ok := b.roleNumber[r]; ok {
+			list = append(list, n)
+		}
+	}
 	for _, c := range m.Policies {
 		if id, ok := b.policyID[c]; ok {
-			add(id)
+			list = append(list, uint32(id)|grantPolicy)
 		}
 	}
-	for _, r := range m.Roles {
-		for _, id := range b.rolePolicies[r] {
-			add(id)
-		}
+	b.scratch = list
+	key := b.scratchKey[:0]
+	for _, v := range list {
+		key = binary.LittleEndian.AppendUint32(key, v)
 	}
-	for _, g := range m.Groups {
-		for _, id := range b.groupPolicies[g] {
-			add(id)
-		}
-	}
-	b.scratch = bits
-	n := 0
-	for _, w := range bits {
-		n += mathbits.OnesCount64(w)
-	}
-	set := b.scratchSet[:0]
-	if denseWords := (b.words*64 + 15) / 16; b.sparseOK && n < denseWords {
-		set = append(set, sparseSet)
-		for i, w := range bits {
-			for ; w != 0; w &= w - 1 {
-				set = append(set, uint16(i*64+mathbits.TrailingZeros64(w)))
-			}
-		}
-	} else {
-		set = append(set, denseSet)
-		for _, w := range bits {
-			set = append(set, uint16(w), uint16(w>>16), uint16(w>>32), uint16(w>>48))
-		}
-	}
-	b.scratchSet = set
-	sig := b.scratchSig[:0]
-	for _, v := range set {
-		sig = binary.LittleEndian.AppendUint16(sig, v)
-	}
-	b.scratchSig = sig
-	if id, ok := b.sets[string(sig)]; ok {
-		return id, nil
+	b.scratchKey = key
+	if n, ok := b.grantLists[string(key)]; ok {
+		return n, nil
 	}
 	t := b.table
-	if len(t.sets)+len(set) > math.MaxUint32 {
-		return 0, fmt.Errorf("the members' policy sets exceed %d entries", uint32(math.MaxUint32))
+	if len(t.grants)+len(list) > math.MaxUint32 || len(b.policyID) >= grantPolicy || len(b.roleNumber) >= grantPolicy {
+		return 0, fmt.Errorf("the members' grants exceed %d entries", uint32(math.MaxUint32))
 	}
-	id := uint32(len(t.setStarts) - 1)
-	t.sets = append(t.sets, set...)
-	t.setStarts = append(t.setStarts, uint32(len(t.sets)))
-	b.sets[string(sig)] = id
-	return id, nil
+	n := uint32(len(t.grantStarts) - 1)
+	t.grants = append(t.grants, list...)
+	t.grantStarts = append(t.grantStarts, uint32(len(t.grants)))
+	b.grantLists[string(key)] = n
+	return n, nil
 }
 
 // finish returns the members' shared table, its lists copied to their size.
 func (b *tenantIndexer) finish() *memberTable {
 	t := b.table
 	// Copies drop the room append left.
-	t.sets, t.setStarts = slices.Clone(t.sets), slices.Clone(t.setStarts)
+	t.grants, t.grantStarts = slices.Clone(t.grants), slices.Clone(t.grantStarts)
 	t.groupTerms, t.groupLists, t.groupStarts = slices.Clone(t.groupTerms), slices.Clone(t.groupLists), slices.Clone(t.groupStarts)
+	// The members' groups by the numbers of their group lists.
+	t.groupPolicies = make([][]uint32, len(t.groupTerms))
+	for code, n := range b.groups.byCode {
+		t.groupPolicies[n] = b.groupPolicies[code]
+	}
 	return t
 }
 
@@ -677,17 +645,38 @@ func (ix *actionIndex) actionMatches(s *acl.Statement, actionLower string) bool 
 	return false
 }
 
+// policyIDs appends to ids the positions of the member's policies (its
+// own, its roles', its groups' and their roles'), sorted, some perhaps
+// repeated. They are gathered per request rather than kept per member: a
+// member has tens of them, from a role or two and a group or two.
+func (m *MemberRecord) policyIDs(ids []uint32) []uint32 {
+	t := m.table
+	for _, g := range t.grants[t.grantStarts[m.grants]:t.grantStarts[m.grants+1]] {
+		if g&grantPolicy != 0 {
+			ids = append(ids, g&^grantPolicy)
+		} else {
+			ids = append(ids, t.rolePolicies[g]...)
+		}
+	}
+	for _, g := range m.groupList() {
+		ids = append(ids, t.groupPolicies[g]...)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // candidates are the member's statements under the action's index keys,
 // in policy order, each once (nil for none); the slice is the caller's.
 func (m *MemberRecord) candidates(actionLower string, keys []string) []*StatementFact {
 	keys = acl.ActionIndexKeys(actionLower, keys)
-	policies := m.table.policySet(m.policies)
+	var buf [64]uint32
+	policies := m.policyIDs(buf[:0])
 	var facts []*StatementFact
 	lists := 0
 	for _, k := range keys {
 		n := len(facts)
 		for _, f := range m.table.index.lookup(k) {
-			if policies.has(f.policy) {
+			if _, mine := slices.BinarySearch(policies, uint32(f.policy)); mine {
 				facts = append(facts, f)
 			}
 		}

@@ -92,7 +92,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	members := &MembersRecord{Tenant: t.Code, members: make([]MemberRecord, len(names))}
 	for i, name := range names {
 		m := t.Members[name]
-		policies, err := ix.memberPolicies(m)
+		grants, err := ix.memberGrants(m)
 		if err != nil {
 			return fmt.Errorf("index members of %s: %w", t.Code, err)
 		}
@@ -100,7 +100,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		if err != nil {
 			return fmt.Errorf("index members of %s: %w", t.Code, err)
 		}
-		members.members[i] = MemberRecord{Name: name, groups: groupList, policies: policies, isAdmin: m.IsAdmin,
+		members.members[i] = MemberRecord{Name: name, groups: groupList, grants: grants, isAdmin: m.IsAdmin,
 			PackageACLs: aclTermsByName(m.PackageACLs), KeyACLs: aclTermsByName(m.KeyACLs)}
 	}
 	table := ix.finish()
