@@ -17,7 +17,7 @@ func (r *Reader) RuntimeDigest() (string, error) {
 	enc := json.NewEncoder(h)
 	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 	for _, table := range []string{tableRegistrations, tableDelegationRequests, tableConsents} {
-		it, err := r.txn.Get(table, indexID)
+		it, err := r.tx().Get(table, indexID)
 		if err != nil {
 			return "", fmt.Errorf("digest %s: %w", table, err)
 		}

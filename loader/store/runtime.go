@@ -227,7 +227,7 @@ func stringSetTerm(list []string) *ast.Term {
 
 // Registration returns the run-time registration of a service, or nil.
 func (r *Reader) Registration(name string) (*RegistrationRecord, error) {
-	obj, err := r.txn.First(tableRegistrations, indexID, name)
+	obj, err := r.tx().First(tableRegistrations, indexID, name)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "registration", name)
 	}
@@ -236,7 +236,7 @@ func (r *Reader) Registration(name string) (*RegistrationRecord, error) {
 
 // Registrations lists every run-time registration, by name.
 func (r *Reader) Registrations() ([]*RegistrationRecord, error) {
-	it, err := r.txn.Get(tableRegistrations, indexID)
+	it, err := r.tx().Get(tableRegistrations, indexID)
 	if err != nil {
 		return nil, fmt.Errorf("list registrations: %w", err)
 	}
@@ -297,7 +297,7 @@ func (r *Reader) HasPermittableGroup(group string) (bool, error) {
 // DelegationRequest returns an application's run-time request for a group,
 // or nil.
 func (r *Reader) DelegationRequest(tenant, app, group string) (*DelegationRequestRecord, error) {
-	obj, err := r.txn.First(tableDelegationRequests, indexID, tenant, app, group)
+	obj, err := r.tx().First(tableDelegationRequests, indexID, tenant, app, group)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "delegation request", tenant+"/"+app+"/"+group)
 	}
@@ -309,7 +309,7 @@ func (r *Reader) DelegationRequest(tenant, app, group string) (*DelegationReques
 func (r *Reader) Consents(tenant, app, group string) ([]*ConsentRecord, error) {
 	// The trailing "" makes the prefix end at the group's terminator:
 	// "rhy" must not list the consents of "rhythm".
-	it, err := r.txn.Get(tableConsents, indexIDPrefix, tenant, app, group, "")
+	it, err := r.tx().Get(tableConsents, indexIDPrefix, tenant, app, group, "")
 	if err != nil {
 		return nil, fmt.Errorf("list consents of %s/%s/%s: %w", tenant, app, group, err)
 	}
@@ -323,7 +323,7 @@ func (r *Reader) Consents(tenant, app, group string) ([]*ConsentRecord, error) {
 // Delegation returns the effective entry of an application for a group, or
 // nil.
 func (r *Reader) Delegation(tenant, app, group string) (*DelegationRecord, error) {
-	obj, err := r.txn.First(tableDelegations, indexID, tenant, app, group)
+	obj, err := r.tx().First(tableDelegations, indexID, tenant, app, group)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "delegation", tenant+"/"+app+"/"+group)
 	}
@@ -333,7 +333,7 @@ func (r *Reader) Delegation(tenant, app, group string) (*DelegationRecord, error
 // Delegations lists an application's effective entries in a tenant, by
 // group.
 func (r *Reader) Delegations(tenant, app string) ([]*DelegationRecord, error) {
-	it, err := r.txn.Get(tableDelegations, indexIDPrefix, tenant, app, "")
+	it, err := r.tx().Get(tableDelegations, indexIDPrefix, tenant, app, "")
 	if err != nil {
 		return nil, fmt.Errorf("list delegations of %s/%s: %w", tenant, app, err)
 	}
@@ -347,7 +347,7 @@ func (r *Reader) Delegations(tenant, app string) ([]*DelegationRecord, error) {
 // BundleService returns the bundles' service of the name (whether or not a
 // registration overrides it), or nil.
 func (r *Reader) BundleService(name string) (*ServiceRecord, error) {
-	obj, err := r.txn.First(tableServices, indexID, name)
+	obj, err := r.tx().First(tableServices, indexID, name)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "service", name)
 	}
@@ -358,7 +358,7 @@ func (r *Reader) BundleService(name string) (*ServiceRecord, error) {
 // requests and consents.
 func (r *Reader) RuntimeCounts() (registrations, requests, consents int, err error) {
 	count := func(table string) (int, error) {
-		it, err := r.txn.Get(table, indexID)
+		it, err := r.tx().Get(table, indexID)
 		if err != nil {
 			return 0, fmt.Errorf("count %s: %w", table, err)
 		}

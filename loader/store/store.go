@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -229,40 +230,119 @@ func (w *WriteTxn) rebuildRouteTables() error {
 // every accessor opens its own read transaction on the same frozen data.
 type Snapshot struct {
 	db *memdb.MemDB
+	// keyed holds the records every decision looks up, read out of db
+	// the first time a reader needs them (see keyedTables).
+	keyedOnce sync.Once
+	keyed     *keyedTables
 }
 
-// Read opens a read transaction for one decision.
+// keyedTables are the tables a decision reads on every request - tenants,
+// member lists, object groups and route tables, one record per tenant or
+// route scope - as plain maps by id. A memdb lookup allocates four times
+// (its argument, the index key, the index path and a radix transaction),
+// a map lookup not at all. They are read once per snapshot, which is
+// frozen, so they always hold what memdb would answer.
+type keyedTables struct {
+	tenants      keyedTable[*TenantRecord]
+	members      keyedTable[*MembersRecord]
+	objectGroups keyedTable[*ObjectGroupsRecord]
+	routeTables  keyedTable[*RouteTableRecord]
+}
+
+// keyedTable is one table by id; err (listing the table failed) is the
+// answer to every lookup in it.
+type keyedTable[T any] struct {
+	byID map[string]T
+	err  error
+}
+
+// readKeyed lists a table by its id index.
+func readKeyed[T any](txn *memdb.Txn, table string, id func(T) string) keyedTable[T] {
+	it, err := txn.Get(table, indexID)
+	if err != nil {
+		return keyedTable[T]{err: err}
+	}
+	t := keyedTable[T]{byID: map[string]T{}}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		rec := obj.(T)
+		t.byID[id(rec)] = rec
+	}
+	return t
+}
+
+// keyedTables returns the snapshot's keyed tables, reading them the first
+// time.
+func (s *Snapshot) keyedTables() *keyedTables {
+	s.keyedOnce.Do(func() {
+		txn := s.db.Txn(false)
+		s.keyed = &keyedTables{
+			tenants:      readKeyed(txn, tableTenants, func(r *TenantRecord) string { return r.Code }),
+			members:      readKeyed(txn, tableMembers, func(r *MembersRecord) string { return r.Tenant }),
+			objectGroups: readKeyed(txn, tableObjectGroups, func(r *ObjectGroupsRecord) string { return r.Tenant }),
+			routeTables:  readKeyed(txn, tableRouteTables, func(r *RouteTableRecord) string { return r.Scope }),
+		}
+	})
+	return s.keyed
+}
+
+// Read opens a reader for one decision. It costs nothing until it reads a
+// table that is not keyed (see keyedTables): only then does it open its
+// read transaction.
 func (s *Snapshot) Read() *Reader {
-	return &Reader{txn: s.db.Txn(false)}
+	return &Reader{snap: s}
 }
 
-// Reader answers typed lookups inside one read transaction.
+// Reader answers typed lookups on one frozen state: a snapshot's, or a
+// write transaction's (WriteTxn.Reader), its own writes included.
 type Reader struct {
+	// snap is the snapshot read; nil inside a write transaction.
+	snap *Snapshot
+	// txn is the transaction read, opened on first use for a snapshot.
 	txn *memdb.Txn
+}
+
+// tx is the reader's transaction.
+func (r *Reader) tx() *memdb.Txn {
+	if r.txn == nil {
+		r.txn = r.snap.db.Txn(false)
+	}
+	return r.txn
+}
+
+// lookup finds the record with the id in a table keyed by id: in the
+// snapshot's keyed tables, or in the write transaction (nil: none).
+func lookup[T any](r *Reader, table, id string, keyed func(*keyedTables) *keyedTable[T]) (T, error) {
+	if r.snap != nil {
+		t := keyed(r.snap.keyedTables())
+		return t.byID[id], t.err
+	}
+	var none T
+	obj, err := r.txn.First(table, indexID, id)
+	if err != nil || obj == nil {
+		return none, err
+	}
+	return obj.(T), nil
 }
 
 // Tenant returns the tenant with the code, or nil.
 func (r *Reader) Tenant(code string) (*TenantRecord, error) {
-	obj, err := r.txn.First(tableTenants, indexID, code)
-	if err != nil || obj == nil {
-		return nil, wrap(err, "tenant", code)
-	}
-	return obj.(*TenantRecord), nil
+	rec, err := lookup(r, tableTenants, code, func(k *keyedTables) *keyedTable[*TenantRecord] { return &k.tenants })
+	return rec, wrap(err, "tenant", code)
 }
 
 // Member returns the tenant's member, or nil.
 func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
-	obj, err := r.txn.First(tableMembers, indexID, tenant)
-	if err != nil || obj == nil {
+	rec, err := lookup(r, tableMembers, tenant, func(k *keyedTables) *keyedTable[*MembersRecord] { return &k.members })
+	if err != nil || rec == nil {
 		return nil, wrap(err, "member", name)
 	}
-	return obj.(*MembersRecord).member(name), nil
+	return rec.member(name), nil
 }
 
 // MemberNames lists the tenant's members by name, sorted (none for an
 // unknown tenant).
 func (r *Reader) MemberNames(tenant string) ([]string, error) {
-	obj, err := r.txn.First(tableMembers, indexID, tenant)
+	obj, err := r.tx().First(tableMembers, indexID, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("list members of %s: %w", tenant, err)
 	}
@@ -280,16 +360,16 @@ func (r *Reader) MemberNames(tenant string) ([]string, error) {
 // ObjectGroups returns the resource groups (lower case) the tenant's bundle
 // assigns the object (lower-cased FRN) to.
 func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
-	obj, err := r.txn.First(tableObjectGroups, indexID, tenant)
-	if err != nil || obj == nil {
+	rec, err := lookup(r, tableObjectGroups, tenant, func(k *keyedTables) *keyedTable[*ObjectGroupsRecord] { return &k.objectGroups })
+	if err != nil || rec == nil {
 		return nil, wrap(err, "object", frnLower)
 	}
-	return obj.(*ObjectGroupsRecord).Groups(frnLower), nil
+	return rec.Groups(frnLower), nil
 }
 
 // Key returns the application key, or nil.
 func (r *Reader) Key(key string) (*KeyRecord, error) {
-	obj, err := r.txn.First(tableKeys, indexID, key)
+	obj, err := r.tx().First(tableKeys, indexID, key)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "key", acl.ShortKey(key))
 	}
@@ -298,7 +378,7 @@ func (r *Reader) Key(key string) (*KeyRecord, error) {
 
 // Package returns the product package, or nil.
 func (r *Reader) Package(code string) (*PackageRecord, error) {
-	obj, err := r.txn.First(tablePackages, indexID, code)
+	obj, err := r.tx().First(tablePackages, indexID, code)
 	if err != nil || obj == nil {
 		return nil, wrap(err, "package", code)
 	}
@@ -308,16 +388,16 @@ func (r *Reader) Package(code string) (*PackageRecord, error) {
 // RouteTable returns the route table of a service, or of all services for
 // AllServices; nil when there is none.
 func (r *Reader) RouteTable(scope string) (*route.Table, error) {
-	obj, err := r.txn.First(tableRouteTables, indexID, scope)
-	if err != nil || obj == nil {
+	rec, err := lookup(r, tableRouteTables, scope, func(k *keyedTables) *keyedTable[*RouteTableRecord] { return &k.routeTables })
+	if err != nil || rec == nil {
 		return nil, wrap(err, "route table", scope)
 	}
-	return obj.(*RouteTableRecord).Table, nil
+	return rec.Table, nil
 }
 
 // Tenants lists every tenant, by code.
 func (r *Reader) Tenants() ([]*TenantRecord, error) {
-	it, err := r.txn.Get(tableTenants, indexID)
+	it, err := r.tx().Get(tableTenants, indexID)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
@@ -330,7 +410,7 @@ func (r *Reader) Tenants() ([]*TenantRecord, error) {
 
 // Services lists every catalog service, by name.
 func (r *Reader) Services() ([]*ServiceRecord, error) {
-	it, err := r.txn.Get(tableServices, indexID)
+	it, err := r.tx().Get(tableServices, indexID)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
@@ -344,7 +424,7 @@ func (r *Reader) Services() ([]*ServiceRecord, error) {
 
 // Members counts the tenant's members.
 func (r *Reader) Members(tenant string) (int, error) {
-	obj, err := r.txn.First(tableMembers, indexID, tenant)
+	obj, err := r.tx().First(tableMembers, indexID, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("list members of %s: %w", tenant, err)
 	}
