@@ -280,6 +280,7 @@ var (
 	keyGetRouteAction    = ast.StringTerm("get_route_action")
 	keyActionParts       = ast.StringTerm("action")
 	keyName              = ast.StringTerm("name")
+	keyCode              = ast.StringTerm("code")
 	keyKey               = ast.StringTerm("key")
 	keyACL               = ast.StringTerm("acl")
 	keyMemberKey         = ast.StringTerm("member_key")
@@ -308,7 +309,8 @@ var (
 // whether it is stale (not confirmed current within --state-max-staleness).
 func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	f := &facts{tenantCode: req.Tenant, action: req.Action}
-	factItems := make([][2]*ast.Term, 0, 8)
+	// At most 13 facts and 9 input items: both stay on the stack.
+	factItems := make([][2]*ast.Term, 0, 13)
 	if st.Shared {
 		factItems = append(factItems, [2]*ast.Term{keyState, ast.ObjectTerm(
 			[2]*ast.Term{keyStateRevision, ast.UIntNumberTerm(st.Revision)},
@@ -339,8 +341,14 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	if err != nil {
 		return nil, err
 	}
+	// input.tenant is the tenant's code: the term of its facts when the
+	// store knows it (the lookup is exact).
+	var tenantTerm *ast.Term
 	if tenant != nil {
 		factItems = append(factItems, [2]*ast.Term{keyTenant, tenant.Facts})
+		tenantTerm = sharedFact(tenant.Facts, keyCode, f.tenantCode)
+	} else {
+		tenantTerm = ast.StringTerm(f.tenantCode)
 	}
 
 	// Layer 2: the route gives the action.
@@ -370,8 +378,13 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	if match != nil {
 		factItems = append(factItems, [2]*ast.Term{keyRoute, routes.Facts(match)})
 	}
+	// input.action and input.facts.action: the route's own terms when the
+	// action is spelled as the route spells it.
+	var actionTerm *ast.Term
 	if f.action != "" {
-		factItems = append(factItems, [2]*ast.Term{keyActionParts, actionParts(f.action)})
+		var parts *ast.Term
+		actionTerm, parts = routes.ActionTerms(match, f.action)
+		factItems = append(factItems, [2]*ast.Term{keyActionParts, parts})
 	}
 	if f.action != "" && routes != nil && routes.IsGetAction(actionLower) {
 		factItems = append(factItems, [2]*ast.Term{keyGetRouteAction, trueTerm})
@@ -389,12 +402,16 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 
 	// Layers 3 and 4: the member, its statements and its ACL overrides.
 	var member *store.MemberRecord
+	var memberTerm *ast.Term // input.member
 	if tenant != nil && req.Member != "" {
 		if member, err = r.Member(tenant.Code, req.Member); err != nil {
 			return nil, err
 		}
 		if member != nil {
-			factItems = append(factItems, [2]*ast.Term{keyMember, member.Facts()})
+			memberFacts := member.Facts()
+			factItems = append(factItems, [2]*ast.Term{keyMember, memberFacts})
+			// The lookup is exact: input.member is the facts' name.
+			memberTerm = sharedFact(memberFacts, keyName, req.Member)
 			if f.action != "" {
 				// Only the statements that match the member and the
 				// action, matched as the Rego rule "matching" would
@@ -419,16 +436,19 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 		}
 	}
 
-	items := make([][2]*ast.Term, 0, 8)
-	items = append(items, [2]*ast.Term{keyTenant, ast.StringTerm(f.tenantCode)})
+	items := make([][2]*ast.Term, 0, 9)
+	items = append(items, [2]*ast.Term{keyTenant, tenantTerm})
 	if req.Member != "" {
-		items = append(items, [2]*ast.Term{keyMember, ast.StringTerm(req.Member)})
+		if memberTerm == nil {
+			memberTerm = ast.StringTerm(req.Member)
+		}
+		items = append(items, [2]*ast.Term{keyMember, memberTerm})
 	}
 	if req.Application != "" {
 		items = append(items, [2]*ast.Term{keyApplication, ast.StringTerm(req.Application)})
 	}
-	if f.action != "" {
-		items = append(items, [2]*ast.Term{keyAction, ast.StringTerm(f.action)})
+	if actionTerm != nil {
+		items = append(items, [2]*ast.Term{keyAction, actionTerm})
 	}
 	if hr := req.Request; hr != nil {
 		obj := [][2]*ast.Term{
@@ -441,15 +461,21 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 		items = append(items, [2]*ast.Term{keyRequest, ast.ObjectTerm(obj...)})
 	}
 	if res := req.Resource; res != nil {
-		groups, err := resourceGroups(r, tenant, res)
+		frnLower := strings.ToLower(res.FRN)
+		groups, err := resourceGroups(r, tenant, res, frnLower)
 		if err != nil {
 			return nil, err
 		}
-		resFacts := [][2]*ast.Term{{keyGroups, groups}}
+		resFacts := make([][2]*ast.Term, 1, 2)
+		resFacts[0] = [2]*ast.Term{keyGroups, groups}
 		obj := make([][2]*ast.Term, 0, 4)
 		if res.FRN != "" {
-			obj = append(obj, [2]*ast.Term{keyFRN, ast.StringTerm(res.FRN)})
-			resFacts = append(resFacts, [2]*ast.Term{keyFRN, ast.StringTerm(strings.ToLower(res.FRN))})
+			frn := ast.StringTerm(res.FRN)
+			obj = append(obj, [2]*ast.Term{keyFRN, frn})
+			if frnLower != res.FRN {
+				frn = ast.StringTerm(frnLower)
+			}
+			resFacts = append(resFacts, [2]*ast.Term{keyFRN, frn})
 		}
 		if res.Owner != "" {
 			obj = append(obj, [2]*ast.Term{keyOwner, ast.StringTerm(res.Owner)})
@@ -461,16 +487,16 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 			}
 			obj = append(obj, [2]*ast.Term{keyResourceGroups, ast.ArrayTerm(gs...)})
 		}
-		obj = append(obj, [2]*ast.Term{keyReference, ast.BooleanTerm(res.Reference)})
+		obj = append(obj, [2]*ast.Term{keyReference, ast.InternedTerm(res.Reference)})
 		items = append(items, [2]*ast.Term{keyResource, ast.ObjectTerm(obj...)})
 		factItems = append(factItems, [2]*ast.Term{keyResource, ast.ObjectTerm(resFacts...)})
 	}
 	if req.Context != nil {
-		v, err := ast.InterfaceToValue(req.Context)
+		c, err := req.contextTerm()
 		if err != nil {
 			return nil, fmt.Errorf("convert context: %w", err)
 		}
-		items = append(items, [2]*ast.Term{keyContext, ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{keyContext, c})
 	}
 	if c := req.Consistency; c != nil {
 		items = append(items, [2]*ast.Term{keyConsistency, ast.ObjectTerm([2]*ast.Term{keyAtLeast, ast.UIntNumberTerm(c.AtLeast)})})
@@ -478,6 +504,19 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)
 	return f, nil
+}
+
+// sharedFact is the string s as a term: the one pre-built facts hold under
+// key when it is s, so that the input does not build it again.
+func sharedFact(facts, key *ast.Term, s string) *ast.Term {
+	if obj, ok := facts.Value.(ast.Object); ok {
+		if t := obj.Get(key); t != nil {
+			if v, ok := t.Value.(ast.String); ok && string(v) == s {
+				return t
+			}
+		}
+	}
+	return ast.StringTerm(s)
 }
 
 // packageRoute is the route whose API the package layer judges (nil when
@@ -493,20 +532,6 @@ func packageRoute(routes *route.Table, match *route.Match, req *Request) *route.
 	}
 	judged, _ := routes.ByAction(strings.ToLower(req.Action))
 	return judged
-}
-
-// actionParts splits an action for the reason messages (input.facts.action):
-// {name, resource}, e.g. finmars:Portfolio:list is {"list",
-// "finmars:Portfolio"}; an action without ":" is its own name and resource.
-func actionParts(action string) *ast.Term {
-	name, resource := action, action
-	if i := strings.LastIndexByte(action, ':'); i >= 0 {
-		name, resource = action[i+1:], action[:i]
-	}
-	return ast.ObjectTerm(
-		[2]*ast.Term{keyName, ast.StringTerm(name)},
-		[2]*ast.Term{keyResource, ast.StringTerm(resource)},
-	)
 }
 
 // candidateACLs gathers every ACL that may govern the service, by where it
@@ -539,14 +564,17 @@ func candidateACLs(r *store.Reader, tenant *store.TenantRecord, member *store.Me
 
 // resourceGroups is the set of (lower-cased) resource groups of the
 // requested object: those the tenant's bundle assigns plus those the
-// request names.
-func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource) (*ast.Term, error) {
+// request names. frnLower is the object's FRN in lower case.
+func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource, frnLower string) (*ast.Term, error) {
 	var assigned []string
-	if tenant != nil && res.FRN != "" {
+	if tenant != nil && frnLower != "" {
 		var err error
-		if assigned, err = r.ObjectGroups(tenant.Code, strings.ToLower(res.FRN)); err != nil {
+		if assigned, err = r.ObjectGroups(tenant.Code, frnLower); err != nil {
 			return nil, err
 		}
+	}
+	if len(assigned)+len(res.ResourceGroups) == 0 {
+		return emptySet, nil
 	}
 	terms := make([]*ast.Term, 0, len(assigned)+len(res.ResourceGroups))
 	for _, g := range assigned {
@@ -557,3 +585,6 @@ func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource) 
 	}
 	return ast.SetTerm(terms...), nil
 }
+
+// emptySet is the empty set, shared: Rego never changes its input.
+var emptySet = ast.SetTerm()

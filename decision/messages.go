@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/verdict-authz/verdict/loader/route"
 )
@@ -144,15 +143,11 @@ func (mf *messageFacts) render(a reasonArgs) (string, error) {
 	return "", fmt.Errorf("reason %s (layer %s) has no message and none can be rendered for it", r.Code, r.Layer)
 }
 
-// actionParts splits the action as input.facts.action does (see the
-// function actionParts): finmars:Portfolio:list is named list on the
+// actionParts splits the action as input.facts.action does
+// (route.SplitAction): finmars:Portfolio:list is named list on the
 // resource finmars:Portfolio.
 func (mf *messageFacts) actionParts() (name, resource string) {
-	name, resource = mf.action, mf.action
-	if i := strings.LastIndexByte(mf.action, ':'); i >= 0 {
-		name, resource = mf.action[i+1:], mf.action[:i]
-	}
-	return name, resource
+	return route.SplitAction(mf.action)
 }
 
 // frn is the requested object as the request names it ("" for none).

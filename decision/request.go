@@ -25,6 +25,10 @@ type Request struct {
 	// Consistency asks for a decision made on run-time state at least as
 	// new as a revision a write answered (fleet mode).
 	Consistency *Consistency `json:"consistency,omitempty"`
+
+	// contextAST is Context as Rego sees it, converted by Validate (see
+	// contextTerm).
+	contextAST *ast.Term
 }
 
 // Consistency asks that a decision see the shared run-time state at least
@@ -108,14 +112,29 @@ func (r *Request) Validate() error {
 	if err := r.canonicalContextIP(); err != nil {
 		return err
 	}
+	r.contextAST = nil
 	if r.Context != nil {
 		// What Rego cannot hold (a number beyond its range, say) is the
 		// caller's mistake, not an internal error of the decision.
-		if _, err := ast.InterfaceToValue(r.Context); err != nil {
+		if _, err := r.contextTerm(); err != nil {
 			return &InputError{Field: "context", Message: err.Error()}
 		}
 	}
 	return nil
+}
+
+// contextTerm is Context as Rego sees it (input.context). It is converted
+// once: by Validate, which checks that it converts, or here for a request
+// that was not validated.
+func (r *Request) contextTerm() (*ast.Term, error) {
+	if r.contextAST == nil {
+		v, err := ast.InterfaceToValue(r.Context)
+		if err != nil {
+			return nil, err
+		}
+		r.contextAST = ast.NewTerm(v)
+	}
+	return r.contextAST, nil
 }
 
 // canonicalContextIP writes context.ip, when the context has one, in its

@@ -35,9 +35,16 @@ type Table struct {
 	byAction   map[string]*Match
 	// groups holds the permittable groups of each route that has some.
 	groups map[*Match][]string
-	// facts holds each route as the decision engine hands it to Rego,
-	// built once here instead of on every decision.
-	facts map[*Match]*ast.Term
+	// terms holds each route's terms as the decision engine hands them to
+	// Rego, built once here instead of on every decision.
+	terms map[*Match]*matchTerms
+}
+
+// matchTerms are a route's pre-built Rego terms.
+type matchTerms struct {
+	facts       *ast.Term // input.facts.route (Facts)
+	action      *ast.Term // the action (ActionTerms), shared with facts
+	actionParts *ast.Term // input.facts.action (ActionParts)
 }
 
 type node struct {
@@ -54,7 +61,7 @@ type node struct {
 func NewTable(services ...*acl.Service) *Table {
 	sorted := append([]*acl.Service(nil), services...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}, groups: map[*Match][]string{}, facts: map[*Match]*ast.Term{}}
+	t := &Table{root: &node{}, getActions: map[string]struct{}{}, byAction: map[string]*Match{}, groups: map[*Match][]string{}, terms: map[*Match]*matchTerms{}}
 	for _, svc := range sorted {
 		groups := groupIndex(svc)
 		for _, r := range svc.Routes {
@@ -142,23 +149,77 @@ func (t *Table) Groups(m *Match) []string {
 // {service, template, api, method, viewset, action}, where api is the
 // template's key in SOAJS ACLs (acl.APIKey).
 func (t *Table) Facts(m *Match) *ast.Term {
-	if t != nil {
-		if f, ok := t.facts[m]; ok {
-			return f
-		}
+	if terms := t.prebuilt(m); terms != nil {
+		return terms.facts
 	}
-	return matchFacts(m)
+	return newMatchTerms(m).facts
 }
 
-func matchFacts(m *Match) *ast.Term {
+// ActionTerms returns an action as Rego sees it: the string (input.action)
+// and its parts (input.facts.action, see ActionParts). When m, which may be
+// nil, is a route of the table whose action is spelled exactly so, they are
+// the terms built with the table; otherwise they are built here.
+func (t *Table) ActionTerms(m *Match, action string) (str, parts *ast.Term) {
+	if terms := t.prebuilt(m); terms != nil && m.Action == action {
+		return terms.action, terms.actionParts
+	}
+	return ast.StringTerm(action), ActionParts(action)
+}
+
+// prebuilt returns the terms built for m with the table, or nil.
+func (t *Table) prebuilt(m *Match) *matchTerms {
+	if t == nil || m == nil {
+		return nil
+	}
+	return t.terms[m]
+}
+
+// SplitAction splits an action at its last ":" into its name and the
+// resource it acts on: finmars:Portfolio:list is list on
+// finmars:Portfolio; an action without ":" is its own name and resource.
+func SplitAction(action string) (name, resource string) {
+	if i := strings.LastIndexByte(action, ':'); i >= 0 {
+		return action[i+1:], action[:i]
+	}
+	return action, action
+}
+
+// ActionParts is an action as Rego sees it (input.facts.action): {name,
+// resource}, split by SplitAction.
+func ActionParts(action string) *ast.Term {
+	name, resource := SplitAction(action)
 	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("service"), ast.StringTerm(m.Service)),
-		ast.Item(ast.StringTerm("template"), ast.StringTerm(m.Template)),
-		ast.Item(ast.StringTerm("api"), ast.StringTerm(acl.APIKey(m.Template))),
-		ast.Item(ast.StringTerm("method"), ast.StringTerm(m.Method)),
-		ast.Item(ast.StringTerm("viewset"), ast.StringTerm(m.ViewSet)),
-		ast.Item(ast.StringTerm("action"), ast.StringTerm(m.Action)),
+		ast.Item(keyName, ast.StringTerm(name)),
+		ast.Item(keyResource, ast.StringTerm(resource)),
 	)
+}
+
+// Keys of the route's terms.
+var (
+	keyName     = ast.StringTerm("name")
+	keyResource = ast.StringTerm("resource")
+	keyService  = ast.StringTerm("service")
+	keyTemplate = ast.StringTerm("template")
+	keyAPI      = ast.StringTerm("api")
+	keyMethod   = ast.StringTerm("method")
+	keyViewSet  = ast.StringTerm("viewset")
+	keyAction   = ast.StringTerm("action")
+)
+
+func newMatchTerms(m *Match) *matchTerms {
+	action := ast.StringTerm(m.Action)
+	return &matchTerms{
+		facts: ast.ObjectTerm(
+			ast.Item(keyService, ast.StringTerm(m.Service)),
+			ast.Item(keyTemplate, ast.StringTerm(m.Template)),
+			ast.Item(keyAPI, ast.StringTerm(acl.APIKey(m.Template))),
+			ast.Item(keyMethod, ast.StringTerm(m.Method)),
+			ast.Item(keyViewSet, ast.StringTerm(m.ViewSet)),
+			ast.Item(keyAction, action),
+		),
+		action:      action,
+		actionParts: ActionParts(m.Action),
+	}
 }
 
 func (t *Table) add(template string, m *Match, groups []string) {
@@ -188,7 +249,7 @@ func (t *Table) add(template string, m *Match, groups []string) {
 		return
 	}
 	n.endpoints[m.Method] = m
-	t.facts[m] = matchFacts(m)
+	t.terms[m] = newMatchTerms(m)
 	if len(groups) > 0 {
 		t.groups[m] = groups
 	}

@@ -3,6 +3,8 @@ package route_test
 import (
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/verdict-authz/verdict/loader/acl"
 	"github.com/verdict-authz/verdict/loader/route"
 )
@@ -299,5 +301,48 @@ func TestMatchAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Match allocates %.1f times per run", allocs)
+	}
+}
+
+// ActionTerms hands out a route's own terms for its action spelled as the
+// route spells it, and builds them for any other spelling or action: the
+// values are the action and its parts either way.
+func TestActionTerms(t *testing.T) {
+	table := route.NewTable(portfolios)
+	m, ok := table.ByAction("finmars:portfolio:list_light")
+	if !ok {
+		t.Fatal("no route for finmars:portfolio:list_light")
+	}
+	cases := []struct {
+		match                  *route.Match
+		action                 string
+		shared                 bool
+		wantName, wantResource string
+	}{
+		{m, "finmars:Portfolio:list_light", true, "list_light", "finmars:Portfolio"},
+		{m, "FINMARS:portfolio:LIST_LIGHT", false, "LIST_LIGHT", "FINMARS:portfolio"},
+		{nil, "finmars:Portfolio:list_light", false, "list_light", "finmars:Portfolio"},
+		{m, "finmars:Instrument:list", false, "list", "finmars:Instrument"},
+		{nil, "report", false, "report", "report"},
+	}
+	for _, tc := range cases {
+		str, parts := table.ActionTerms(tc.match, tc.action)
+		if want := ast.StringTerm(tc.action); !str.Equal(want) {
+			t.Errorf("ActionTerms(%v, %q) string = %v", tc.match != nil, tc.action, str)
+		}
+		want := ast.ObjectTerm(ast.Item(ast.StringTerm("name"), ast.StringTerm(tc.wantName)),
+			ast.Item(ast.StringTerm("resource"), ast.StringTerm(tc.wantResource)))
+		if !parts.Equal(want) {
+			t.Errorf("ActionTerms(%v, %q) parts = %v, want %v", tc.match != nil, tc.action, parts, want)
+		}
+		again, againParts := table.ActionTerms(tc.match, tc.action)
+		if shared := again == str && againParts == parts; shared != tc.shared {
+			t.Errorf("ActionTerms(%v, %q) hands out the same terms twice: %v, want %v", tc.match != nil, tc.action, shared, tc.shared)
+		}
+	}
+	if facts := table.Facts(m).Value.(ast.Object).Get(ast.StringTerm("action")); facts != nil {
+		if str, _ := table.ActionTerms(m, m.Action); str != facts {
+			t.Error("the route's facts and ActionTerms hold two terms of its action")
+		}
 	}
 }
