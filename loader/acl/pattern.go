@@ -31,27 +31,16 @@ func isActionChar(r rune) bool {
 // ParseActionPattern validates and parses a statement action: 1 to 3
 // non-empty ":"-separated parts of letters, digits, "_", "-", "." and "*".
 func ParseActionPattern(s string) (ActionPattern, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) > maxActionParts {
-		return ActionPattern{}, fmt.Errorf("action pattern %q has %d parts; at most %d are allowed", s, len(parts), maxActionParts)
+	if err := checkActionParts(s); err != nil {
+		return ActionPattern{}, err
 	}
+	parts := strings.Split(s, ":")
 	literal := make([]string, 0, len(parts))
-	wild := false
 	for _, p := range parts {
-		if p == "" {
-			return ActionPattern{}, fmt.Errorf("action pattern %q has an empty part", s)
-		}
-		for _, r := range p {
-			if !isActionChar(r) {
-				return ActionPattern{}, fmt.Errorf("action pattern %q has the character %q; only letters, digits, _ - . and * are allowed", s, r)
-			}
-		}
 		if strings.Contains(p, "*") {
-			wild = true
+			break
 		}
-		if !wild {
-			literal = append(literal, strings.ToLower(p))
-		}
+		literal = append(literal, strings.ToLower(p))
 	}
 	// A run of stars is one star: "*" matches within its part only, so the
 	// glob must never see "**" except for a last part of exactly "*".
@@ -68,14 +57,35 @@ func ParseActionPattern(s string) (ActionPattern, error) {
 	return ActionPattern{Raw: s, Glob: glob, IndexKey: strings.Join(literal, ":")}, nil
 }
 
+// checkActionParts checks the shape of an action or action pattern (see
+// ParseActionPattern), allocating only for an error: a request's action is
+// checked on every decision.
+func checkActionParts(s string) error {
+	if n := strings.Count(s, ":") + 1; n > maxActionParts {
+		return fmt.Errorf("action pattern %q has %d parts; at most %d are allowed", s, n, maxActionParts)
+	}
+	for rest, more := s, true; more; {
+		var p string
+		p, rest, more = strings.Cut(rest, ":")
+		if p == "" {
+			return fmt.Errorf("action pattern %q has an empty part", s)
+		}
+		for _, r := range p {
+			if !isActionChar(r) {
+				return fmt.Errorf("action pattern %q has the character %q; only letters, digits, _ - . and * are allowed", s, r)
+			}
+		}
+	}
+	return nil
+}
+
 // ValidateAction checks an action named by a request or a route: like a
 // pattern, but without wildcards.
 func ValidateAction(s string) error {
 	if strings.Contains(s, "*") {
 		return fmt.Errorf("action %q must not contain *", s)
 	}
-	_, err := ParseActionPattern(s)
-	return err
+	return checkActionParts(s)
 }
 
 // ActionIndexKeys returns the keys under which patterns that may match the
@@ -133,11 +143,12 @@ func ParseFRN(s string) (FRN, error) {
 	if len(s) < len(frnPrefix) || !strings.EqualFold(s[:len(frnPrefix)], frnPrefix) {
 		return FRN{}, fmt.Errorf("FRN %q must start with %q", s, frnPrefix)
 	}
-	parts := strings.SplitN(s[len(frnPrefix):], ":", 3)
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+	app, rest, ok := strings.Cut(s[len(frnPrefix):], ":")
+	model, userCode, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || app == "" || model == "" || userCode == "" {
 		return FRN{}, fmt.Errorf("FRN %q must have the form frn:finmars:<app>:<model>:<user_code>", s)
 	}
-	return FRN{App: parts[0], Model: parts[1], UserCode: parts[2]}, nil
+	return FRN{App: app, Model: model, UserCode: userCode}, nil
 }
 
 // notFRNByte is the index of the first byte of s that is not printable
