@@ -30,16 +30,19 @@ func TestDecisionAllocationBudget(t *testing.T) {
 	}{
 		{"iam allow (route, object in a resource group)", plain, decision.Request{Tenant: "bank", Member: "user_a",
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
-			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 950},
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 780},
 		{"iam deny, no statement applies", plain, decision.Request{Tenant: "bank", Member: "user_a",
-			Action: "finmars:Currency:destroy"}, false, 540},
+			Action: "finmars:Currency:destroy"}, false, 435},
 		{"iam deny, no candidate statement (route)", plain, decision.Request{Tenant: "bank", Member: "olivia",
-			Request: &decision.HTTPRequest{Method: "POST", Path: "/api/v1/instruments/instrument/"}}, false, 270},
+			Request: &decision.HTTPRequest{Method: "POST", Path: "/api/v1/instruments/instrument/"}}, false, 162},
+		{"iam deny, no candidate statement, with a context", plain, decision.Request{Tenant: "bank", Member: "olivia",
+			Request: &decision.HTTPRequest{Method: "POST", Path: "/api/v1/instruments/instrument/"},
+			Context: map[string]any{"ip": "10.1.2.3", "channel": "web", "mfa": true}}, false, 180},
 		{"package and iam layers (SOAJS key)", plain, decision.Request{Key: demoKeyTnt2, Member: "goldie",
-			Request: &decision.HTTPRequest{Service: "example04", Method: "GET", Path: "/users/7"}}, true, 805},
+			Request: &decision.HTTPRequest{Service: "example04", Method: "GET", Path: "/users/7"}}, true, 775},
 		{"decision cache hit", cached, decision.Request{Tenant: "bank", Member: "user_a",
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
-			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 7},
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 6},
 	}
 	ctx := context.Background()
 	for _, tc := range cases {
