@@ -198,8 +198,8 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 			cached = CacheMiss
 		}
 	}
-	f, err := gather(gen.Facts.Read(), gen.State, req)
-	if err != nil {
+	var f facts
+	if err = f.gather(gen.Facts.Read(), gen.State, req); err != nil {
 		return nil, cached, err
 	}
 	var term *ast.Term
@@ -211,7 +211,7 @@ func (e *Engine) decide(ctx context.Context, gen *Generation, req *Request, trac
 	if err != nil {
 		return nil, cached, err
 	}
-	mf := messageFactsOf(req, f)
+	mf := messageFactsOf(req, &f)
 	d, err = decisionFromAST(term.Value, &mf)
 	if err != nil {
 		return nil, cached, err
@@ -308,7 +308,16 @@ var (
 // the revision of the shared run-time state the facts include, and
 // whether it is stale (not confirmed current within --state-max-staleness).
 func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
-	f := &facts{tenantCode: req.Tenant, action: req.Action}
+	f := new(facts)
+	if err := f.gather(r, st, req); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// gather is gather into f, which a decision keeps on its stack.
+func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
+	*f = facts{tenantCode: req.Tenant, action: req.Action}
 	// At most 13 facts and 9 input items: both stay on the stack.
 	factItems := make([][2]*ast.Term, 0, 13)
 	if st.Shared {
@@ -323,7 +332,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	if req.Key != "" {
 		var err error
 		if key, err = r.Key(req.Key); err != nil {
-			return nil, err
+			return err
 		}
 		if key == nil {
 			factItems = append(factItems, [2]*ast.Term{keyKey, store.UnknownKeyFacts})
@@ -339,7 +348,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	}
 	tenant, err := r.Tenant(f.tenantCode)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// input.tenant is the tenant's code: the term of its facts when the
 	// store knows it (the lookup is exact).
@@ -359,7 +368,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 		scope = req.Request.Service
 	}
 	if routes, err = r.RouteTable(scope); err != nil {
-		return nil, err
+		return err
 	}
 	if hr := req.Request; hr != nil {
 		if m, ok := routes.Match(hr.Method, hr.Path); ok {
@@ -395,7 +404,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	if req.Application != "" && tenant != nil {
 		d, err := delegationFacts(r, tenant.Code, req.Application, routes.Groups(match))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		factItems = append(factItems, [2]*ast.Term{keyDelegation, d})
 	}
@@ -405,7 +414,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	var memberTerm *ast.Term // input.member
 	if tenant != nil && req.Member != "" {
 		if member, err = r.Member(tenant.Code, req.Member); err != nil {
-			return nil, err
+			return err
 		}
 		if member != nil {
 			memberFacts := member.Facts()
@@ -427,7 +436,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 		if judged := packageRoute(routes, match, req); judged != nil {
 			acls, err := candidateACLs(r, tenant, member, key, req.Key, judged.Service)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			factItems = append(factItems,
 				[2]*ast.Term{keyACL, acls},
@@ -464,7 +473,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 		frnLower := strings.ToLower(res.FRN)
 		groups, err := resourceGroups(r, tenant, res, frnLower)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		resFacts := make([][2]*ast.Term, 1, 2)
 		resFacts[0] = [2]*ast.Term{keyGroups, groups}
@@ -494,7 +503,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	if req.Context != nil {
 		c, err := req.contextTerm()
 		if err != nil {
-			return nil, fmt.Errorf("convert context: %w", err)
+			return fmt.Errorf("convert context: %w", err)
 		}
 		items = append(items, [2]*ast.Term{keyContext, c})
 	}
@@ -503,7 +512,7 @@ func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
 	}
 	items = append(items, [2]*ast.Term{keyFacts, ast.ObjectTerm(factItems...)})
 	f.input = ast.NewObject(items...)
-	return f, nil
+	return nil
 }
 
 // sharedFact is the string s as a term: the one pre-built facts hold under
