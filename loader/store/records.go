@@ -454,12 +454,18 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 	b.table = &memberTable{index: b.index, grantStarts: []uint32{0}}
 	b.groups = newGroupListInterner(b.table)
 	byKey := map[string][]*StatementFact{}
+	count := 0
+	for _, p := range t.Policies {
+		count += len(p.Statements)
+	}
+	facts := make([]StatementFact, count) // one allocation for the tenant's
 	ordinal := 0
 	for id, code := range codes {
 		b.policyID[code] = id
 		policyTerm := ast.StringTerm(code)
 		for _, s := range t.Policies[code].Statements {
-			f := &StatementFact{Ordinal: ordinal, Statement: s, policy: id, policyTerm: policyTerm}
+			f := &facts[ordinal]
+			*f = StatementFact{Ordinal: ordinal, Statement: s, policy: id, policyTerm: policyTerm}
 			ordinal++
 			for i, a := range s.Actions {
 				if _, ok := b.index.wildcards[a.Glob]; !ok && strings.Contains(a.Glob, "*") {
@@ -716,22 +722,9 @@ func objectAssignments(t *acl.Tenant) (*ObjectGroupsRecord, map[string]*acl.Reso
 		}
 	}
 	frns := slices.Sorted(maps.Keys(byObject))
-	size := 0
-	for _, frn := range frns {
-		size += len(frn)
-	}
-	var all strings.Builder
-	all.Grow(size)
-	for _, frn := range frns {
-		all.WriteString(frn)
-	}
-	joined := all.String()
-	rec := &ObjectGroupsRecord{Tenant: t.Code, objects: make([]string, len(frns)), lists: make([]uint32, len(frns))}
+	rec := &ObjectGroupsRecord{Tenant: t.Code, objects: packStrings(frns), lists: make([]uint32, len(frns))}
 	listIndex := map[string]uint32{}
-	at := 0
 	for i, frn := range frns {
-		rec.objects[i] = joined[at : at+len(frn)]
-		at += len(frn)
 		groups := byObject[frn]
 		sort.Strings(groups)
 		groups = slices.Compact(groups)
@@ -766,6 +759,30 @@ func objectAssignments(t *acl.Tenant) (*ObjectGroupsRecord, map[string]*acl.Reso
 		byCode[code] = &groups[len(groups)-1]
 	}
 	return rec, byCode
+}
+
+// packStrings returns a copy of the list whose strings are substrings of
+// one string: one allocation for all of them (a tenant's tens of thousands
+// of member names or object FRNs), the decoder's copies, each its own small
+// allocation among the read's garbage, left to go.
+func packStrings(list []string) []string {
+	size := 0
+	for _, s := range list {
+		size += len(s)
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for _, s := range list {
+		all.WriteString(s)
+	}
+	joined := all.String()
+	out := make([]string, len(list))
+	at := 0
+	for i, s := range list {
+		out[i] = joined[at : at+len(s)]
+		at += len(s)
+	}
+	return out
 }
 
 // compactTenant is the tenant as the store keeps it: without its members

@@ -89,10 +89,10 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
 	}
 	ix := newTenantIndexer(t)
-	names := slices.Sorted(maps.Keys(t.Members))
+	names := packStrings(slices.Sorted(maps.Keys(t.Members)))
 	members := &MembersRecord{Tenant: t.Code, members: make([]MemberRecord, len(names))}
 	for i, name := range names {
-		m := t.Members[name]
+		m := t.Members[name] // name is a copy of the key
 		grants, err := ix.memberGrants(m)
 		if err != nil {
 			return fmt.Errorf("index members of %s: %w", t.Code, err)
