@@ -41,6 +41,9 @@ func TestActionIndexOnGeneratedWorlds(t *testing.T) {
 			}
 		}
 		for code, tenant := range doc.Tenants {
+			if !reflect.DeepEqual(compactPolicies(tenant.Policies), tenant.Policies) {
+				t.Fatalf("%s: the compact copy of the policies differs from them", code)
+			}
 			ix := newTenantIndexer(tenant)
 			compared, nonEmpty := 0, 0
 			for _, list := range ix.index.lists {

@@ -786,11 +786,69 @@ func packStrings(list []string) []string {
 }
 
 // compactTenant is the tenant as the store keeps it: without its members
-// (in the members table) and with the given resource groups.
+// (in the members table), with the given resource groups and with its
+// policies copied compactly (see compactPolicies).
 func compactTenant(t *acl.Tenant, resourceGroups map[string]*acl.ResourceGroup) *acl.Tenant {
 	c := t.WithoutMembers()
 	c.ResourceGroups = resourceGroups
+	c.Policies = compactPolicies(t.Policies)
 	return c
+}
+
+// compactPolicies copies the policies into a few slices: one of policies,
+// one of statements, and one each of the statements' actions, resources,
+// principals and conditions, rather than a tenant's tens of thousands of
+// small allocations made while the read's garbage was allocated around
+// them. The copies are equal to the policies (the same strings; nil lists
+// stay nil).
+func compactPolicies(policies map[string]*acl.Policy) map[string]*acl.Policy {
+	var statements, actions, resources, principals, conditions int
+	for _, p := range policies {
+		statements += len(p.Statements)
+		for _, s := range p.Statements {
+			actions += len(s.Actions)
+			resources += len(s.Resources)
+			principals += len(s.Principals)
+			conditions += len(s.Conditions)
+		}
+	}
+	outPolicies := make([]acl.Policy, 0, len(policies))
+	outStatements := make([]acl.Statement, 0, statements)
+	outPointers := make([]*acl.Statement, 0, statements)
+	outActions := make([]acl.ActionPattern, 0, actions)
+	outResources := make([]acl.ResourcePattern, 0, resources)
+	outStrings := make([]string, 0, principals+conditions)
+	out := make(map[string]*acl.Policy, len(policies))
+	for code, p := range policies {
+		cp := acl.Policy{Code: p.Code, Version: p.Version}
+		if p.Statements != nil {
+			start := len(outPointers)
+			for _, s := range p.Statements {
+				cs := *s
+				cs.Actions, outActions = appendCopy(outActions, s.Actions)
+				cs.Resources, outResources = appendCopy(outResources, s.Resources)
+				cs.Principals, outStrings = appendCopy(outStrings, s.Principals)
+				cs.Conditions, outStrings = appendCopy(outStrings, s.Conditions)
+				outStatements = append(outStatements, cs)
+				outPointers = append(outPointers, &outStatements[len(outStatements)-1])
+			}
+			cp.Statements = outPointers[start:len(outPointers):len(outPointers)]
+		}
+		outPolicies = append(outPolicies, cp)
+		out[code] = &outPolicies[len(outPolicies)-1]
+	}
+	return out
+}
+
+// appendCopy appends list to all, which has room for it, and returns the
+// copy (nil for a nil list) and all.
+func appendCopy[T any](all, list []T) ([]T, []T) {
+	if list == nil {
+		return nil, all
+	}
+	start := len(all)
+	all = append(all, list...)
+	return all[start:len(all):len(all)], all
 }
 
 // UnknownKeyFacts is what Rego sees for a key the store does not know.

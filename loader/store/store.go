@@ -70,7 +70,8 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 		return err
 	}
 	objects, resourceGroups := objectAssignments(t)
-	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: compactTenant(t, resourceGroups), Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
+	kept := compactTenant(t, resourceGroups)
+	rec := &TenantRecord{Code: t.Code, Bundle: bundle, Tenant: kept, Facts: tenantFacts(t), ApplicationACLs: map[string]ACLTerms{}}
 	for name, app := range t.Applications {
 		if app.ACL != nil {
 			rec.ApplicationACLs[name] = aclTerms(app.ACL)
@@ -88,7 +89,7 @@ func (w *WriteTxn) PutTenant(bundle string, t *acl.Tenant) error {
 	if err := w.txn.Insert(tableTenants, rec); err != nil {
 		return fmt.Errorf("insert tenant %s: %w", t.Code, err)
 	}
-	ix := newTenantIndexer(t)
+	ix := newTenantIndexer(kept) // its statement facts point at the kept statements
 	names := packStrings(slices.Sorted(maps.Keys(t.Members)))
 	members := &MembersRecord{Tenant: t.Code, members: make([]MemberRecord, len(names))}
 	for i, name := range names {
