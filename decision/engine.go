@@ -378,11 +378,10 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 			}
 		}
 	}
-	actionLower := strings.ToLower(f.action)
-	if req.Request == nil {
-		if m, ok := routes.ByAction(actionLower); ok {
-			match = m
-		}
+	// The action in lower case, from the route table when a route maps to it.
+	actionLower, byAction, ok := routes.FoldAction(f.action)
+	if req.Request == nil && ok {
+		match = byAction
 	}
 	if match != nil {
 		factItems = append(factItems, [2]*ast.Term{keyRoute, routes.Facts(match)})
@@ -460,14 +459,7 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 		items = append(items, [2]*ast.Term{keyAction, actionTerm})
 	}
 	if hr := req.Request; hr != nil {
-		obj := [][2]*ast.Term{
-			{keyMethod, ast.StringTerm(hr.Method)},
-			{keyPath, ast.StringTerm(hr.Path)},
-		}
-		if hr.Service != "" {
-			obj = append(obj, [2]*ast.Term{keyService, ast.StringTerm(hr.Service)})
-		}
-		items = append(items, [2]*ast.Term{keyRequest, ast.ObjectTerm(obj...)})
+		items = append(items, [2]*ast.Term{keyRequest, requestTerm(hr, routes, match)})
 	}
 	if res := req.Resource; res != nil {
 		frnLower := strings.ToLower(res.FRN)
@@ -515,9 +507,30 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 	return nil
 }
 
-// sharedFact is the string s as a term: the one pre-built facts hold under
-// key when it is s, so that the input does not build it again.
+// requestTerm is the HTTP request as Rego sees it (input.request): {method,
+// path, service?}. The method and service are the matched route's terms when
+// they are spelled alike.
+func requestTerm(hr *HTTPRequest, routes *route.Table, match *route.Match) *ast.Term {
+	var routeFacts *ast.Term
+	if match != nil {
+		routeFacts = routes.Facts(match)
+	}
+	obj := make([][2]*ast.Term, 2, 3)
+	obj[0] = [2]*ast.Term{keyMethod, sharedFact(routeFacts, keyMethod, hr.Method)}
+	obj[1] = [2]*ast.Term{keyPath, ast.StringTerm(hr.Path)}
+	if hr.Service != "" {
+		obj = append(obj, [2]*ast.Term{keyService, sharedFact(routeFacts, keyService, hr.Service)})
+	}
+	return ast.ObjectTerm(obj...)
+}
+
+// sharedFact is the string s as a term: the one pre-built facts (nil:
+// none) hold under key when it is s, so that the input does not build it
+// again.
 func sharedFact(facts, key *ast.Term, s string) *ast.Term {
+	if facts == nil {
+		return ast.StringTerm(s)
+	}
 	if obj, ok := facts.Value.(ast.Object); ok {
 		if t := obj.Get(key); t != nil {
 			if v, ok := t.Value.(ast.String); ok && string(v) == s {

@@ -256,3 +256,24 @@ func moreLiteral(a, b string) bool {
 	}
 	return false
 }
+
+// FuzzFoldAction holds FoldAction, which lower-cases ASCII on the stack,
+// equal to strings.ToLower followed by ByAction for any action, ASCII or
+// not, long or short. Run it with
+//
+//	go test ./loader/route/ -run '^$' -fuzz '^FuzzFoldAction$' -fuzztime 30s
+func FuzzFoldAction(f *testing.F) {
+	for _, seed := range []string{"finmars:Portfolio:list", "FINMARS:portfolio:LIST_LIGHT", "finmars:Instrument:recalculate",
+		"", "report", "finmars:Portfolio:list ", "finmars:İnstrument:list", "finmars:\u212aey:list", strings.Repeat("A", 200)} {
+		f.Add(seed)
+	}
+	table := route.NewTable(portfolios, instruments)
+	f.Fuzz(func(t *testing.T, action string) {
+		lower, m, ok := table.FoldAction(action)
+		want := strings.ToLower(action)
+		wantMatch, wantOK := table.ByAction(want)
+		if lower != want || m != wantMatch || ok != wantOK {
+			t.Fatalf("FoldAction(%q) = %q, %+v, %v; want %q, %+v, %v", action, lower, m, ok, want, wantMatch, wantOK)
+		}
+	})
+}

@@ -45,6 +45,8 @@ type matchTerms struct {
 	facts       *ast.Term // input.facts.route (Facts)
 	action      *ast.Term // the action (ActionTerms), shared with facts
 	actionParts *ast.Term // input.facts.action (ActionParts)
+	// actionLower is the action in lower case, its key in byAction.
+	actionLower string
 }
 
 type node struct {
@@ -219,6 +221,7 @@ func newMatchTerms(m *Match) *matchTerms {
 		),
 		action:      action,
 		actionParts: ActionParts(m.Action),
+		actionLower: strings.ToLower(m.Action),
 	}
 }
 
@@ -270,6 +273,42 @@ func (t *Table) ByAction(actionLower string) (*Match, bool) {
 	}
 	m, ok := t.byAction[actionLower]
 	return m, ok
+}
+
+// maxFoldedAction bounds the actions FoldAction lower-cases on the stack.
+const maxFoldedAction = 128
+
+// FoldAction returns the action in lower case and, as ByAction does, the
+// first route that maps to it. When a route maps to it the lower-case string
+// is the table's own, so that looking an action up does not allocate;
+// otherwise it is strings.ToLower's.
+func (t *Table) FoldAction(action string) (actionLower string, m *Match, ok bool) {
+	if t == nil {
+		return strings.ToLower(action), nil, false
+	}
+	var buf [maxFoldedAction]byte
+	if len(action) > len(buf) {
+		lower := strings.ToLower(action)
+		m, ok = t.byAction[lower]
+		return lower, m, ok
+	}
+	folded := buf[:len(action)]
+	for i := 0; i < len(action); i++ {
+		c := action[i]
+		if c >= 0x80 { // not ASCII: strings.ToLower folds it
+			lower := strings.ToLower(action)
+			m, ok = t.byAction[lower]
+			return lower, m, ok
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		folded[i] = c
+	}
+	if m, ok = t.byAction[string(folded)]; ok {
+		return t.terms[m].actionLower, m, true
+	}
+	return string(folded), nil, false
 }
 
 // IsGetAction reports whether some GET route maps to the (lower-cased)

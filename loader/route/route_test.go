@@ -346,3 +346,14 @@ func TestActionTerms(t *testing.T) {
 		}
 	}
 }
+
+// Looking up a route's action in any case allocates nothing.
+func TestFoldActionAllocatesNothing(t *testing.T) {
+	table := route.NewTable(portfolios)
+	if lower, m, ok := table.FoldAction("finmars:Portfolio:LIST_light"); !ok || lower != "finmars:portfolio:list_light" || m.Action != "finmars:Portfolio:list_light" {
+		t.Fatalf("FoldAction = %q, %+v, %v", lower, m, ok)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { table.FoldAction("finmars:Portfolio:LIST_light") }); allocs != 0 {
+		t.Errorf("FoldAction allocates %.0f times, want 0", allocs)
+	}
+}
