@@ -154,7 +154,7 @@ func (t *Table) Facts(m *Match) *ast.Term {
 	if terms := t.prebuilt(m); terms != nil {
 		return terms.facts
 	}
-	return newMatchTerms(m).facts
+	return newMatchTerms(m, strings.ToLower(m.Action)).facts
 }
 
 // ActionTerms returns an action as Rego sees it: the string (input.action)
@@ -208,7 +208,7 @@ var (
 	keyAction   = ast.StringTerm("action")
 )
 
-func newMatchTerms(m *Match) *matchTerms {
+func newMatchTerms(m *Match, actionLower string) *matchTerms {
 	action := ast.StringTerm(m.Action)
 	return &matchTerms{
 		facts: ast.ObjectTerm(
@@ -221,7 +221,7 @@ func newMatchTerms(m *Match) *matchTerms {
 		),
 		action:      action,
 		actionParts: ActionParts(m.Action),
-		actionLower: strings.ToLower(m.Action),
+		actionLower: actionLower,
 	}
 }
 
@@ -252,11 +252,11 @@ func (t *Table) add(template string, m *Match, groups []string) {
 		return
 	}
 	n.endpoints[m.Method] = m
-	t.terms[m] = newMatchTerms(m)
+	action := strings.ToLower(m.Action)
+	t.terms[m] = newMatchTerms(m, action)
 	if len(groups) > 0 {
 		t.groups[m] = groups
 	}
-	action := strings.ToLower(m.Action)
 	if m.Method == "GET" {
 		t.getActions[action] = struct{}{}
 	}
