@@ -228,7 +228,8 @@ func (w *WriteTxn) rebuildRouteTables() error {
 }
 
 // Snapshot is an immutable view of the store. It is safe for concurrent use:
-// every accessor opens its own read transaction on the same frozen data.
+// every Reader reads the same frozen data, through its own read
+// transaction or the snapshot's keyed tables.
 type Snapshot struct {
 	db *memdb.MemDB
 	// keyed holds the records every decision looks up, read out of db
