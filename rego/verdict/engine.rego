@@ -37,7 +37,7 @@ package verdict.engine
 # imply what every layer of the chain answers for such a request, so it
 # gives the same decision with far fewer rule evaluations:
 #   - the most common answer (about half of all requests: none of the
-#     member's statements names the action) as a literal object: state,
+#     member's statements matches the action) as a literal object: state,
 #     tenant, route and package layers pass and IAM denies with
 #     iam.no_allow; the literal is what deny_decision builds from
 #     no_allow_deny;
@@ -60,7 +60,7 @@ decision := {
 		"effect": "deny",
 	}],
 } if {
-	input.facts.statements == [] # no candidate statement
+	input.facts.statements == [] # no statement matches the member and action
 	input.facts.tenant["package"] == false # the package layer does not apply,
 	input.facts.tenant.checks.iam # IAM does
 	not input.consistency # state layer passes
@@ -70,8 +70,6 @@ decision := {
 	input.facts.member
 	not input.facts.member.is_admin
 	not input.resource.owner == input.member # and does not own the object
-	input.facts.action.name
-	input.facts.action.resource
 } else := deny_decision(iam.denies, []) if {
 	# The next three branches are the layered chain below for a request
 	# only IAM judges (iam_alone): the state, tenant, route, package and
