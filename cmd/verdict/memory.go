@@ -11,12 +11,13 @@ import (
 )
 
 // memoryReleaser is the change pipeline's NOTIFY processor that gives the
-// memory a change freed back to the OS. A reload leaves the previous
+// memory a bundle change freed back to the OS. A reload leaves the previous
 // generation and the read's transient maps (several times what stays
 // loaded) as garbage, which an idle server would otherwise keep resident
 // until its next collection (forced only every two minutes, and then
 // returned to the OS slowly). The start's load is released by loadBundles,
-// before the server is ready.
+// before the server is ready; run-time changes (registrations,
+// delegations, the fleet's state) leave little and are not released here.
 type memoryReleaser struct {
 	// after is the last generation installed before the releaser was
 	// armed: changes up to it are not released here (math.MaxUint64 until
@@ -27,7 +28,7 @@ type memoryReleaser struct {
 	release func()
 }
 
-// newMemoryReleaser returns a releaser that, after each change that
+// newMemoryReleaser returns a releaser that, after each bundle change that
 // installs a generation, waits grace (decisions still running on the
 // previous generation hold it) and then calls release (debug.FreeOSMemory
 // when nil) in its own goroutine, off every request's path, until ctx ends.
@@ -45,15 +46,15 @@ func newMemoryReleaser(ctx context.Context, grace time.Duration, release func())
 func (*memoryReleaser) Name() string { return "memory-release" }
 func (*memoryReleaser) Order() int   { return 400 } // after telemetry
 func (*memoryReleaser) Description() string {
-	return "after a change that installs a generation, returns the memory it freed to the OS (one collection, off the request path)"
+	return "after a bundle change that installs a generation, returns the memory it freed to the OS (one collection, off the request path)"
 }
 
-// arm starts releasing after changes that install a generation newer than
-// after (the one the start's load installed).
+// arm starts releasing after bundle changes that install a generation newer
+// than after (the one the start's load installed).
 func (m *memoryReleaser) arm(after uint64) { m.after.Store(after) }
 
 func (m *memoryReleaser) Notify(_ context.Context, ev *loader.Event) {
-	if ev.Generation == 0 || ev.Generation <= m.after.Load() {
+	if ev.Subject.Type != loader.SubjectBundle || ev.Generation == 0 || ev.Generation <= m.after.Load() {
 		return
 	}
 	select {
@@ -73,6 +74,10 @@ func (m *memoryReleaser) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(m.grace):
+		}
+		select {
+		case <-m.kick: // a change during the wait: released with this one
+		default:
 		}
 		m.release()
 	}

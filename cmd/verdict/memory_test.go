@@ -7,12 +7,13 @@ import (
 	"github.com/verdict-authz/verdict/loader"
 )
 
-// The releaser releases after a change that installs a generation newer
-// than the start's, once for changes that come together, and never for a
-// change that installs none or before it is armed.
+// The releaser releases after a bundle change that installs a generation
+// newer than the start's, once for changes that come together, and never
+// for a change that installs none, a run-time change, or before it is
+// armed.
 func TestMemoryReleaserReleasesAfterNewGenerations(t *testing.T) {
 	released := make(chan struct{}, 10)
-	m := newMemoryReleaser(t.Context(), 0, func() { released <- struct{}{} })
+	m := newMemoryReleaser(t.Context(), 50*time.Millisecond, func() { released <- struct{}{} })
 	expect := func(what string, want bool) {
 		t.Helper()
 		select {
@@ -20,20 +21,24 @@ func TestMemoryReleaserReleasesAfterNewGenerations(t *testing.T) {
 			if !want {
 				t.Fatalf("%s: released", what)
 			}
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 			if want {
 				t.Fatalf("%s: not released", what)
 			}
 		}
 	}
-	m.Notify(t.Context(), &loader.Event{Generation: 1})
+	bundle := loader.Subject{Type: loader.SubjectBundle, Name: "world"}
+	m.Notify(t.Context(), &loader.Event{Subject: bundle, Generation: 1})
 	expect("a generation before the releaser is armed", false)
 	m.arm(1)
-	m.Notify(t.Context(), &loader.Event{Generation: 1})
+	m.Notify(t.Context(), &loader.Event{Subject: bundle, Generation: 1})
 	expect("the start's generation", false)
-	m.Notify(t.Context(), &loader.Event{})
+	m.Notify(t.Context(), &loader.Event{Subject: bundle})
 	expect("a change that installs no generation", false)
-	m.Notify(t.Context(), &loader.Event{Generation: 2})
-	expect("a reload", true)
+	m.Notify(t.Context(), &loader.Event{Subject: loader.Subject{Type: loader.SubjectService, Name: "portfolio"}, Generation: 2})
+	expect("a run-time registration", false)
+	m.Notify(t.Context(), &loader.Event{Subject: bundle, Generation: 3})
+	m.Notify(t.Context(), &loader.Event{Subject: bundle, Generation: 4})
+	expect("two reloads", true)
 	expect("nothing more", false)
 }
