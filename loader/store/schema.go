@@ -61,9 +61,9 @@ func tenantsTable() *memdb.TableSchema {
 	}
 }
 
-// membersTable holds one MembersRecord per tenant: the tenant's members by
-// name, in a plain map that is replaced as a whole with the tenant (a radix
-// tree entry per member cost ~0.8 KiB and an insert each at load).
+// membersTable holds one MembersRecord per tenant: the tenant's members in
+// a table sorted by name, replaced as a whole with the tenant (a radix tree
+// entry per member cost ~0.8 KiB and an insert each at load).
 func membersTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableMembers,
@@ -75,8 +75,8 @@ func membersTable() *memdb.TableSchema {
 }
 
 // objectGroupsTable holds one ObjectGroupsRecord per tenant: the resource
-// groups its bundle assigns each object (lower-cased FRN) to, in a plain
-// map replaced as a whole with the tenant.
+// groups its bundle assigns each object (lower-cased FRN) to, in a table
+// sorted by FRN, replaced as a whole with the tenant.
 func objectGroupsTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableObjectGroups,
