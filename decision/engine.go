@@ -295,27 +295,19 @@ var (
 )
 
 // gather resolves the key, tenant, route, member, statements, ACLs and
-// resource groups from the snapshot and builds the Rego input:
+// resource groups from the snapshot and builds the Rego input into f (which
+// a decision keeps on its stack):
 //
 //	input = {tenant, member, application, action, request, resource, context,
 //	         consistency: {at_least},
 //	         facts: {key, tenant, route, action, get_route_action, member,
-//	                 statements, acl, resource, delegation,
-//	                 state: {revision, stale}}}
+//	                 statements, statements_matched, acl, resource,
+//	                 delegation, state: {revision, stale}}}
 //
 // facts.delegation is present when the request names an application; see
 // delegationFacts. facts.state is present in fleet mode (st.Shared):
 // the revision of the shared run-time state the facts include, and
 // whether it is stale (not confirmed current within --state-max-staleness).
-func gather(r *store.Reader, st StateInfo, req *Request) (*facts, error) {
-	f := new(facts)
-	if err := f.gather(r, st, req); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// gather is gather into f, which a decision keeps on its stack.
 func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 	*f = facts{tenantCode: req.Tenant, action: req.Action}
 	// At most 13 facts and 9 input items: both stay on the stack.

@@ -12,8 +12,8 @@ import (
 // GatherForTest exposes gather, so that benchmarks can time the Go side
 // and the Rego evaluation of a decision apart.
 func GatherForTest(g *Generation, req *Request) (ast.Value, error) {
-	f, err := gather(g.Facts.Read(), g.State, req)
-	if err != nil {
+	var f facts
+	if err := f.gather(g.Facts.Read(), g.State, req); err != nil {
 		return nil, err
 	}
 	return f.input, nil

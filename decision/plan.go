@@ -84,8 +84,8 @@ func (e *Engine) plan(ctx context.Context, gen *Generation, req *Request, modelP
 		}
 	}()
 	r := gen.Facts.Read()
-	f, err := gather(r, gen.State, req)
-	if err != nil {
+	var f facts
+	if err := f.gather(r, gen.State, req); err != nil {
 		return nil, err
 	}
 	if modelPrefix != "" {
@@ -96,7 +96,7 @@ func (e *Engine) plan(ctx context.Context, gen *Generation, req *Request, modelP
 	if err != nil {
 		return nil, err
 	}
-	mf := messageFactsOf(req, f)
+	mf := messageFactsOf(req, &f)
 	p, err = planFromAST(term.Value, &mf)
 	if err != nil {
 		return nil, err

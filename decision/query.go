@@ -181,7 +181,11 @@ func gatherRecovering(gen *Generation, req *Request) (f *facts, err error) {
 			err = fmt.Errorf("panic while gathering facts: %v", v)
 		}
 	}()
-	return gather(gen.Facts.Read(), gen.State, req)
+	f = new(facts)
+	if err := f.gather(gen.Facts.Read(), gen.State, req); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // document checks that path may be asked for on gen (its size, and that
