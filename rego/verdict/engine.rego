@@ -335,8 +335,6 @@ api := acl_apis[input.facts.package_route.api]
 
 api_defined if api
 
-logged_in if input.member
-
 truthy(access) if access == true
 
 truthy(access) if is_array(access)
@@ -352,20 +350,31 @@ member_in_any(groups) if {
 	input.facts.member.groups[g]
 }
 
+# package_check: the SOAJS checks of the service's ACL and the route's API,
+# in SOAJS's order (README "How a decision is made", layer 3).
 package_check := soajs_deny(157) if {
-	truthy(service_acl.access)
-	logged_in
+	# A logged-in member outside the service's groups (a group list is
+	# truthy access).
+	input.member
 	groups_missed(service_acl.access)
 } else := soajs_deny(158) if {
 	truthy(service_acl.access)
-	not logged_in
+	not input.member
 	api_missing_or_protected
-} else := api_check if {
-	truthy(service_acl.access)
-} else := api_check if {
-	api_defined
-} else := api_check if {
+} else := soajs_deny(159) if {
+	# Then the API: with the service's access truthy, an API listed or the
+	# service restricted (otherwise nothing below can deny: no API, not
+	# restricted, allows).
 	acl_restricted
+	not api_defined
+} else := {"effect": "allow"} if {
+	not api_defined
+} else := {"effect": "allow"} if {
+	not api_protected
+} else := soajs_deny(161) if {
+	not input.member
+} else := soajs_deny(160) if {
+	groups_missed(api.access)
 } else := {"effect": "allow"}
 
 api_missing_or_protected if not api_defined
@@ -376,19 +385,6 @@ api_missing_or_protected if api_protected
 # An API without access is open: "not api_protected" holds then, where
 # "not truthy(api.access)" would be undefined (see pkg).
 api_protected if truthy(api.access)
-
-api_check := soajs_deny(159) if {
-	acl_restricted
-	not api_defined
-} else := {"effect": "allow"} if {
-	not api_defined
-} else := {"effect": "allow"} if {
-	not api_protected
-} else := soajs_deny(161) if {
-	not logged_in
-} else := soajs_deny(160) if {
-	groups_missed(api.access)
-} else := {"effect": "allow"}
 
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
