@@ -127,6 +127,12 @@ func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp boo
 	if !IsEngineDocument(path) {
 		return nil, &InputError{Field: "path", Message: fmt.Sprintf("%s is not a document of verdict's engine", dataRef(path))}
 	}
+	// A reason's message is written by Go (messages.go), not by the rules:
+	// a path to one is answered from the reason it belongs to.
+	requested := path
+	if n := len(path); n > len(enginePath) && path[n-1] == "message" {
+		path = path[:n-1]
+	}
 	if err := document(gen, path); err != nil {
 		return nil, err
 	}
@@ -170,7 +176,21 @@ func (e *Engine) queryEngineOn(ctx context.Context, gen *Generation, catchUp boo
 	if err := mf.renderDocument(res.Result); err != nil {
 		return nil, fmt.Errorf("data.%s: %w", strings.Join(path, "."), err)
 	}
+	if len(requested) > len(path) {
+		res.Result, res.Defined = messageOf(res.Result)
+	}
 	return res, nil
+}
+
+// messageOf is the message of doc when doc is an object that has one (a
+// reason, its message rendered).
+func messageOf(doc any) (any, bool) {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	msg, ok := obj["message"]
+	return msg, ok
 }
 
 // gatherRecovering is gather on gen's snapshot, with a panic turned into an

@@ -122,3 +122,49 @@ func TestQueryBelowAScalarIsAnInputError(t *testing.T) {
 		t.Fatalf("error %v, want an InputError on path saying the path can have no value", err)
 	}
 }
+
+// TestQueryEngineMessagePaths: a reason's message is written by Go, not by
+// the rules, so a Data API path that ends at one is answered from its
+// reason: the message /v1/decide gives. It was undefined (or refused as a
+// path that can have no value) once the rules stopped writing messages.
+func TestQueryEngineMessagePaths(t *testing.T) {
+	engine := demoEngine(t)
+	ctx := t.Context()
+	req := decision.Request{Tenant: "bank", Member: "intern", Action: "finmars:Portfolio:destroy"}
+	d, err := engine.Decide(ctx, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allow || d.DecidingReason() != "iam.no_allow" {
+		t.Fatalf("the request is not denied iam.no_allow: %+v", d)
+	}
+	ask := func() (*decision.Request, error) { r := req; return &r, nil }
+	for _, tc := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"verdict", "engine", "no_allow_deny", "message"}, d.Reasons[len(d.Reasons)-1].Message},
+		{[]string{"verdict", "engine", "incomplete_deny", "message"}, "The decision could not be made: a fact the rules need is missing or malformed."},
+	} {
+		res, err := engine.QueryEngine(ctx, tc.path, ask)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.path, err)
+		}
+		if !res.Defined || res.Result != tc.want {
+			t.Errorf("%v = %v (defined %v), want %q", tc.path, res.Result, res.Defined, tc.want)
+		}
+	}
+	// A path to a message where there is none stays undefined.
+	for _, path := range [][]string{
+		{"verdict", "engine", "decision", "message"},
+		{"verdict", "engine", "iam", "message"},
+	} {
+		res, err := engine.QueryEngine(ctx, path, ask)
+		if err != nil {
+			t.Fatalf("%v: %v", path, err)
+		}
+		if res.Defined {
+			t.Errorf("%v = %v, want undefined", path, res.Result)
+		}
+	}
+}
