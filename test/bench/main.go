@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -63,6 +64,10 @@ type options struct {
 	cacheSize    int
 	cacheWarm    bool
 	shadowSample float64
+	// serverCPUs pins every server to these CPUs (taskset -c) with
+	// GOMAXPROCS their count; "" leaves them unpinned.
+	serverCPUs  string
+	serverProcs int
 }
 
 // cacheTTL is verdict-cached's --decision-cache-ttl: far longer than a
@@ -101,6 +106,7 @@ func main() {
 	flag.IntVar(&o.cacheSize, "cache-size", 1_000_000, "verdict-cached: --decision-cache-size (decisions remembered; large enough to hold every distinct question of the streams)")
 	flag.BoolVar(&o.cacheWarm, "cache-warm", true, "verdict-cached: before each closed-loop run, send the whole stream once (unmeasured) so that the window measures the cache's steady state")
 	flag.Float64Var(&o.shadowSample, "shadow-sample", 1, "verdict-shadow: --shadow-sample (the share of decisions shadowed)")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "", `run every server on these CPUs (a taskset -c list such as "0" or "0-1") with GOMAXPROCS set to their count; e.g. "0" for a server on one core, with the harness itself started under "taskset -c 1" so that the load generator stays off it`)
 	flag.Parse()
 
 	if *trivialAddr != "" {
@@ -111,6 +117,18 @@ func main() {
 		return
 	}
 	o.maxReqs = uint64(max(*maxReqs, 1))
+	if o.serverCPUs != "" {
+		n, err := cpuListCount(o.serverCPUs)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -server-cpus %q: %v (a taskset -c list, e.g. 0 or 0-1 or 0,2)\n", o.serverCPUs, err)
+			os.Exit(2)
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -server-cpus needs taskset (util-linux):", err)
+			os.Exit(2)
+		}
+		o.serverProcs = n
+	}
 	if o.cacheSize <= 0 {
 		fmt.Fprintln(os.Stderr, "bench: -cache-size must be positive (verdict is the uncached target)")
 		os.Exit(2)
@@ -226,8 +244,12 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	header := fmt.Sprintf("Machine: %s. CPU times from /proc (USER_HZ %d).\nLoad generator: in the harness, GOMAXPROCS %d, raw HTTP/1.1 over loopback keep-alive; closed loop %d connections, fixed rate %d connections; warm-up %s, measured %s per run.\nCommand: %s\n",
-		machineInfo(), clockTick, o.procs, o.conns, o.rateConns, o.warmup, o.duration, commandLine())
+	servers := "not pinned (every CPU)"
+	if o.serverCPUs != "" {
+		servers = fmt.Sprintf("pinned to CPU(s) %s (taskset), GOMAXPROCS %d", o.serverCPUs, o.serverProcs)
+	}
+	header := fmt.Sprintf("Machine: %s. CPU times from /proc (USER_HZ %d).\nLoad generator: in the harness, GOMAXPROCS %d, on CPU(s) %s, raw HTTP/1.1 over loopback keep-alive; closed loop %d connections, fixed rate %d connections; warm-up %s, measured %s per run. Servers: %s.\nCommand: %s\n",
+		machineInfo(), clockTick, o.procs, selfCPUs(), o.conns, o.rateConns, o.warmup, o.duration, servers, commandLine())
 	fmt.Print("\n" + header)
 	var report strings.Builder
 	report.WriteString(header)
@@ -329,6 +351,9 @@ func runScale(ctx context.Context, o options, name, verdictBin, opaBin, self str
 			}},
 		"trivial": {Name: "trivial", Kind: "trivial", bin: self, readyPath: "/health/ready", decidePath: "/v1/decide",
 			args: func(addr string) []string { return []string{"-trivial-serve", addr} }},
+	}
+	for _, t := range targets {
+		t.cpus, t.procs = o.serverCPUs, o.serverProcs
 	}
 	for _, t := range o.targets {
 		sr.Order = append(sr.Order, t)

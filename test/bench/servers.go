@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +27,10 @@ type target struct {
 	readyPath string
 	// decidePath is where decisions are asked.
 	decidePath string
+	// cpus, when set, is the taskset -c list the server runs on, and
+	// procs its GOMAXPROCS.
+	cpus  string
+	procs int
 }
 
 // server is a running target.
@@ -62,6 +67,11 @@ func start(ctx context.Context, t *target, logDir string, readyTimeout time.Dura
 	}
 	args := t.args(addr)
 	cmd := exec.Command(t.bin, args...)
+	if t.cpus != "" {
+		// taskset execs the server: the pid stays the server's.
+		cmd = exec.Command("taskset", append([]string{"-c", t.cpus, t.bin}, args...)...)
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(t.procs))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The server dies with the harness, whatever happens to the harness.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -178,4 +188,38 @@ func findOPA(ctx context.Context, given, gobin string) (string, error) {
 		return "", errors.New("opa was installed but does not report version " + opaVersion)
 	}
 	return bin, nil
+}
+
+// cpuListCount counts the CPUs of a taskset -c list ("0", "0-1", "0,2-3").
+func cpuListCount(list string) (int, error) {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil || first < 0 {
+			return 0, fmt.Errorf("%q is not a CPU number", lo)
+		}
+		last := first
+		if isRange {
+			if last, err = strconv.Atoi(hi); err != nil || last < first {
+				return 0, fmt.Errorf("%q is not a CPU range", part)
+			}
+		}
+		n += last - first + 1
+	}
+	return n, nil
+}
+
+// selfCPUs is the list of CPUs this process may run on (Linux), or "all".
+func selfCPUs() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "all"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return "all"
 }
