@@ -409,15 +409,14 @@ iam := {"denies": [], "grants": []} if {
 	input.facts.statements == []
 	not input.resource.owner == input.member
 } else := {"denies": explicit_denies, "grants": []} if {
-	count(explicit_denies) > 0
+	explicit_denies != []
 } else := {"denies": [], "grants": [{
 	"layer": "iam",
 	"code": "resource.owner",
 	"effect": "allow",
 }]} if {
+	input.resource.owner # read by the rule index: most requests name no owner
 	input.resource.owner == input.member
-} else := {"denies": [no_allow_deny], "grants": []} if {
-	count(applicable_allows) == 0
 } else := {"denies": [], "grants": [
 	{
 		"layer": "iam",
@@ -428,7 +427,18 @@ iam := {"denies": [], "grants": []} if {
 	},
 	object.union({"layer": "iam", "effect": "allow", "policy": s.policy, "statement": s.statement}, resource_reason(r)),
 ]} if {
+	# The branches that need an object require input.facts.resource.frn,
+	# which OPA's rule index reads (a bare reference must be defined): a
+	# request without an object skips them unevaluated, and one with an
+	# object never reaches the last branch, the allow without an object.
+	# The order is otherwise the definition's: an Allow that covers the
+	# object allows (there is an applicable Allow then), else no Allow
+	# denies with iam.no_allow, else a reference shows public fields,
+	# else resource.not_covered denies.
 	[s, r] := covering_allows[0]
+	input.facts.resource.frn
+} else := {"denies": [no_allow_deny], "grants": []} if {
+	applicable_allows == []
 } else := {
 	"denies": [], "grants": [{
 		"layer": "iam",
@@ -438,13 +448,34 @@ iam := {"denies": [], "grants": []} if {
 	"public": true,
 } if {
 	input.resource.reference == true
+	input.facts.resource.frn
 	read_action
 	input.resource.frn # the message names it
 } else := {
 	"denies": [iam_deny("resource.not_covered")],
 	"grants": [],
 } if {
+	input.facts.resource.frn
 	input.resource.frn # the message names it
+} else := {"denies": [], "grants": [
+	{
+		"layer": "iam",
+		"code": "iam.allow",
+		"effect": "allow",
+		"policy": s.policy,
+		"statement": s.statement,
+	},
+	{
+		"layer": "iam",
+		"code": "resource.any",
+		"effect": "allow",
+		"policy": s.policy,
+		"statement": s.statement,
+	},
+]} if {
+	# A request without an object is covered by any Allow: the first.
+	not input.facts.resource.frn
+	s := applicable_allows[0]
 }
 
 iam_deny(code) := {"layer": "iam", "code": code, "effect": "deny"}
@@ -510,8 +541,8 @@ applicable := [s |
 
 # applicable_allows: the applicable Allow statements. With none, the request
 # is denied with iam.no_allow; with some, it is allowed by the first that
-# covers the object, shown public fields of a referenced object, or denied
-# with resource.not_covered.
+# covers the object (any, for a request without an object), shown public
+# fields of a referenced object, or denied with resource.not_covered.
 applicable_allows := [s | some s in applicable; s.effect == "allow"]
 
 # A Deny covers a request for an object when one of its resources covers the
@@ -529,15 +560,9 @@ explicit_denies := [{
 ]
 
 # covering_allows: [statement, resource] for each Allow whose resource covers
-# the request, in policy order. A request with no object is covered by any
-# Allow.
-covering_allows := [[s, {"kind": "none"}] |
-	not input.facts.resource.frn
-	some s in applicable
-	s.effect == "allow"
-] if {
-	not input.facts.resource.frn
-} else := [[s, r] |
+# the requested object, in policy order (iam reads it only for a request
+# with an object).
+covering_allows := [[s, r] |
 	some s in applicable
 	s.effect == "allow"
 	some r in s.resources
@@ -574,7 +599,7 @@ covers(r) if {
 }
 
 resource_reason(r) := {"code": "resource.any"} if {
-	r.kind in {"none", "any"}
+	r.kind == "any"
 } else := {"code": "resource.object"} if {
 	r.kind == "object"
 	input.resource.frn # the message names it
