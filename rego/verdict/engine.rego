@@ -31,17 +31,21 @@ package verdict.engine
 #
 # The first five branches are fast paths, the layered chain after them the
 # definition. Each fast branch is guarded by tests that read input only -
-# equalities with literals first (input.facts.tenant["package"] == false,
-# which OPA's rule index reads, so a package-layer tenant skips the fast
-# branches without evaluating them), then presence tests - and its guards
-# imply what every layer of the chain answers for such a request, so it
-# gives the same decision with far fewer rule evaluations:
+# equalities with literals and bare references (input.facts.tenant["package"]
+# == false, input.resource.reference == true, input.member), which OPA's
+# rule index reads, so that a request they exclude skips the branch without
+# evaluating it - and its guards imply what every layer of the chain answers
+# for such a request, so it gives the same decision with far fewer rule
+# evaluations:
 #   - the most common answer (about half of all requests: none of the
 #     member's statements matches the action) as a literal object: state,
 #     tenant, route and package layers pass and IAM denies with
 #     iam.no_allow; the literal is what deny_decision builds from
 #     no_allow_deny;
-#   - a request only IAM judges (iam_alone): IAM's denies, or its grants;
+#   - a request only IAM judges, for a known member (iam_alone): IAM's
+#     denies, or its grants, read from iam_member, which is what iam is
+#     then without its tests for a tenant without IAM, an anonymous
+#     request and an unknown member;
 #   - a request only the package layer judges that it allows.
 # Changing a layer means changing these branches with it;
 # TestGoldenDecisions (decision/golden_test.go) holds every answer to a
@@ -62,44 +66,48 @@ decision := {
 } if {
 	input.facts.statements == [] # no statement matches the member and action
 	input.facts.tenant["package"] == false # the package layer does not apply,
-	input.facts.tenant.checks.iam # IAM does
-	not input.consistency # state layer passes
-	not input.facts.key # tenant layer passes: no key, a known tenant
-	input.facts.route # route layer passes
-	input.member # a known member who is no admin
-	input.facts.member
-	not input.facts.member.is_admin
+	input.facts.member.is_admin == false # a member who is no admin
+	iam_alone == true # only IAM judges
 	not input.resource.owner == input.member # and does not own the object
-} else := deny_decision(iam.denies, []) if {
+} else := {
+	"allow": false,
+	"status": 403,
+	"visibility": "none",
+	"fields": [],
+	"reasons": iam_member.denies,
+} if {
 	# The next three branches are the layered chain below for a request
 	# only IAM judges (iam_alone): the state, tenant, route, package and
 	# delegation layers pass without a grant, so IAM's denies decide, or,
-	# when no extension denies either, IAM's grants allow.
+	# when no extension denies either, IAM's grants allow. This one is what
+	# deny_decision builds from IAM's denies for a known member (none of
+	# them is iam.anonymous, the one IAM deny answered with 401).
 	input.facts.tenant["package"] == false
 	iam_alone == true
-	iam.denies != []
+	iam_member.denies != []
 } else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "public",
 	"fields": ["id", "user_code", "public_name"],
-	"reasons": iam.grants,
+	"reasons": iam_member.grants,
 } if {
 	input.facts.tenant["package"] == false
+	input.resource.reference == true # only a reference can be public
 	iam_alone == true
-	iam.denies == []
+	iam_member.denies == []
 	ext_denies == []
-	iam.public
+	iam_member.public
 } else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "full",
 	"fields": [],
-	"reasons": iam.grants,
+	"reasons": iam_member.grants,
 } if {
 	input.facts.tenant["package"] == false
 	iam_alone == true
-	iam.denies == []
+	iam_member.denies == []
 	ext_denies == []
 } else := {
 	"allow": true,
@@ -154,18 +162,28 @@ decision := {
 } else := deny_decision([incomplete_deny], [])
 
 # iam_alone: a request whose state, tenant, route, package and delegation
-# layers pass without a grant, read from input alone: no consistency asked,
-# no key, a known tenant with the IAM layer and without the package layer,
-# a known route, no application.
+# layers pass without a grant, for a member IAM knows, read from input
+# alone: a known tenant with the IAM layer and without the package layer,
+# no key, no consistency asked, no application, a known route, a member
+# named and known (so that iam is iam_member).
 # It is always defined (true or false) so that the evaluator computes it
-# once per decision and the three branches that test it read the cache.
-iam_alone if {
-	not input.facts.tenant.checks["package"]
+# once per decision and the branches that test it read the cache. The
+# facts that must be absent are tested by branches that answer false
+# when they are present, not by negations: a bare reference is a test OPA's
+# rule index reads, so those branches are skipped unevaluated.
+iam_alone := false if {
+	input.facts.tenant.checks["package"]
+} else := false if {
+	input.facts.key
+} else := false if {
+	input.consistency
+} else := false if {
+	input.application
+} else if {
 	input.facts.tenant.checks.iam
-	not input.facts.key
 	input.facts.route
-	not input.consistency
-	not input.application
+	input.member
+	input.facts.member
 } else := false
 
 # layers_pass: every layer's outcome is defined and none denies.
@@ -388,13 +406,24 @@ api_protected if truthy(api.access)
 
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
-iam := {"denies": [], "grants": []} if {
+# iam: the IAM layer's outcome. For a tenant with the IAM layer, a named
+# member it knows - the common case, tested first with bare references the
+# rule index reads - it is iam_member's.
+iam := iam_member if {
+	input.facts.tenant.checks.iam
+	input.member
+	input.facts.member
+} else := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks.iam
 } else := {"denies": [iam_deny("iam.anonymous")], "grants": []} if {
 	not input.member
 } else := {"denies": [iam_deny("iam.unknown_member")], "grants": []} if {
 	not input.facts.member
-} else := {"denies": [], "grants": [{
+}
+
+# iam_member: the IAM layer's outcome for a known member of a tenant with
+# the IAM layer.
+iam_member := {"denies": [], "grants": [{
 	"layer": "iam",
 	"code": "iam.admin",
 	"effect": "allow",
