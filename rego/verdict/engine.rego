@@ -15,6 +15,8 @@
 #   here (decision/messages.go; README "The engine's documents").
 package verdict.engine
 
+import future.keywords.or
+
 # --- outcome -----------------------------------------------------------------
 
 # decision is the answer of the first layer that denies, with the grants of
@@ -545,7 +547,9 @@ matching(s) if {
 }
 
 # applicable: the matching statements whose Conditions all hold
-# (data.verdict.conditions.<name>; undefined counts as false).
+# (data.verdict.conditions.<name>; undefined counts as false). A statement
+# without Conditions, most of them, is taken on a comparison with [], which
+# costs a fraction of an "every" over none.
 #
 # verdict's Go side matches the statements itself and hands Rego only those
 # that match, saying so with input.facts.statements_matched: the same match
@@ -555,17 +559,17 @@ matching(s) if {
 # decides here.
 applicable := [s |
 	some s in input.facts.statements
-	every c in s.conditions {
+	s.conditions == [] or { every c in s.conditions {
 		data.verdict.conditions[c] == true
-	}
+	} }
 ] if {
 	input.facts.statements_matched == true
 } else := [s |
 	some s in input.facts.statements
 	matching(s)
-	every c in s.conditions {
+	s.conditions == [] or { every c in s.conditions {
 		data.verdict.conditions[c] == true
-	}
+	} }
 ]
 
 # applicable_allows: the applicable Allow statements. With none, the request
