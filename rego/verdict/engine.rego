@@ -603,7 +603,9 @@ covering_allows := [[s, r] |
 ]
 
 # covers: the resource names the requested object, directly or through one of
-# its resource groups.
+# its resource groups. A resource's literal is a boolean (the store's
+# statement terms, loader/store/records.go): "r.literal == false" costs less
+# than "not r.literal", a negation evaluated on every call.
 covers(r) if r.kind == "any"
 
 covers(r) if {
@@ -614,7 +616,7 @@ covers(r) if {
 
 covers(r) if {
 	r.kind == "object"
-	not r.literal
+	r.literal == false
 	glob.match(r.pattern, null, input.facts.resource.frn)
 }
 
@@ -626,7 +628,7 @@ covers(r) if {
 
 covers(r) if {
 	r.kind == "group"
-	not r.literal
+	r.literal == false
 	some g in input.facts.resource.groups
 	glob.match(r.pattern, null, g)
 }
