@@ -33,12 +33,11 @@ import future.keywords.or
 #
 # The first five branches are fast paths, the layered chain after them the
 # definition. Each fast branch is guarded by tests that read input only -
-# equalities with literals and bare references (input.facts.tenant["package"]
-# == false, input.resource.reference == true, input.member), which OPA's
-# rule index reads, so that a request they exclude skips the branch without
-# evaluating it - and its guards imply what every layer of the chain answers
-# for such a request, so it gives the same decision with far fewer rule
-# evaluations:
+# equalities with literals first (input.facts.tenant["package"] == false,
+# input.resource.reference == true), which OPA's rule index reads, so that a
+# request they exclude skips the branch without evaluating it, then iam_alone
+# - and its guards imply what every layer of the chain answers for such a
+# request, so it gives the same decision with far fewer rule evaluations:
 #   - the most common answer (about half of all requests: none of the
 #     member's statements matches the action) as a literal object: state,
 #     tenant, route and package layers pass and IAM denies with
