@@ -155,6 +155,22 @@ func (s *Shadow) Close(ctx context.Context) {
 	}
 }
 
+// count counts one shadowed decision by how the candidate's answer
+// differs.
+func (s *Shadow) count(c access.Change) {
+	s.byChange[c].Inc()
+	switch c {
+	case access.Same:
+		s.counts.same.Add(1)
+	case access.AllowToDeny:
+		s.counts.allowToDeny.Add(1)
+	case access.DenyToAllow:
+		s.counts.denyToAllow.Add(1)
+	default:
+		s.counts.changed.Add(1)
+	}
+}
+
 // shadow asks the candidate one live decision's question and records how
 // its answer differs.
 func (s *Shadow) shadow(ctx context.Context, it item) {
@@ -172,17 +188,12 @@ func (s *Shadow) shadow(ctx context.Context, it item) {
 		cand = &decision.Decision{Allow: false, Status: 400, Visibility: "none", Reasons: []decision.Reason{{Layer: "engine", Code: "request.invalid", Effect: "deny", Message: err.Error()}}}
 	}
 	c := access.Compare(it.live, cand)
-	s.byChange[c].Inc()
-	switch c {
-	case access.Same:
-		s.counts.same.Add(1)
+	// A difference is recorded (last, then the log) before it is counted,
+	// so that whoever reads counts that include it also finds it as the
+	// last difference and in the log.
+	defer s.count(c)
+	if c == access.Same {
 		return
-	case access.AllowToDeny:
-		s.counts.allowToDeny.Add(1)
-	case access.DenyToAllow:
-		s.counts.denyToAllow.Add(1)
-	default:
-		s.counts.changed.Add(1)
 	}
 	line := &LogLine{
 		Time: it.at.UTC().Format(time.RFC3339Nano), DecisionID: it.live.DecisionID, Change: c,

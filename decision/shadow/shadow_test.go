@@ -171,3 +171,50 @@ func TestShadowLogLeavesOutSecrets(t *testing.T) {
 		t.Fatalf("shadow log line: %s", line)
 	}
 }
+
+// blockingLog holds every write until released, after saying it began.
+type blockingLog struct {
+	began   chan struct{}
+	release chan struct{}
+}
+
+func (l *blockingLog) Write(p []byte) (int, error) {
+	l.began <- struct{}{}
+	<-l.release
+	return len(p), nil
+}
+
+// TestShadowCountsADifferenceOnceRecorded: whoever reads counts that
+// include a difference finds it as the last difference and in the log.
+// The difference used to be counted first, so a status read in between
+// (as the e2e test's poll did) saw the count without the difference.
+func TestShadowCountsADifferenceOnceRecorded(t *testing.T) {
+	log := &blockingLog{began: make(chan struct{}), release: make(chan struct{})}
+	sh := shadow.New(&pinner{e: candidateDemo(t)}, shadow.Options{Sample: 1, Log: log})
+	live, _ := loadertest.Demo(t, decision.WithObserver(sh))
+	go sh.Run(context.Background())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sh.Close(ctx)
+	}()
+
+	ask(t, live, "intern", "finmars:Instrument:list", "") // deny → allow
+	select {
+	case <-log.began:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the difference was not logged")
+	}
+	if st := sh.Status(); st.Counts.DenyToAllow != 0 {
+		t.Errorf("the difference is counted before it is logged: %+v", st.Counts)
+	}
+	close(log.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for sh.Status().Counts.DenyToAllow == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := sh.Status()
+	if st.Counts.DenyToAllow != 1 || st.LastDifference == nil || st.LastDifference.Input.Member != "intern" {
+		t.Errorf("status after the log: %+v, last %+v", st.Counts, st.LastDifference)
+	}
+}
