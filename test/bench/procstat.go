@@ -117,14 +117,23 @@ func snapCPU(pid int) cpuSnap {
 
 // machineInfo describes the machine for the report.
 func machineInfo() string {
-	model := "unknown"
+	// The machine's CPUs, not this process's: under taskset (see
+	// -server-cpus) runtime.NumCPU counts only the ones it may use.
+	model, cpus := "unknown", 0
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case !ok:
+			case k == "processor":
+				cpus++
+			case k == "model name" && model == "unknown":
 				model = strings.TrimSpace(v)
-				break
 			}
 		}
+	}
+	if cpus == 0 {
+		cpus = runtime.NumCPU()
 	}
 	mem := "unknown"
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
@@ -146,6 +155,6 @@ func machineInfo() string {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	return fmt.Sprintf("%d CPUs (nproc), %s, %s RAM, Linux %s, %s, load average at start %s",
-		runtime.NumCPU(), model, mem, kernel, runtime.Version(), load)
+	return fmt.Sprintf("%d CPUs, %s, %s RAM, Linux %s, %s, load average at start %s",
+		cpus, model, mem, kernel, runtime.Version(), load)
 }
