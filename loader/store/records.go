@@ -607,7 +607,10 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 // rule "matching" evaluated in Go, as DESIGN.md lets Go match; a property
 // test (decision's TestGoMatchingAgreesWithRego) holds the two equal.
 func (m *MemberRecord) MatchingStatements(actionLower string) *StatementList {
-	facts := m.candidates(actionLower, nil)
+	// An action has at most three parts, so four index keys: they stay on
+	// the stack.
+	var keys [maxIndexLists]string
+	facts := m.candidates(actionLower, keys[:0])
 	kept := facts[:0]
 	for _, f := range facts {
 		if m.principalMatches(f.Statement) && m.table.index.actionMatches(f.Statement, actionLower) {
