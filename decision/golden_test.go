@@ -274,11 +274,9 @@ func worldQuestions(w *worldgen.World, decisions, plans int) goldenQuestions {
 // pathParam is a parameter of a route template (":id", "{id}").
 var pathParam = regexp.MustCompile(`:[A-Za-z_]+|\{[A-Za-z_]+\}`)
 
-// demoQuestions draws decisions and plans over the demo bundle's own
-// tenants, members, keys, applications, routes and objects, plus unknown
-// ones, so that every layer (SOAJS packages, delegations, IAM, resources)
-// is asked about.
-func demoQuestions(t *testing.T, engine *decision.Engine, decisions, plans int) goldenQuestions {
+// demoCatalog is a reader of engine's current snapshot, its tenants by
+// code and its services by name.
+func demoCatalog(t *testing.T, engine *decision.Engine) (*store.Reader, []*store.TenantRecord, []*store.ServiceRecord) {
 	t.Helper()
 	r := engine.Current().Facts.Read()
 	tenants, err := r.Tenants()
@@ -291,6 +289,16 @@ func demoQuestions(t *testing.T, engine *decision.Engine, decisions, plans int) 
 	}
 	slices.SortFunc(tenants, func(a, b *store.TenantRecord) int { return strings.Compare(a.Code, b.Code) })
 	slices.SortFunc(services, func(a, b *store.ServiceRecord) int { return strings.Compare(a.Name, b.Name) })
+	return r, tenants, services
+}
+
+// demoQuestions draws decisions and plans over the demo bundle's own
+// tenants, members, keys, applications, routes and objects, plus unknown
+// ones, so that every layer (SOAJS packages, delegations, IAM, resources)
+// is asked about.
+func demoQuestions(t *testing.T, engine *decision.Engine, decisions, plans int) goldenQuestions {
+	t.Helper()
+	r, tenants, services := demoCatalog(t, engine)
 
 	type route struct {
 		service string
