@@ -277,6 +277,7 @@ var (
 	keyPackageRoute      = ast.StringTerm("package_route")
 	keyStatements        = ast.StringTerm("statements")
 	keyStatementsMatched = ast.StringTerm("statements_matched")
+	keyResourcesMatched  = ast.StringTerm("resources_matched")
 	keyGetRouteAction    = ast.StringTerm("get_route_action")
 	keyActionParts       = ast.StringTerm("action")
 	keyName              = ast.StringTerm("name")
@@ -400,6 +401,17 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 		factItems = append(factItems, [2]*ast.Term{keyDelegation, d})
 	}
 
+	// The requested object, which the statements' resources cover or not.
+	var object *store.Object
+	if res := req.Resource; res != nil {
+		frnLower := strings.ToLower(res.FRN)
+		groups, err := objectGroups(r, tenant, res, frnLower)
+		if err != nil {
+			return err
+		}
+		object = &store.Object{FRN: frnLower, Groups: groups}
+	}
+
 	// Layers 3 and 4: the member, its statements and its ACL overrides.
 	var member *store.MemberRecord
 	var memberTerm *ast.Term // input.member
@@ -414,12 +426,16 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 			memberTerm = sharedFact(memberFacts, keyName, req.Member)
 			if f.action != "" {
 				// Only the statements that match the member and the
-				// action, matched as the Rego rule "matching" would
-				// (TestGoMatchingAgreesWithRego).
-				statements := member.MatchingStatements(actionLower)
+				// action, matched as the Rego rule "matching" would,
+				// each with only the resources that cover the object
+				// as "covers" would (TestGoMatchingAgreesWithRego).
+				statements := member.MatchingStatements(actionLower, object)
 				factItems = append(factItems,
 					[2]*ast.Term{keyStatements, statements.Array},
 					[2]*ast.Term{keyStatementsMatched, trueTerm})
+				if object != nil {
+					factItems = append(factItems, [2]*ast.Term{keyResourcesMatched, trueTerm})
+				}
 			}
 		}
 	}
@@ -454,13 +470,9 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 		items = append(items, [2]*ast.Term{keyRequest, requestTerm(hr, routes, match)})
 	}
 	if res := req.Resource; res != nil {
-		frnLower := strings.ToLower(res.FRN)
-		groups, err := resourceGroups(r, tenant, res, frnLower)
-		if err != nil {
-			return err
-		}
+		frnLower := object.FRN
 		resFacts := make([][2]*ast.Term, 1, 2)
-		resFacts[0] = [2]*ast.Term{keyGroups, groups}
+		resFacts[0] = [2]*ast.Term{keyGroups, stringSet(object.Groups)}
 		obj := make([][2]*ast.Term, 0, 4)
 		if res.FRN != "" {
 			frn := ast.StringTerm(res.FRN)
@@ -576,10 +588,10 @@ func candidateACLs(r *store.Reader, tenant *store.TenantRecord, member *store.Me
 	return ast.ObjectTerm(items...), nil
 }
 
-// resourceGroups is the set of (lower-cased) resource groups of the
-// requested object: those the tenant's bundle assigns plus those the
-// request names. frnLower is the object's FRN in lower case.
-func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource, frnLower string) (*ast.Term, error) {
+// objectGroups are the (lower-cased) resource groups of the requested
+// object: those the tenant's bundle assigns plus those the request names.
+// frnLower is the object's FRN in lower case.
+func objectGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource, frnLower string) ([]string, error) {
 	var assigned []string
 	if tenant != nil && frnLower != "" {
 		var err error
@@ -587,17 +599,28 @@ func resourceGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource, 
 			return nil, err
 		}
 	}
-	if len(assigned)+len(res.ResourceGroups) == 0 {
-		return emptySet, nil
+	if len(res.ResourceGroups) == 0 {
+		return assigned, nil
 	}
-	terms := make([]*ast.Term, 0, len(assigned)+len(res.ResourceGroups))
-	for _, g := range assigned {
-		terms = append(terms, ast.StringTerm(g))
-	}
+	groups := make([]string, len(assigned), len(assigned)+len(res.ResourceGroups))
+	copy(groups, assigned)
 	for _, g := range res.ResourceGroups {
-		terms = append(terms, ast.StringTerm(strings.ToLower(g)))
+		groups = append(groups, strings.ToLower(g))
 	}
-	return ast.SetTerm(terms...), nil
+	return groups, nil
+}
+
+// stringSet is a set of strings as a Rego term (the shared empty set for
+// none).
+func stringSet(list []string) *ast.Term {
+	if len(list) == 0 {
+		return emptySet
+	}
+	terms := make([]*ast.Term, len(list))
+	for i, g := range list {
+		terms[i] = ast.StringTerm(g)
+	}
+	return ast.SetTerm(terms...)
 }
 
 // emptySet is the empty set, shared: Rego never changes its input.

@@ -327,10 +327,8 @@ func FuzzParseResourcePattern(f *testing.F) {
 				return p.Pattern == lc
 			}
 			got := opaGlobMatch(t, p.Pattern, nil, lc)
-			if p.Kind == acl.ResourceKindGroup {
-				if m := p.GroupMatcher()(lc); m != got {
-					t.Fatalf("pattern %q (Pattern %q) on %q: GroupMatcher = %v, OPA glob.match = %v", s, p.Pattern, lc, m, got)
-				}
+			if m := p.Matcher()(lc); m != got {
+				t.Fatalf("pattern %q (Pattern %q) on %q: Matcher = %v, OPA glob.match = %v", s, p.Pattern, lc, m, got)
 			}
 			return got
 		}

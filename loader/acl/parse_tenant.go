@@ -274,7 +274,7 @@ func (t *Tenant) checkReferences(loc Loc, ps *Problems) {
 // anyGroupMatches reports whether the resource-group pattern covers one of
 // the (lower-cased) group codes.
 func anyGroupMatches(r ResourcePattern, codes []string) bool {
-	match := r.GroupMatcher()
+	match := r.Matcher()
 	for _, c := range codes {
 		if match(c) {
 			return true

@@ -53,9 +53,10 @@ func (p ActionPattern) Matcher() func(actionLower string) bool {
 	return g.Match
 }
 
-// GroupMatcher compiles a resource-group pattern into the match the engine's
-// Rego makes, glob.match(Pattern, null, group), on a lower-cased group code.
-func (p ResourcePattern) GroupMatcher() func(codeLower string) bool {
+// Matcher compiles a resource pattern (an object's FRN or a group's code)
+// into the match the engine's Rego makes, glob.match(Pattern, null, s), on
+// a lower-cased FRN or group code.
+func (p ResourcePattern) Matcher() func(lower string) bool {
 	if p.Literal {
 		return func(code string) bool { return code == p.Pattern }
 	}

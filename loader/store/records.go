@@ -90,12 +90,13 @@ type memberTable struct {
 	grantStarts []uint32
 	// rolePolicies are each role's policies, by role number;
 	// groupPolicies each group's and its roles', by group number (see
-	// groupTerms); positions in code order (StatementFact.policy), sorted.
+	// groupCodes); positions in code order (StatementFact.policy), sorted.
 	rolePolicies  [][]uint32
 	groupPolicies [][]uint32
 	// groupLists holds every distinct list of groups, as numbers in
-	// groupTerms; list i is groupLists[groupStarts[i]:groupStarts[i+1]].
-	groupTerms  []groupTerms
+	// groupCodes, each group's code as a term in member facts; list i is
+	// groupLists[groupStarts[i]:groupStarts[i+1]].
+	groupCodes  []*ast.Term
 	groupLists  []uint32
 	groupStarts []uint32
 }
@@ -200,15 +201,11 @@ func tenantFacts(t *acl.Tenant) *ast.Term {
 	)
 }
 
-// groupTerms are a group's terms in member facts: its code and its
-// principal "group:<code>".
-type groupTerms struct{ code, principal *ast.Term }
-
 // groupListInterner numbers the distinct group lists of a tenant's members
 // into its memberTable, and each group once.
 type groupListInterner struct {
 	table  *memberTable
-	byCode map[string]uint32 // group code → number in table.groupTerms
+	byCode map[string]uint32 // group code → number in table.groupCodes
 	byList map[string]uint32 // list key → list number
 	key    []byte
 }
@@ -235,8 +232,8 @@ func (in *groupListInterner) list(groups []string) (uint32, error) {
 	for _, g := range groups {
 		n, ok := in.byCode[g]
 		if !ok {
-			n = uint32(len(t.groupTerms))
-			t.groupTerms = append(t.groupTerms, groupTerms{code: ast.StringTerm(g), principal: ast.StringTerm("group:" + g)})
+			n = uint32(len(t.groupCodes))
+			t.groupCodes = append(t.groupCodes, ast.StringTerm(g))
 			in.byCode[g] = n
 		}
 		t.groupLists = append(t.groupLists, n)
@@ -255,22 +252,24 @@ var (
 	keyPrincipals = ast.StringTerm("principals")
 	trueTerm      = ast.BooleanTerm(true)
 	falseTerm     = ast.BooleanTerm(false)
-	// anyPrincipalTerm is the principal every member answers to, "*";
-	// emptySet the groups of a member of none.
-	anyPrincipalTerm = ast.StringTerm("*")
-	emptySet         = ast.SetTerm()
+	// emptySet is the groups of a member of none.
+	emptySet = ast.SetTerm()
 )
 
-// groupList is the member's groups, as numbers in its table's groupTerms.
+// groupList is the member's groups, as numbers in its table's groupCodes.
 func (m *MemberRecord) groupList() []uint32 {
 	t := m.table
 	return t.groupLists[t.groupStarts[m.groups]:t.groupStarts[m.groups+1]]
 }
 
-// Facts returns the member as Rego sees it:
+// Facts returns the member as the rules read it once its statements are
+// matched (see MatchingStatements):
 //
-//	{name, is_admin, groups: {group, …},
-//	 principals: {"*", "group:<code>", …, "member:<name>"}}
+//	{name, is_admin, groups: {group, …}}
+//
+// Its principals ("*", "member:<name>", "group:<code>"), which only the
+// Rego rule "matching" reads, are not among them: the match has read them,
+// and an input built by hand for that rule gives them itself.
 //
 // It is built on each call from the member and its tenant's shared group
 // terms rather than kept for every member (or every distinct group list)
@@ -278,25 +277,19 @@ func (m *MemberRecord) groupList() []uint32 {
 func (m *MemberRecord) Facts() *ast.Term {
 	t := m.table
 	list := m.groupList()
-	// One allocation for the five terms made here, one for the elements
-	// of both sets (a set keeps its own copy of the list).
-	terms := make([]ast.Term, 5)
-	name, principal, groups, principals, facts := &terms[0], &terms[1], &terms[2], &terms[3], &terms[4]
+	// One allocation for the three terms made here.
+	terms := make([]ast.Term, 3)
+	name, groups, facts := &terms[0], &terms[1], &terms[2]
 	name.Value = ast.String(m.Name)
-	principal.Value = ast.String("member:" + m.Name)
-	elems := make([]*ast.Term, len(list), 2*len(list)+2)
-	principalElems := append(elems[len(list):], anyPrincipalTerm)
-	for i, g := range list {
-		elems[i] = t.groupTerms[g].code
-		principalElems = append(principalElems, t.groupTerms[g].principal)
-	}
-	principalElems = append(principalElems, principal)
 	if len(list) > 0 {
+		elems := make([]*ast.Term, len(list))
+		for i, g := range list {
+			elems[i] = t.groupCodes[g]
+		}
 		groups.Value = ast.NewSet(elems...)
 	} else {
 		groups = emptySet
 	}
-	principals.Value = ast.NewSet(principalElems...)
 	isAdmin := falseTerm
 	if m.isAdmin {
 		isAdmin = trueTerm
@@ -305,7 +298,6 @@ func (m *MemberRecord) Facts() *ast.Term {
 		[2]*ast.Term{keyName, name},
 		[2]*ast.Term{keyIsAdmin, isAdmin},
 		[2]*ast.Term{keyGroups, groups},
-		[2]*ast.Term{keyPrincipals, principals},
 	)
 	return facts
 }
@@ -356,28 +348,7 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 	}
 	resources := make([]*ast.Term, len(s.Resources))
 	for i, r := range s.Resources {
-		literal := falseTerm
-		if r.Literal {
-			literal = trueTerm
-		}
-		resources[i] = ast.ObjectTerm(
-			ast.Item(keyKind, sharedString(string(r.Kind))),
-			ast.Item(keyPattern, sharedString(r.Pattern)),
-			ast.Item(keyLiteral, literal),
-		)
-	}
-	strs := func(list []string) *ast.Term {
-		switch {
-		case len(list) == 0:
-			return ast.InternedEmptyArray
-		case len(list) == 1 && list[0] == "*":
-			return anyPrincipal
-		}
-		terms := make([]*ast.Term, len(list))
-		for i, v := range list {
-			terms[i] = sharedString(v)
-		}
-		return ast.ArrayTerm(terms...)
+		resources[i] = resourceTerm(r)
 	}
 	return ast.ObjectTerm(
 		ast.Item(keyPolicy, policy),
@@ -385,9 +356,112 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 		ast.Item(keyEffect, sharedString(string(s.Effect))),
 		ast.Item(keyActions, ast.ArrayTerm(actions...)),
 		ast.Item(keyResources, ast.ArrayTerm(resources...)),
-		ast.Item(keyPrincipals, strs(s.Principals)),
-		ast.Item(keyConditions, strs(s.Conditions)),
+		ast.Item(keyPrincipals, stringList(s.Principals)),
+		ast.Item(keyConditions, stringList(s.Conditions)),
 	)
+}
+
+// matchedStatementTerm is a statement that matches the member and the
+// action as the rules read it once it is matched (input.facts.statements
+// with statements_matched): {policy, statement, effect, resources,
+// conditions}, without the actions and principals the match has read.
+// With an object (obj not nil), resources are only those that cover it
+// (see Object).
+func (ix *actionIndex) matchedStatementTerm(f *StatementFact, obj *Object) *ast.Term {
+	s := f.Statement
+	var resources *ast.Term
+	if obj == nil {
+		terms := make([]*ast.Term, len(s.Resources))
+		for i, r := range s.Resources {
+			terms[i] = resourceTerm(r)
+		}
+		resources = ast.ArrayTerm(terms...)
+	} else {
+		var terms []*ast.Term
+		for _, r := range s.Resources {
+			if ix.covers(r, obj) {
+				terms = append(terms, resourceTerm(r))
+			}
+		}
+		if len(terms) == 0 {
+			resources = ast.InternedEmptyArray
+		} else {
+			resources = ast.ArrayTerm(terms...)
+		}
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyPolicy, f.policyTerm),
+		ast.Item(keyStatement, ast.InternedTerm(s.Index)),
+		ast.Item(keyEffect, sharedString(string(s.Effect))),
+		ast.Item(keyResources, resources),
+		ast.Item(keyConditions, stringList(s.Conditions)),
+	)
+}
+
+// resourceTerm is a statement resource as Rego sees it: {kind, pattern,
+// literal}, literal a boolean.
+func resourceTerm(r acl.ResourcePattern) *ast.Term {
+	literal := falseTerm
+	if r.Literal {
+		literal = trueTerm
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyKind, sharedString(string(r.Kind))),
+		ast.Item(keyPattern, sharedString(r.Pattern)),
+		ast.Item(keyLiteral, literal),
+	)
+}
+
+// stringList is a list of strings as a Rego array; the empty list and
+// ["*"] are shared terms.
+func stringList(list []string) *ast.Term {
+	switch {
+	case len(list) == 0:
+		return ast.InternedEmptyArray
+	case len(list) == 1 && list[0] == "*":
+		return anyPrincipal
+	}
+	terms := make([]*ast.Term, len(list))
+	for i, v := range list {
+		terms[i] = sharedString(v)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+// Object is the object a request names, as the IAM layer's resources cover
+// it: its FRN and its resource groups (those the bundle assigns and those
+// the request names), all lower case. FRN is empty when the request names
+// groups only.
+type Object struct {
+	FRN    string
+	Groups []string
+}
+
+// covers says whether the resource covers the object: the engine's Rego
+// function "covers" evaluated in Go, with OPA's glob library and options
+// for patterns (glob.match(pattern, null, ...)); a property test
+// (decision's TestGoMatchingAgreesWithRego) holds the two equal.
+func (ix *actionIndex) covers(r acl.ResourcePattern, obj *Object) bool {
+	switch r.Kind {
+	case acl.ResourceKindAny:
+		return true
+	case acl.ResourceKindObject:
+		if obj.FRN == "" {
+			return false
+		}
+		if r.Literal {
+			return r.Pattern == obj.FRN
+		}
+		match, ok := ix.resourceGlobs[r.Pattern]
+		return ok && match(obj.FRN)
+	case acl.ResourceKindGroup:
+		if r.Literal {
+			return slices.Contains(obj.Groups, r.Pattern)
+		}
+		match, ok := ix.resourceGlobs[r.Pattern]
+		return ok && slices.ContainsFunc(obj.Groups, match)
+	}
+	return false
 }
 
 // actionIndex is a tenant's statements by the index keys of their action
@@ -403,6 +477,9 @@ type actionIndex struct {
 	// that hold a "*", by glob (see acl.ActionPattern.Matcher); a pattern
 	// without one matches only itself.
 	wildcards map[string]func(actionLower string) bool
+	// resourceGlobs are the compiled matchers of the tenant's resource
+	// patterns that hold a "*", by pattern (see acl.ResourcePattern.Matcher).
+	resourceGlobs map[string]func(string) bool
 }
 
 func (ix *actionIndex) lookup(key string) []*StatementFact {
@@ -467,6 +544,14 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 			f := &facts[ordinal]
 			*f = StatementFact{Ordinal: ordinal, Statement: s, policy: id, policyTerm: policyTerm}
 			ordinal++
+			for _, r := range s.Resources {
+				if _, ok := b.index.resourceGlobs[r.Pattern]; !ok && !r.Literal && r.Kind != acl.ResourceKindAny {
+					if b.index.resourceGlobs == nil {
+						b.index.resourceGlobs = map[string]func(string) bool{}
+					}
+					b.index.resourceGlobs[r.Pattern] = r.Matcher()
+				}
+			}
 			for i, a := range s.Actions {
 				if _, ok := b.index.wildcards[a.Glob]; !ok && strings.Contains(a.Glob, "*") {
 					if b.index.wildcards == nil {
@@ -562,9 +647,9 @@ func (b *tenantIndexer) finish() *memberTable {
 	t := b.table
 	// Copies drop the room append left.
 	t.grants, t.grantStarts = slices.Clone(t.grants), slices.Clone(t.grantStarts)
-	t.groupTerms, t.groupLists, t.groupStarts = slices.Clone(t.groupTerms), slices.Clone(t.groupLists), slices.Clone(t.groupStarts)
+	t.groupCodes, t.groupLists, t.groupStarts = slices.Clone(t.groupCodes), slices.Clone(t.groupLists), slices.Clone(t.groupStarts)
 	// The members' groups by the numbers of their group lists.
-	t.groupPolicies = make([][]uint32, len(t.groupTerms))
+	t.groupPolicies = make([][]uint32, len(t.groupCodes))
 	for code, n := range b.groups.byCode {
 		t.groupPolicies[n] = b.groupPolicies[code]
 	}
@@ -605,22 +690,30 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 // the member (one of its principals, see Facts) and an Action pattern that
 // matches, with OPA's glob library and options. It is the engine's Rego
 // rule "matching" evaluated in Go, as DESIGN.md lets Go match; a property
-// test (decision's TestGoMatchingAgreesWithRego) holds the two equal.
-func (m *MemberRecord) MatchingStatements(actionLower string) *StatementList {
+// test (decision's TestGoMatchingAgreesWithRego) holds the two equal. The
+// terms are matched statements (see matchedStatementTerm): when the
+// request names an object (obj not nil), each keeps only the resources
+// that cover it, as the Rego function "covers" would.
+func (m *MemberRecord) MatchingStatements(actionLower string, obj *Object) *StatementList {
 	// An action has at most three parts, so four index keys: they stay on
 	// the stack.
 	var keys [maxIndexLists]string
+	ix := m.table.index
 	facts := m.candidates(actionLower, keys[:0])
 	kept := facts[:0]
 	for _, f := range facts {
-		if m.principalMatches(f.Statement) && m.table.index.actionMatches(f.Statement, actionLower) {
+		if m.principalMatches(f.Statement) && ix.actionMatches(f.Statement, actionLower) {
 			kept = append(kept, f)
 		}
 	}
 	if len(kept) == 0 {
 		return emptyStatements
 	}
-	return newStatementList(kept)
+	terms := make([]*ast.Term, len(kept))
+	for i, f := range kept {
+		terms[i] = ix.matchedStatementTerm(f, obj)
+	}
+	return &StatementList{Facts: kept, Array: ast.ArrayTerm(terms...)}
 }
 
 // principalMatches says whether one of the statement's principals is one
@@ -630,9 +723,11 @@ func (m *MemberRecord) principalMatches(s *acl.Statement) bool {
 		if p == "*" || strings.HasPrefix(p, "member:") && p[len("member:"):] == m.Name {
 			return true
 		}
-		for _, g := range m.groupList() {
-			if string(m.table.groupTerms[g].principal.Value.(ast.String)) == p {
-				return true
+		if code, ok := strings.CutPrefix(p, "group:"); ok {
+			for _, g := range m.groupList() {
+				if string(m.table.groupCodes[g].Value.(ast.String)) == code {
+					return true
+				}
 			}
 		}
 	}

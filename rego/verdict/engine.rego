@@ -579,7 +579,27 @@ applicable_allows := [s | some s in applicable; s.effect == "allow"]
 
 # A Deny covers a request for an object when one of its resources covers the
 # object; a request with no object only when it lists "*".
+#
+# For a request that names an object, verdict's Go side hands Rego each
+# matching statement with only the resources that cover the object, saying
+# so with input.facts.resources_matched: the same cover as "covers", with
+# OPA's glob library and options (store.MemberRecord.MatchingStatements),
+# which TestGoMatchingAgreesWithRego holds equal to covers. Without that
+# fact (a request without an object, or an input built by hand), covers
+# decides here.
 explicit_denies := [{
+	"layer": "iam",
+	"code": "iam.explicit_deny",
+	"effect": "deny",
+	"policy": s.policy,
+	"statement": s.statement,
+} |
+	some s in applicable
+	s.effect == "deny"
+	s.resources != []
+] if {
+	input.facts.resources_matched == true
+} else := [{
 	"layer": "iam",
 	"code": "iam.explicit_deny",
 	"effect": "deny",
@@ -595,6 +615,12 @@ explicit_denies := [{
 # the requested object, in policy order (iam reads it only for a request
 # with an object).
 covering_allows := [[s, r] |
+	some s in applicable
+	s.effect == "allow"
+	some r in s.resources
+] if {
+	input.facts.resources_matched == true
+} else := [[s, r] |
 	some s in applicable
 	s.effect == "allow"
 	some r in s.resources
