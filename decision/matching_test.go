@@ -58,7 +58,7 @@ func TestGoMatchingAgreesWithRego(t *testing.T) {
 			// its resources; with one, those that cover it.
 			prepare := func(resources string) rego.PreparedEvalQuery {
 				query, err := rego.New(
-					rego.Query(`[{"policy": s.policy, "statement": s.statement, "effect": s.effect, "conditions": s.conditions, "resources": ` + resources + `} |
+					rego.Query(`[{"policy": s.policy, "statement": s.statement, "effect": s.effect, "conditions": s.conditions, "resources": `+resources+`} |
 						some s in input.facts.statements
 						data.verdict.engine.matching(s)]`),
 					rego.Compiler(gen.Policy.Compiler()),
