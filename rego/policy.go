@@ -108,7 +108,8 @@ func (p *Policy) EvalPlan(ctx context.Context, input ast.Value) (*ast.Term, erro
 // call; the decision needs none of them. What OPA's semantics depend on is
 // kept as topdown sets it per evaluation: a fresh builtins cache, one
 // time.now_ns for the whole evaluation, and the cancellation (CancelWith)
-// tied to the request's context.
+// tied to the request's context. Rule values are cached per evaluation as
+// topdown caches them, in a cache of our own (ruleCache).
 type ruleQuery struct {
 	body     ast.Body
 	compiler ast.QueryCompiler
@@ -158,6 +159,8 @@ func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tr
 		return nil, fmt.Errorf("evaluate policy: %w", err)
 	}
 	defer p.store.Abort(ctx, txn)
+	cache := newRuleCache()
+	defer cache.release()
 	query := topdown.NewQuery(q.body).
 		WithQueryCompiler(q.compiler).
 		WithCompiler(p.compiler).
@@ -165,6 +168,7 @@ func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tr
 		WithTransaction(txn).
 		WithInput(ast.NewTerm(input)).
 		WithCancel(cancel).
+		WithVirtualCache(cache).
 		WithMetrics(noMetrics)
 	if tracer != nil {
 		query = query.WithQueryTracer(tracer)
