@@ -284,7 +284,7 @@ route_denies := [{
 pkg := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks["package"]
 } else := {"denies": [soajs_deny(154)], "grants": []} if {
-	not service_acl
+	not governing_acl
 } else := {"denies": [incomplete_deny], "grants": []} if {
 	# The ACL is judged on the route of the action (see package_route in
 	# decision/engine.go); without it no API could be checked. (A reference,
@@ -298,7 +298,7 @@ pkg := {"denies": [], "grants": []} if {
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"acl_source": acl_source,
+	"acl_source": governing_acl.source,
 }]}
 
 soajs_reason_codes := {
@@ -315,6 +315,27 @@ soajs_deny(code) := {
 	"code": soajs_reason_codes[code],
 	"effect": "deny",
 	"soajs_code": code,
+}
+
+# governing_acl: what the checks read of the ACL that governs the route's
+# service, {source, access?, restricted?, api?}: where it comes from (its
+# acl_source), its service access, its restriction and the route's API
+# entry, each absent when the ACL has none.
+#
+# verdict's Go side gathers it so (input.facts.package_acl), narrowed from
+# the candidate ACLs as the rules below would narrow them
+# (decision/packageacl.go), which TestNarrowedACLAgreesWithRego holds
+# equal to these rules on generated ACLs. Without that fact (an input built
+# by hand with the candidates, input.facts.acl), the rules below decide.
+governing_acl := input.facts.package_acl if {
+	input.facts.package_acl
+} else := object.union_n([
+	{"source": acl_source},
+	{"access": a | a := service_acl.access},
+	{"restricted": r | r := acl_restricted},
+	{"api": a | a := api},
+]) if {
+	service_acl
 }
 
 # The ACL for the route's service is the first present of: the member's ACL
@@ -352,7 +373,7 @@ acl_restricted := method_section.restricted if {
 
 api := acl_apis[input.facts.package_route.api]
 
-api_defined if api
+api_defined if governing_acl.api
 
 truthy(access) if access == true
 
@@ -375,16 +396,16 @@ package_check := soajs_deny(157) if {
 	# A logged-in member outside the service's groups (a group list is
 	# truthy access).
 	input.member
-	groups_missed(service_acl.access)
+	groups_missed(governing_acl.access)
 } else := soajs_deny(158) if {
-	truthy(service_acl.access)
+	truthy(governing_acl.access)
 	not input.member
 	api_missing_or_protected
 } else := soajs_deny(159) if {
 	# Then the API: with the service's access truthy, an API listed or the
 	# service restricted (otherwise nothing below can deny: no API, not
 	# restricted, allows).
-	acl_restricted
+	governing_acl.restricted
 	not api_defined
 } else := {"effect": "allow"} if {
 	not api_defined
@@ -393,7 +414,7 @@ package_check := soajs_deny(157) if {
 } else := soajs_deny(161) if {
 	not input.member
 } else := soajs_deny(160) if {
-	groups_missed(api.access)
+	groups_missed(governing_acl.api.access)
 } else := {"effect": "allow"}
 
 api_missing_or_protected if not api_defined
@@ -403,7 +424,7 @@ api_missing_or_protected if api_protected
 # api_protected: the API's access asks for a login (true or a group list).
 # An API without access is open: "not api_protected" holds then, where
 # "not truthy(api.access)" would be undefined (see pkg).
-api_protected if truthy(api.access)
+api_protected if truthy(governing_acl.api.access)
 
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
