@@ -291,7 +291,20 @@ route_denies := [{
 
 # --- layer 3: package (SOAJS) ------------------------------------------------------
 
-pkg := {"denies": [], "grants": []} if {
+pkg := {"denies": [], "grants": [{
+	"layer": "package",
+	"code": "package.allow",
+	"effect": "allow",
+	"acl_source": input.facts.package_acl.source,
+}]} if {
+	# The common case first, on the facts Go narrowed: the layer applies,
+	# an ACL governs, the route has an API, and the checks allow. It is
+	# what the branches below answer then.
+	input.facts.tenant.checks["package"]
+	input.facts.package_acl
+	input.facts.package_route.api
+	package_check.effect == "allow"
+} else := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks["package"]
 } else := {"denies": [soajs_deny(154)], "grants": []} if {
 	not governing_acl
@@ -818,7 +831,11 @@ delegation_not_enabled_message := sprintf("The request names no member for appli
 
 # --- layer 6: extensions -----------------------------------------------------------
 
-ext_denies := [ext_reason(d) | some d in data.verdict.ext.deny] if {
+ext_denies := [] if {
+	# The common case first: extension rules that deny nothing (a set
+	# rule with no element).
+	data.verdict.ext.deny == set()
+} else := [ext_reason(d) | some d in data.verdict.ext.deny] if {
 	not ext_deny_scalar
 } else := [ext_reason(data.verdict.ext.deny)]
 
