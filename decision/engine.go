@@ -436,7 +436,10 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 				factItems = append(factItems,
 					[2]*ast.Term{keyStatements, statements.Array},
 					[2]*ast.Term{keyStatementsMatched, trueTerm})
-				if object != nil {
+				if object != nil && len(statements.Facts) > 0 {
+					// (Without a statement there is nothing to
+					// narrow: a fact less keeps the facts object
+					// small.)
 					factItems = append(factItems, [2]*ast.Term{keyResourcesMatched, trueTerm})
 				}
 			}
