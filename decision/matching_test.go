@@ -113,8 +113,8 @@ func TestGoMatchingAgreesWithRego(t *testing.T) {
 				if req.Resource != nil {
 					query = withObject
 					objects++
-					if facts.Get(ast.StringTerm("resources_matched")) == nil {
-						t.Fatalf("%+v: an object without resources_matched", req)
+					if facts.Get(ast.StringTerm("resources_matched")) == nil && goMatched.Value.(*ast.Array).Len() > 0 {
+						t.Fatalf("%+v: statements for an object without resources_matched", req)
 					}
 					for _, c := range candidates.Facts {
 						for range c.Statement.Resources {
