@@ -161,9 +161,6 @@ type facts struct {
 	// key's package and the route whose API it checked (for its message).
 	keyPackage   string
 	packageRoute *route.Match
-	// packageACLs are the candidate ACLs the package layer's facts were
-	// narrowed from (for tests of the narrowing).
-	packageACLs aclCandidates
 	// expires is when the first time-bound fact gathered stops holding
 	// (unix nanoseconds; 0: none is time-bound): a decision made on these
 	// facts must not be reused from then on (see cachedForm.expires).
@@ -308,10 +305,11 @@ var (
 // statements are those that match the member and the action, each with
 // only the resources that cover the object when the request names one
 // (resources_matched); package_acl is what the package layer reads of the
-// governing ACL (see aclCandidates.narrow). facts.delegation is present when the request names an application; see
-// delegationFacts. facts.state is present in fleet mode (st.Shared):
-// the revision of the shared run-time state the facts include, and
-// whether it is stale (not confirmed current within --state-max-staleness).
+// governing ACL (see aclCandidates.narrow). facts.delegation is present
+// when the request names an application; see delegationFacts. facts.state
+// is present in fleet mode (st.Shared): the revision of the shared run-time
+// state the facts include, and whether it is stale (not confirmed current
+// within --state-max-staleness).
 func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 	*f = facts{tenantCode: req.Tenant, action: req.Action}
 	// At most 13 facts and 9 input items: both stay on the stack.
@@ -458,7 +456,7 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 				factItems = append(factItems, [2]*ast.Term{keyPackageACL, governing})
 			}
 			factItems = append(factItems, [2]*ast.Term{keyPackageRoute, routeFacts})
-			f.keyPackage, f.packageRoute, f.packageACLs = key.Package, judged, acls
+			f.keyPackage, f.packageRoute = key.Package, judged
 		}
 	}
 

@@ -687,13 +687,14 @@ func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *Stateme
 
 // MatchingStatements returns the member's statements that apply to it and
 // the action (lower case) before their conditions: a Principal that names
-// the member (one of its principals, see Facts) and an Action pattern that
-// matches, with OPA's glob library and options. It is the engine's Rego
-// rule "matching" evaluated in Go, as DESIGN.md lets Go match; a property
-// test (decision's TestGoMatchingAgreesWithRego) holds the two equal. The
-// terms are matched statements (see matchedStatementTerm): when the
-// request names an object (obj not nil), each keeps only the resources
-// that cover it, as the Rego function "covers" would.
+// the member ("*", "member:<name>" or "group:<code>" of one of its groups)
+// and an Action pattern that matches, with OPA's glob library and options.
+// It is the engine's Rego rule "matching" evaluated in Go, as DESIGN.md
+// lets Go match; a property test (decision's TestGoMatchingAgreesWithRego)
+// holds the two equal. The terms are matched statements (see
+// matchedStatementTerm): when the request names an object (obj not nil),
+// each keeps only the resources that cover it, as the Rego function
+// "covers" would.
 func (m *MemberRecord) MatchingStatements(actionLower string, obj *Object) *StatementList {
 	// An action has at most three parts, so four index keys: they stay on
 	// the stack.
