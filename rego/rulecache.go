@@ -14,7 +14,9 @@ import (
 // every evaluation: about a fifth of the allocations of a short decision.
 // A decision caches a few tens of refs, so a flat list searched from the
 // end costs less, and the list is reused from one evaluation to the next
-// (ruleCaches).
+// (ruleCaches). An evaluation that caches more (a bundle's rule calling a
+// function with many arguments) gets a hash index over the list, so that
+// it costs no more than topdown's.
 //
 // It answers as topdown's does: Get finds a ref only where it was Put, in
 // the top frame; Push starts an empty frame (a "with" statement) and Pop
@@ -27,13 +29,22 @@ type ruleCache struct {
 	// terms backs the entries' refs: topdown may reuse the slice it hands
 	// Put, so each ref is copied, into one growing array.
 	terms []*ast.Term
+	// byHash indexes the entries by their ref's hash (positions in
+	// entries, ascending) once there are more than maxLinearEntries of
+	// them; nil before.
+	byHash map[int][]int
 }
 
 type ruleCacheEntry struct {
 	ref       ast.Ref
+	hash      int // ref.Hash(), set once byHash is in use
 	value     *ast.Term
 	undefined bool
 }
+
+// maxLinearEntries is how many entries find searches one by one before the
+// cache indexes them by hash.
+const maxLinearEntries = 48
 
 var _ topdown.VirtualCache = (*ruleCache)(nil)
 
@@ -57,7 +68,7 @@ func (c *ruleCache) release() {
 	}
 	clear(c.entries)
 	clear(c.terms)
-	c.entries, c.frames, c.terms = c.entries[:0], c.frames[:0], c.terms[:0]
+	c.entries, c.frames, c.terms, c.byHash = c.entries[:0], c.frames[:0], c.terms[:0], nil
 	ruleCaches.Put(c)
 }
 
@@ -78,6 +89,17 @@ func (c *ruleCache) Pop() {
 		return
 	}
 	start := c.frames[len(c.frames)-1]
+	if c.byHash != nil {
+		// The dropped entries are the last of their lists.
+		for i := len(c.entries) - 1; i >= start; i-- {
+			h := c.entries[i].hash
+			if list := c.byHash[h]; len(list) == 1 {
+				delete(c.byHash, h)
+			} else {
+				c.byHash[h] = list[:len(list)-1]
+			}
+		}
+	}
 	clear(c.entries[start:])
 	c.entries = c.entries[:start]
 	c.frames = c.frames[:len(c.frames)-1]
@@ -115,6 +137,19 @@ func (c *ruleCache) Put(ref ast.Ref, value *ast.Term) {
 		value:     value,
 		undefined: value == nil,
 	})
+	switch n := len(c.entries); {
+	case c.byHash != nil:
+		e := &c.entries[n-1]
+		e.hash = e.ref.Hash()
+		c.byHash[e.hash] = append(c.byHash[e.hash], n-1)
+	case n > maxLinearEntries:
+		c.byHash = make(map[int][]int, 2*n)
+		for i := range c.entries {
+			e := &c.entries[i]
+			e.hash = e.ref.Hash()
+			c.byHash[e.hash] = append(c.byHash[e.hash], i)
+		}
+	}
 }
 
 // Keys returns the refs cached with a value in the top frame.
@@ -133,6 +168,15 @@ func (c *ruleCache) Keys() []ast.Ref {
 // two rules of a package apart.
 func (c *ruleCache) find(ref ast.Ref) *ruleCacheEntry {
 	top := c.top()
+	if c.byHash != nil {
+		list := c.byHash[ref.Hash()]
+		for j := len(list) - 1; j >= 0 && list[j] >= top; j-- {
+			if e := &c.entries[list[j]]; refsEqual(e.ref, ref) {
+				return e
+			}
+		}
+		return nil
+	}
 	for i := len(c.entries) - 1; i >= top; i-- {
 		if e := &c.entries[i]; refsEqual(e.ref, ref) {
 			return e

@@ -13,7 +13,8 @@ import (
 // Push and Pop to ruleCache and to topdown's own virtual cache and holds
 // every answer equal: a value, undefined, or not cached. Refs share
 // prefixes and are put again with other values; the slice handed to Put is
-// overwritten afterwards, as topdown may do with its own.
+// overwritten afterwards, as topdown may do with its own; most sequences
+// put enough refs for the cache to index them by hash.
 func TestRuleCacheAnswersAsTopdowns(t *testing.T) {
 	names := []*ast.Term{ast.StringTerm("data"), ast.StringTerm("verdict"), ast.StringTerm("engine"), ast.StringTerm("iam"), ast.StringTerm("pkg"), ast.IntNumberTerm(1), ast.ObjectTerm(ast.Item(ast.StringTerm("kind"), ast.StringTerm("any")))}
 	randomRef := func(rng *rand.Rand) ast.Ref {
@@ -23,12 +24,13 @@ func TestRuleCacheAnswersAsTopdowns(t *testing.T) {
 		}
 		return ref
 	}
+	indexed := 0
 	for seed := uint64(0); seed < 200; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 17))
 		want := topdown.NewVirtualCache()
 		got := newRuleCache()
 		depth := 0
-		for step := 0; step < 200; step++ {
+		for step := 0; step < 400; step++ {
 			switch op := rng.IntN(10); {
 			case op < 4:
 				ref := randomRef(rng)
@@ -62,7 +64,13 @@ func TestRuleCacheAnswersAsTopdowns(t *testing.T) {
 		if w, g := len(want.Keys()), len(got.Keys()); w != g {
 			t.Fatalf("seed %d: %d keys, topdown's cache has %d", seed, g, w)
 		}
+		if got.byHash != nil {
+			indexed++
+		}
 		got.release()
+	}
+	if indexed < 50 {
+		t.Fatalf("only %d of 200 sequences reached the hash index", indexed)
 	}
 }
 
