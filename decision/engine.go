@@ -283,6 +283,10 @@ var (
 	keyName              = ast.StringTerm("name")
 	keyCode              = ast.StringTerm("code")
 	keyKey               = ast.StringTerm("key")
+	keyACL               = ast.StringTerm("acl")
+	keyMemberKey         = ast.StringTerm("member_key")
+	keyMemberPackage     = ast.StringTerm("member_package")
+	keyPackage           = ast.StringTerm("package")
 	keyState             = ast.StringTerm("state")
 	keyStateRevision     = ast.StringTerm("revision")
 	keyStale             = ast.StringTerm("stale")
@@ -299,14 +303,14 @@ var (
 //	         consistency: {at_least},
 //	         facts: {key, tenant, route, action, get_route_action, member,
 //	                 statements, statements_matched, resources_matched,
-//	                 package_acl, package_route, resource,
+//	                 acl, package_route, resource,
 //	                 delegation, state: {revision, stale}}}
 //
 // statements are those that match the member and the action, each with
 // only the resources that cover the object when the request names one
-// (resources_matched); package_acl is what the package layer reads of the
-// governing ACL (see aclCandidates.narrow). facts.delegation is present
-// when the request names an application; see delegationFacts. facts.state
+// (resources_matched); acl holds every ACL that may govern the route's
+// service (see candidateACLs). facts.delegation is present when the request
+// names an application; see delegationFacts. facts.state
 // is present in fleet mode (st.Shared): the revision of the shared run-time
 // state the facts include, and whether it is stale (not confirmed current
 // within --state-max-staleness).
@@ -449,13 +453,9 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 			if err != nil {
 				return err
 			}
-			// Only what the checks read of the governing ACL, narrowed
-			// as the package layer's rules would (see narrow).
-			routeFacts := routes.Facts(judged)
-			if governing := acls.narrow(routeFacts); governing != nil {
-				factItems = append(factItems, [2]*ast.Term{keyPackageACL, governing})
-			}
-			factItems = append(factItems, [2]*ast.Term{keyPackageRoute, routeFacts})
+			factItems = append(factItems,
+				[2]*ast.Term{keyACL, acls},
+				[2]*ast.Term{keyPackageRoute, routes.Facts(judged)})
 			f.keyPackage, f.packageRoute = key.Package, judged
 		}
 	}
@@ -566,6 +566,34 @@ func packageRoute(routes *route.Table, match *route.Match, req *Request) *route.
 	}
 	judged, _ := routes.ByAction(strings.ToLower(req.Action))
 	return judged
+}
+
+// candidateACLs gathers every ACL that may govern the service, by where it
+// comes from: {member_key, member_package, application, package}. Rego picks
+// the one that takes precedence.
+func candidateACLs(r *store.Reader, tenant *store.TenantRecord, member *store.MemberRecord, key *store.KeyRecord, rawKey, service string) (*ast.Term, error) {
+	items := make([][2]*ast.Term, 0, 4)
+	if member != nil {
+		if t := member.KeyACLs[rawKey][service]; t != nil {
+			items = append(items, [2]*ast.Term{keyMemberKey, t})
+		}
+		if t := member.PackageACLs[key.Package][service]; t != nil {
+			items = append(items, [2]*ast.Term{keyMemberPackage, t})
+		}
+	}
+	if t := tenant.ApplicationACLs[key.Application][service]; t != nil {
+		items = append(items, [2]*ast.Term{keyApplication, t})
+	}
+	pkg, err := r.Package(key.Package)
+	if err != nil {
+		return nil, err
+	}
+	if pkg != nil {
+		if t := pkg.ACL[service]; t != nil {
+			items = append(items, [2]*ast.Term{keyPackage, t})
+		}
+	}
+	return ast.ObjectTerm(items...), nil
 }
 
 // objectGroups are the (lower-cased) resource groups of the requested

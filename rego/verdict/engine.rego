@@ -295,19 +295,19 @@ pkg := {"denies": [], "grants": [{
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"acl_source": input.facts.package_acl.source,
+	"acl_source": acl_source,
 }]} if {
-	# The common case first, on the facts Go narrowed: the layer applies,
-	# an ACL governs, the route has an API, and the checks allow. It is
-	# what the branches below answer then.
+	# The common case first: the layer applies, an ACL governs, the route
+	# has an API, and the checks allow. It is what the branches below
+	# answer then.
 	input.facts.tenant.checks["package"]
-	input.facts.package_acl
+	service_acl
 	input.facts.package_route.api
 	package_check.effect == "allow"
 } else := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks["package"]
 } else := {"denies": [soajs_deny(154)], "grants": []} if {
-	not governing_acl
+	not service_acl
 } else := {"denies": [incomplete_deny], "grants": []} if {
 	# The ACL is judged on the route of the action (see package_route in
 	# decision/engine.go); without it no API could be checked. (A reference,
@@ -321,7 +321,7 @@ pkg := {"denies": [], "grants": [{
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
-	"acl_source": governing_acl.source,
+	"acl_source": acl_source,
 }]}
 
 soajs_reason_codes := {
@@ -338,27 +338,6 @@ soajs_deny(code) := {
 	"code": soajs_reason_codes[code],
 	"effect": "deny",
 	"soajs_code": code,
-}
-
-# governing_acl: what the checks read of the ACL that governs the route's
-# service, {source, access?, restricted?, api?}: where it comes from (its
-# acl_source), its service access, its restriction and the route's API
-# entry, each absent when the ACL has none.
-#
-# verdict's Go side gathers it so (input.facts.package_acl), narrowed from
-# the candidate ACLs as the rules below would narrow them
-# (decision/packageacl.go), which TestNarrowedACLAgreesWithRego holds
-# equal to these rules on generated ACLs. Without that fact (an input built
-# by hand with the candidates, input.facts.acl), the rules below decide.
-governing_acl := input.facts.package_acl if {
-	input.facts.package_acl
-} else := object.union_n([
-	{"source": acl_source},
-	{"access": a | a := service_acl.access},
-	{"restricted": r | r := acl_restricted},
-	{"api": a | a := api},
-]) if {
-	service_acl
 }
 
 # The ACL for the route's service is the first present of: the member's ACL
@@ -396,7 +375,7 @@ acl_restricted := method_section.restricted if {
 
 api := acl_apis[input.facts.package_route.api]
 
-api_defined if governing_acl.api
+api_defined if api
 
 truthy(access) if access == true
 
@@ -422,22 +401,22 @@ package_check := {"effect": "allow"} if {
 	# need a group list the member is in none of, 158 and 161 no member,
 	# 159 no API), with fewer rules evaluated.
 	input.member
-	member_in_any(governing_acl.access)
-	member_in_any(governing_acl.api.access)
+	member_in_any(service_acl.access)
+	member_in_any(api.access)
 } else := soajs_deny(157) if {
 	# A logged-in member outside the service's groups (a group list is
 	# truthy access).
 	input.member
-	groups_missed(governing_acl.access)
+	groups_missed(service_acl.access)
 } else := soajs_deny(158) if {
-	truthy(governing_acl.access)
+	truthy(service_acl.access)
 	not input.member
 	api_missing_or_protected
 } else := soajs_deny(159) if {
 	# Then the API: with the service's access truthy, an API listed or the
 	# service restricted (otherwise nothing below can deny: no API, not
 	# restricted, allows).
-	governing_acl.restricted
+	acl_restricted
 	not api_defined
 } else := {"effect": "allow"} if {
 	not api_defined
@@ -446,7 +425,7 @@ package_check := {"effect": "allow"} if {
 } else := soajs_deny(161) if {
 	not input.member
 } else := soajs_deny(160) if {
-	groups_missed(governing_acl.api.access)
+	groups_missed(api.access)
 } else := {"effect": "allow"}
 
 api_missing_or_protected if not api_defined
@@ -456,7 +435,7 @@ api_missing_or_protected if api_protected
 # api_protected: the API's access asks for a login (true or a group list).
 # An API without access is open: "not api_protected" holds then, where
 # "not truthy(api.access)" would be undefined (see pkg).
-api_protected if truthy(governing_acl.api.access)
+api_protected if truthy(api.access)
 
 # --- layer 4: IAM (Finmars) ------------------------------------------------------
 
