@@ -448,7 +448,7 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 		}
 	}
 	if tenant != nil && key != nil && key.Tenant == tenant.Code && tenant.Tenant.HasCheck("package") {
-		if judged := packageRoute(routes, match, req); judged != nil {
+		if judged := packageRoute(match, byAction, req); judged != nil {
 			acls, err := candidateACLs(r, tenant, member, key, req.Key, judged.Service)
 			if err != nil {
 				return err
@@ -560,12 +560,14 @@ func sharedFact(facts, key *ast.Term, s string) *ast.Term {
 // that does, as for an action-only request (the request's route must still
 // exist: layer 2 checks match). Otherwise it is match, the route of the
 // request or of the action alone.
-func packageRoute(routes *route.Table, match *route.Match, req *Request) *route.Match {
+//
+// byAction is the first route that maps to the request's action (gather's
+// FoldAction of it).
+func packageRoute(match, byAction *route.Match, req *Request) *route.Match {
 	if req.Request == nil || req.Action == "" || match == nil || strings.EqualFold(match.Action, req.Action) {
 		return match
 	}
-	judged, _ := routes.ByAction(strings.ToLower(req.Action))
-	return judged
+	return byAction
 }
 
 // candidateACLs gathers every ACL that may govern the service, by where it
