@@ -675,8 +675,11 @@ var emptyStatements = newStatementList(nil)
 const maxIndexLists = 4
 
 // StatementsFor returns the member's statements whose action patterns could
-// match the action (lower case), in policy order, each once. Keys is scratch
-// space for the index keys and may be nil.
+// match the action (lower case), in policy order, each once, as whole
+// statement terms (principals and actions included). Keys is scratch space
+// for the index keys and may be nil. Decisions use MatchingStatements;
+// this is the index's candidate set as an input built by hand would hold
+// it, which the property tests hand to the Rego definitions.
 func (m *MemberRecord) StatementsFor(actionLower string, keys []string) *StatementList {
 	facts := m.candidates(actionLower, keys)
 	if facts == nil {
