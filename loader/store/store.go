@@ -334,7 +334,7 @@ func (r *Reader) Tenant(code string) (*TenantRecord, error) {
 
 // Member returns the tenant's member, or nil.
 func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
-	rec, err := lookup(r, tableMembers, tenant, func(k *keyedTables) *keyedTable[*MembersRecord] { return &k.members })
+	rec, err := r.members(tenant)
 	if err != nil || rec == nil {
 		return nil, wrap(err, "member", name)
 	}
@@ -344,14 +344,14 @@ func (r *Reader) Member(tenant, name string) (*MemberRecord, error) {
 // MemberNames lists the tenant's members by name, sorted (none for an
 // unknown tenant).
 func (r *Reader) MemberNames(tenant string) ([]string, error) {
-	obj, err := r.tx().First(tableMembers, indexID, tenant)
+	rec, err := r.members(tenant)
 	if err != nil {
 		return nil, fmt.Errorf("list members of %s: %w", tenant, err)
 	}
-	if obj == nil {
+	if rec == nil {
 		return nil, nil
 	}
-	members := obj.(*MembersRecord).members
+	members := rec.members
 	names := make([]string, len(members))
 	for i := range members {
 		names[i] = members[i].Name
@@ -426,14 +426,19 @@ func (r *Reader) Services() ([]*ServiceRecord, error) {
 
 // Members counts the tenant's members.
 func (r *Reader) Members(tenant string) (int, error) {
-	obj, err := r.tx().First(tableMembers, indexID, tenant)
+	rec, err := r.members(tenant)
 	if err != nil {
 		return 0, fmt.Errorf("list members of %s: %w", tenant, err)
 	}
-	if obj == nil {
+	if rec == nil {
 		return 0, nil
 	}
-	return len(obj.(*MembersRecord).members), nil
+	return len(rec.members), nil
+}
+
+// members returns the tenant's members record, or nil.
+func (r *Reader) members(tenant string) (*MembersRecord, error) {
+	return lookup(r, tableMembers, tenant, func(k *keyedTables) *keyedTable[*MembersRecord] { return &k.members })
 }
 
 func wrap(err error, what, key string) error {
