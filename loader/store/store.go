@@ -51,7 +51,11 @@ func (s *Store) Update(fn func(*WriteTxn) error) (*Snapshot, error) {
 		return nil, err
 	}
 	txn.Commit()
-	return s.Snapshot(), nil
+	snap := s.Snapshot()
+	// The keyed tables every decision reads, built now rather than by the
+	// first decision on the new state.
+	snap.keyedTables()
+	return snap, nil
 }
 
 // WriteTxn changes the store; see Store.Update.
@@ -273,7 +277,8 @@ func readKeyed[T any](txn *memdb.Txn, table string, id func(T) string) keyedTabl
 }
 
 // keyedTables returns the snapshot's keyed tables, reading them the first
-// time.
+// time (Update reads them for the snapshot it returns, before any decision
+// does).
 func (s *Snapshot) keyedTables() *keyedTables {
 	s.keyedOnce.Do(func() {
 		txn := s.db.Txn(false)
