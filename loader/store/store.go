@@ -244,7 +244,8 @@ type Snapshot struct {
 
 // keyedTables are the tables a decision reads on every request - tenants,
 // member lists, object groups and route tables, one record per tenant or
-// route scope - as plain maps by id. A memdb lookup allocates four times
+// route scope, and the application keys and packages of SOAJS requests - as
+// plain maps by id. A memdb lookup allocates four times
 // (its argument, the index key, the index path and a radix transaction),
 // a map lookup not at all. They are read once per snapshot, which is
 // frozen, so they always hold what memdb would answer.
@@ -253,6 +254,8 @@ type keyedTables struct {
 	members      keyedTable[*MembersRecord]
 	objectGroups keyedTable[*ObjectGroupsRecord]
 	routeTables  keyedTable[*RouteTableRecord]
+	keys         keyedTable[*KeyRecord]
+	packages     keyedTable[*PackageRecord]
 }
 
 // keyedTable is one table by id; err (listing the table failed) is the
@@ -287,6 +290,8 @@ func (s *Snapshot) keyedTables() *keyedTables {
 			members:      readKeyed(txn, tableMembers, func(r *MembersRecord) string { return r.Tenant }),
 			objectGroups: readKeyed(txn, tableObjectGroups, func(r *ObjectGroupsRecord) string { return r.Tenant }),
 			routeTables:  readKeyed(txn, tableRouteTables, func(r *RouteTableRecord) string { return r.Scope }),
+			keys:         readKeyed(txn, tableKeys, func(r *KeyRecord) string { return r.Key }),
+			packages:     readKeyed(txn, tablePackages, func(r *PackageRecord) string { return r.Code }),
 		}
 	})
 	return s.keyed
@@ -376,20 +381,14 @@ func (r *Reader) ObjectGroups(tenant, frnLower string) ([]string, error) {
 
 // Key returns the application key, or nil.
 func (r *Reader) Key(key string) (*KeyRecord, error) {
-	obj, err := r.tx().First(tableKeys, indexID, key)
-	if err != nil || obj == nil {
-		return nil, wrap(err, "key", acl.ShortKey(key))
-	}
-	return obj.(*KeyRecord), nil
+	rec, err := lookup(r, tableKeys, key, func(k *keyedTables) *keyedTable[*KeyRecord] { return &k.keys })
+	return rec, wrap(err, "key", acl.ShortKey(key))
 }
 
 // Package returns the product package, or nil.
 func (r *Reader) Package(code string) (*PackageRecord, error) {
-	obj, err := r.tx().First(tablePackages, indexID, code)
-	if err != nil || obj == nil {
-		return nil, wrap(err, "package", code)
-	}
-	return obj.(*PackageRecord), nil
+	rec, err := lookup(r, tablePackages, code, func(k *keyedTables) *keyedTable[*PackageRecord] { return &k.packages })
+	return rec, wrap(err, "package", code)
 }
 
 // RouteTable returns the route table of a service, or of all services for

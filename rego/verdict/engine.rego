@@ -279,7 +279,10 @@ key_expired if time.now_ns() >= input.facts.key.expires_ns
 
 # --- layer 2: route ------------------------------------------------------------
 
-route_denies := [{
+route_denies := [] if {
+	# The common case first: a route matched, so nothing below denies.
+	input.facts.route
+} else := [{
 	"layer": "route",
 	"code": "route.unknown",
 	"effect": "deny",
@@ -365,15 +368,23 @@ acl_source := "member key" if {
 # whatever it leaves out comes from the service's entry.
 method_section := service_acl.methods[lower(input.facts.package_route.method)]
 
-acl_apis := method_section.apis if {
-	method_section.apis
-} else := service_acl.apis
-
 acl_restricted := method_section.restricted if {
 	is_boolean(method_section.restricted)
 } else := service_acl.restricted
 
-api := acl_apis[input.facts.package_route.api]
+# api: the route's API in the method section's apis when it has any,
+# otherwise in the service's. (One rule rather than a rule for the apis and
+# one for the API in them: when the section has apis without the route's,
+# the first branch's value is undefined and the second's body fails, so api
+# is undefined, as the section's apis leave it. The second branch tests
+# method_section, which is undefined without a method, where the first
+# branch's call in a negation would be; see pkg.)
+api := section.apis[input.facts.package_route.api] if {
+	section := service_acl.methods[lower(input.facts.package_route.method)]
+	section.apis
+} else := service_acl.apis[input.facts.package_route.api] if {
+	not method_section.apis
+}
 
 api_defined if api
 
@@ -401,8 +412,10 @@ package_check := {"effect": "allow"} if {
 	# need a group list the member is in none of, 158 and 161 no member,
 	# 159 no API), with fewer rules evaluated.
 	input.member
-	member_in_any(service_acl.access)
-	member_in_any(api.access)
+	some service_group in service_acl.access
+	input.facts.member.groups[service_group]
+	some api_group in api.access
+	input.facts.member.groups[api_group]
 } else := soajs_deny(157) if {
 	# A logged-in member outside the service's groups (a group list is
 	# truthy access).

@@ -200,6 +200,34 @@ test_method_section_apis_fall_back_to_the_service if {
 	allowed(decide(ask("bob", set(), {"package": acl})))
 }
 
+test_method_section_apis_without_the_route_govern_alone if {
+	# The section's apis list another API: the route's is not listed there,
+	# and the service's apis, which would deny bob, are not consulted.
+	other := {"/users": {"template": "/users", "access": ["gold"]}}
+	acl := {"access": false, "restricted": false, "apis": api(["gold"]), "methods": {"get": {"apis": other}}}
+	allowed(decide(ask("bob", set(), {"package": acl})))
+}
+
+test_method_section_apis_without_the_route_deny_when_restricted if {
+	other := {"/users": {"template": "/users", "access": false}}
+	acl := {"access": false, "restricted": true, "apis": api(false), "methods": {"get": {"apis": other}}}
+	denied_with(decide(ask("bob", set(), {"package": acl})), 159)
+}
+
+test_method_section_apis_false_fall_back_to_the_service if {
+	acl := {"access": false, "restricted": false, "apis": api(["gold"]), "methods": {"get": {"apis": false}}}
+	denied_with(decide(ask("bob", set(), {"package": acl})), 160)
+}
+
+test_route_without_a_method_checks_the_service_apis if {
+	# A hand-built route without its method: no method section applies,
+	# so the service's apis are checked, as before any section existed.
+	acl := {"access": false, "restricted": false, "apis": api(["gold"]), "methods": {"get": {"apis": {}}}}
+	q := ask("bob", set(), {"package": acl})
+	no_method := json.remove(q, ["facts/package_route/method"])
+	denied_with(decide(no_method), 160)
+}
+
 # --- with the other layers --------------------------------------------------------------
 
 test_package_and_iam_both_must_allow if {
