@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -54,7 +55,9 @@ func TestGoldenDecisions(t *testing.T) {
 		}},
 		{"mid", func(t *testing.T) (*decision.Engine, goldenQuestions) {
 			engine, w := loadWorld(t, goldenMid)
-			return engine, worldQuestions(w, 2000, 250)
+			qs := worldQuestions(w, 2000, 250)
+			qs.decide = append(qs.decide, denyQuestions(w, 150)...)
+			return engine, qs
 		}},
 		{"demo", func(t *testing.T) (*decision.Engine, goldenQuestions) {
 			engine := demoEngine(t)
@@ -269,6 +272,67 @@ func worldQuestions(w *worldgen.World, decisions, plans int) goldenQuestions {
 		qs.plan = append(qs.plan, pr)
 	}
 	return qs
+}
+
+// denyQuestions asks, for up to n (member, Deny statement) pairs of the
+// world, for the statement's action on the object it denies: random
+// requests almost never name the one object a Deny covers, so without
+// these the set would hold no iam.explicit_deny. Members and policies are
+// walked in name order, so the questions are the same on every run.
+func denyQuestions(w *worldgen.World, n int) []decision.Request {
+	var out []decision.Request
+	for _, code := range slices.Sorted(maps.Keys(w.Tenants)) {
+		tenant := w.Tenants[code]
+		policies := tenant["access_policies"].(map[string]any)
+		roles := tenant["roles"].(map[string]any)
+		groups := tenant["groups"].(map[string]any)
+		members := tenant["members"].(map[string]any)
+		list := func(v map[string]any, key string) []string {
+			var names []string
+			for _, x := range v[key].([]any) {
+				names = append(names, x.(string))
+			}
+			return names
+		}
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			member := members[name].(map[string]any)
+			held := map[string]bool{}
+			addRoles := func(rs []string) {
+				for _, r := range rs {
+					for _, p := range list(roles[r].(map[string]any), "policies") {
+						held[p] = true
+					}
+				}
+			}
+			for _, p := range list(member, "policies") {
+				held[p] = true
+			}
+			addRoles(list(member, "roles"))
+			for _, g := range list(member, "groups") {
+				group := groups[g].(map[string]any)
+				for _, p := range list(group, "policies") {
+					held[p] = true
+				}
+				addRoles(list(group, "roles"))
+			}
+			for _, p := range slices.Sorted(maps.Keys(held)) {
+				for _, st := range policies[p].(map[string]any)["Statement"].([]any) {
+					st := st.(map[string]any)
+					if st["Effect"] != "Deny" {
+						continue
+					}
+					action := st["Action"].([]any)[0].(string)
+					action = strings.Replace(action, ":*", ":retrieve", 1)
+					out = append(out, decision.Request{Tenant: code, Member: name, Action: action,
+						Resource: &decision.Resource{FRN: st["Resource"].(string)}})
+					if len(out) == n {
+						return out
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // pathParam is a parameter of a route template (":id", "{id}").

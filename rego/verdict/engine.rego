@@ -484,6 +484,10 @@ iam_member := {"denies": [], "grants": [{
 	input.facts.statements == []
 	not input.resource.owner == input.member
 } else := {"denies": explicit_denies, "grants": []} if {
+	# Only a statement that denies can deny: without one among the
+	# statements (most requests), explicit_denies is not built.
+	some s in input.facts.statements
+	s.effect == "deny"
 	explicit_denies != []
 } else := {"denies": [], "grants": [{
 	"layer": "iam",
