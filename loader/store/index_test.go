@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -244,7 +242,6 @@ func TestGroupListInternerKeysListsExactly(t *testing.T) {
 		t.Error("an identical list did not share its group list")
 	}
 	none := list()
-	table.groupSets = make([]atomic.Pointer[ast.Term], len(table.groupStarts)-1) // as finish does
 	candidates := []string{"*", "member:m", "member:n", "group:a", "group:b", "group:a\x00b", "a", "group:"}
 	for _, tc := range []struct {
 		list       uint32
@@ -256,50 +253,13 @@ func TestGroupListInternerKeysListsExactly(t *testing.T) {
 		{none, `set()`, []string{"*", "member:m"}},
 	} {
 		member := &MemberRecord{Name: "m", table: table, groups: tc.list}
-		groups := member.Facts().Get(ast.StringTerm("groups"))
-		if got := groups.String(); got != tc.groups {
+		if got := member.Facts().Get(ast.StringTerm("groups")).String(); got != tc.groups {
 			t.Errorf("list %d: groups %s, want %s", tc.list, got, tc.groups)
-		}
-		other := &MemberRecord{Name: "n", table: table, groups: tc.list}
-		if again := other.Facts().Get(ast.StringTerm("groups")); again != groups {
-			t.Errorf("list %d: a second member with the same groups got a set of its own", tc.list)
 		}
 		for _, p := range candidates {
 			if got, want := member.principalMatches(&acl.Statement{Principals: []string{p}}), slices.Contains(tc.principals, p); got != want {
 				t.Errorf("list %d: principal %q matches %v, want %v", tc.list, p, got, want)
 			}
 		}
-	}
-}
-
-// TestGroupSetsBuiltConcurrently decides on members with the same, not yet
-// built, group list from many goroutines at once (run with -race): each
-// gets the list's groups, and the set the list keeps is one of theirs.
-func TestGroupSetsBuiltConcurrently(t *testing.T) {
-	table := &memberTable{}
-	in := newGroupListInterner(table)
-	n, err := in.list([]string{"a", "b", "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	table.groupSets = make([]atomic.Pointer[ast.Term], len(table.groupStarts)-1) // as finish does
-	const workers = 8
-	got := make([]*ast.Term, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			member := &MemberRecord{Name: fmt.Sprintf("m%d", i), table: table, groups: n}
-			got[i] = member.Facts().Get(ast.StringTerm("groups"))
-		})
-	}
-	wg.Wait()
-	kept := table.groupSets[n].Load()
-	for i, g := range got {
-		if g.String() != `{"a", "b", "c"}` {
-			t.Errorf("worker %d: groups %s", i, g)
-		}
-	}
-	if !slices.Contains(got, kept) {
-		t.Error("the list keeps a set no decision built")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -100,9 +99,6 @@ type memberTable struct {
 	groupCodes  []*ast.Term
 	groupLists  []uint32
 	groupStarts []uint32
-	// groupSets holds the set term of each group list, built the first
-	// time a member with the list is decided on (see groupSet).
-	groupSets []atomic.Pointer[ast.Term]
 }
 
 // grantPolicy marks a grant that is a policy's position, not a role's
@@ -275,15 +271,25 @@ func (m *MemberRecord) groupList() []uint32 {
 // Rego rule "matching" reads, are not among them: the match has read them,
 // and an input built by hand for that rule gives them itself.
 //
-// It is built on each call rather than kept for every member of the store;
-// only its groups are shared, by the members with the same groups (see
-// groupSet).
+// It is built on each call from the member and its tenant's shared group
+// terms rather than kept for every member (or every distinct group list)
+// of the store.
 func (m *MemberRecord) Facts() *ast.Term {
-	// One allocation for the two terms made here.
-	terms := make([]ast.Term, 2)
-	name, facts := &terms[0], &terms[1]
+	t := m.table
+	list := m.groupList()
+	// One allocation for the three terms made here.
+	terms := make([]ast.Term, 3)
+	name, groups, facts := &terms[0], &terms[1], &terms[2]
 	name.Value = ast.String(m.Name)
-	groups := m.table.groupSet(m.groups)
+	if len(list) > 0 {
+		elems := make([]*ast.Term, len(list))
+		for i, g := range list {
+			elems[i] = t.groupCodes[g]
+		}
+		groups.Value = ast.NewSet(elems...)
+	} else {
+		groups = emptySet
+	}
 	isAdmin := falseTerm
 	if m.isAdmin {
 		isAdmin = trueTerm
@@ -294,29 +300,6 @@ func (m *MemberRecord) Facts() *ast.Term {
 		[2]*ast.Term{keyGroups, groups},
 	)
 	return facts
-}
-
-// groupSet returns the set term of group list i. It is built the first
-// time a member with the list is decided on and kept from then on: a tenant
-// has at most as many distinct lists as members, and in practice a few per
-// group, so the sets cost a fraction of the store and spare every decision
-// the set's five allocations. Two decisions that build the same set at once
-// both keep one; the sets are equal.
-func (t *memberTable) groupSet(i uint32) *ast.Term {
-	if set := t.groupSets[i].Load(); set != nil {
-		return set
-	}
-	list := t.groupLists[t.groupStarts[i]:t.groupStarts[i+1]]
-	if len(list) == 0 {
-		return emptySet
-	}
-	elems := make([]*ast.Term, len(list))
-	for j, g := range list {
-		elems[j] = t.groupCodes[g]
-	}
-	set := ast.SetTerm(elems...)
-	t.groupSets[i].Store(set)
-	return set
 }
 
 // Pre-built keys and values of statement terms, shared by every statement.
@@ -665,7 +648,6 @@ func (b *tenantIndexer) finish() *memberTable {
 	// Copies drop the room append left.
 	t.grants, t.grantStarts = slices.Clone(t.grants), slices.Clone(t.grantStarts)
 	t.groupCodes, t.groupLists, t.groupStarts = slices.Clone(t.groupCodes), slices.Clone(t.groupLists), slices.Clone(t.groupStarts)
-	t.groupSets = make([]atomic.Pointer[ast.Term], len(t.groupStarts)-1)
 	// The members' groups by the numbers of their group lists.
 	t.groupPolicies = make([][]uint32, len(t.groupCodes))
 	for code, n := range b.groups.byCode {
