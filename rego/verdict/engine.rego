@@ -828,9 +828,12 @@ delegation_not_enabled_message := sprintf("The request names no member for appli
 # --- layer 6: extensions -----------------------------------------------------------
 
 ext_denies := [] if {
-	# The common case first: extension rules that deny nothing (a set
-	# rule with no element).
+	# The common cases first: extension rules that deny nothing (a set
+	# rule with no element), then no extension rule at all (or bundle
+	# data deny: false).
 	data.verdict.ext.deny == set()
+} else := [] if {
+	not data.verdict.ext.deny
 } else := [ext_reason(d) | some d in data.verdict.ext.deny] if {
 	not ext_deny_scalar
 } else := [ext_reason(data.verdict.ext.deny)]
