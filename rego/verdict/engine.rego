@@ -482,7 +482,7 @@ iam_member := {"denies": [], "grants": [{
 	# who is no admin, or who has matching statements, skips the branch
 	# unevaluated (is_admin is a boolean, statements an array).
 	input.facts.member.is_admin == true
-} else := {"denies": [no_allow_deny], "grants": []} if {
+} else := {"denies": [{"layer": "iam", "code": "iam.no_allow", "effect": "deny"}], "grants": []} if {
 	# No matching statement: nothing can deny or allow explicitly, and
 	# the member does not own the object.
 	input.facts.statements == []
@@ -520,7 +520,7 @@ iam_member := {"denies": [], "grants": [{
 	# else resource.not_covered denies.
 	[s, r] := covering_allows[0]
 	input.facts.resource.frn
-} else := {"denies": [no_allow_deny], "grants": []} if {
+} else := {"denies": [{"layer": "iam", "code": "iam.no_allow", "effect": "deny"}], "grants": []} if {
 	applicable_allows == []
 } else := {
 	"denies": [], "grants": [{
@@ -535,7 +535,7 @@ iam_member := {"denies": [], "grants": [{
 	read_action
 	input.resource.frn # the message names it
 } else := {
-	"denies": [iam_deny("resource.not_covered")],
+	"denies": [{"layer": "iam", "code": "resource.not_covered", "effect": "deny"}],
 	"grants": [],
 } if {
 	input.facts.resource.frn
@@ -563,6 +563,10 @@ iam_member := {"denies": [], "grants": [{
 
 iam_deny(code) := {"layer": "iam", "code": code, "effect": "deny"}
 
+# no_allow_deny is IAM's iam.no_allow deny (the Data API answers its
+# message). The rules above write it out as a literal: a reference to a
+# rule, or a call of iam_deny, costs the evaluator a rule lookup and a
+# copy of the value on every decision, a literal nothing.
 no_allow_deny := {
 	"layer": "iam",
 	"code": "iam.no_allow",
