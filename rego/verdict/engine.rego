@@ -115,12 +115,39 @@ decision := {
 	"status": 200,
 	"visibility": "full",
 	"fields": [],
-	"reasons": pkg.grants,
+	"reasons": [{
+		"layer": "package",
+		"code": "package.allow",
+		"effect": "allow",
+		"acl_source": "package",
+	}],
 } if {
 	# A request only the package layer judges: no IAM layer, application or
 	# consistency, so the IAM, delegation and state layers pass without a
 	# grant; when the tenant, route, package and extension layers deny
-	# nothing, the package's grant allows.
+	# nothing, the package's grant allows. This branch is the next one
+	# for the commonest grant, the package's own ACL's, with the value a
+	# literal, which the evaluator does not copy.
+	input.facts.tenant["package"] == true
+	not input.facts.tenant.checks.iam
+	not input.application
+	not input.consistency
+	tenant_denies == []
+	route_denies == []
+	pkg == {"denies": [], "grants": [{
+		"layer": "package",
+		"code": "package.allow",
+		"effect": "allow",
+		"acl_source": "package",
+	}]}
+	ext_denies == []
+} else := {
+	"allow": true,
+	"status": 200,
+	"visibility": "full",
+	"fields": [],
+	"reasons": pkg.grants,
+} if {
 	input.facts.tenant["package"] == true
 	not input.facts.tenant.checks.iam
 	not input.application
@@ -285,7 +312,7 @@ key_expired if time.now_ns() >= input.facts.key.expires_ns
 
 route_denies := [] if {
 	# The common case first: a route matched, so nothing below denies.
-	input.facts.route
+	is_object(input.facts.route)
 } else := [{
 	"layer": "route",
 	"code": "route.unknown",
@@ -302,14 +329,27 @@ pkg := {"denies": [], "grants": [{
 	"layer": "package",
 	"code": "package.allow",
 	"effect": "allow",
+	"acl_source": "package",
+}]} if {
+	# The common case first: the layer applies, the package's ACL
+	# governs, the route has an API, and the checks allow. It is what the
+	# branches below answer then. (The next branch is the same for any
+	# ACL; this one's value is a literal, which the evaluator does not
+	# copy.)
+	input.facts.tenant["package"] == true
+	acl_source == "package"
+	is_object(service_acl)
+	is_string(input.facts.package_route.api)
+	package_check.effect == "allow"
+} else := {"denies": [], "grants": [{
+	"layer": "package",
+	"code": "package.allow",
+	"effect": "allow",
 	"acl_source": acl_source,
 }]} if {
-	# The common case first: the layer applies, an ACL governs, the route
-	# has an API, and the checks allow. It is what the branches below
-	# answer then.
-	input.facts.tenant.checks["package"]
-	service_acl
-	input.facts.package_route.api
+	input.facts.tenant["package"] == true
+	is_object(service_acl)
+	is_string(input.facts.package_route.api)
 	package_check.effect == "allow"
 } else := {"denies": [], "grants": []} if {
 	not input.facts.tenant.checks["package"]
@@ -415,11 +455,11 @@ package_check := {"effect": "allow"} if {
 	# It implies what the chain below answers then, an allow (157 and 160
 	# need a group list the member is in none of, 158 and 161 no member,
 	# 159 no API), with fewer rules evaluated.
-	input.member
+	is_string(input.member)
 	some service_group in service_acl.access
-	input.facts.member.groups[service_group]
+	input.facts.member.groups[service_group] == service_group
 	some api_group in api.access
-	input.facts.member.groups[api_group]
+	input.facts.member.groups[api_group] == api_group
 } else := soajs_deny(157) if {
 	# A logged-in member outside the service's groups (a group list is
 	# truthy access).
