@@ -548,7 +548,7 @@ iam_member := {"denies": [], "grants": [{
 		"policy": s.policy,
 		"statement": s.statement,
 	},
-	object.union({"layer": "iam", "effect": "allow", "policy": s.policy, "statement": s.statement}, resource_reason(r)),
+	resource_grant(s, r),
 ]} if {
 	# The branches that need an object require input.facts.resource.frn,
 	# which OPA's rule index reads (a bare reference must be defined): a
@@ -755,14 +755,18 @@ covers(r) if {
 	glob.match(r.pattern, null, g)
 }
 
-resource_reason(r) := {"code": "resource.any"} if {
+# resource_grant: the grant of the Allow statement s for its resource r
+# that covers the object: "*" (resource.any), the object's FRN
+# (resource.object, which names the request's FRN), a literal group, then
+# the first of the object's groups a group pattern matches (resource.group).
+resource_grant(s, r) := {"layer": "iam", "code": "resource.any", "effect": "allow", "policy": s.policy, "statement": s.statement} if {
 	r.kind == "any"
-} else := {"code": "resource.object"} if {
+} else := {"layer": "iam", "code": "resource.object", "effect": "allow", "policy": s.policy, "statement": s.statement} if {
 	r.kind == "object"
 	input.resource.frn # the message names it
-} else := {"code": "resource.group", "resource_group": r.pattern} if {
+} else := {"layer": "iam", "code": "resource.group", "effect": "allow", "policy": s.policy, "statement": s.statement, "resource_group": r.pattern} if {
 	r.literal
-} else := {"code": "resource.group", "resource_group": g} if {
+} else := {"layer": "iam", "code": "resource.group", "effect": "allow", "policy": s.policy, "statement": s.statement, "resource_group": g} if {
 	g := sort([g | some g in input.facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
 
