@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -76,11 +77,14 @@ func (d *Decision) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, '"')
 		return append(dst, d.cached.encodedRest...), nil
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
+	// An Encoder writes into dst itself, where json.Marshal would return
+	// a copy of its buffer to append; it adds a newline Marshal does not.
+	out := bytes.NewBuffer(dst)
+	if err := json.NewEncoder(out).Encode(d); err != nil {
 		return dst, err
 	}
-	return append(dst, b...), nil
+	b := out.Bytes()
+	return b[:len(b)-1], nil
 }
 
 // plainJSONString reports whether s encodes as itself between quotes

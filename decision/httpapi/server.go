@@ -322,9 +322,15 @@ func (s *Server) answerDecision(w http.ResponseWriter, r *http.Request, buf *byt
 		writeJSON(w, http.StatusOK, d) // reports the encoding failure
 		return
 	}
+	out = append(out, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(append(out, '\n'))
+	w.Write(out)
+	if cap(out) > buf.Cap() {
+		// The answer outgrew the body's buffer: the pool keeps the larger
+		// one, so that the next answer is written without growing it.
+		*buf = *bytes.NewBuffer(out[:0])
+	}
 }
 
 // bodyError is a request body that is not one well-formed JSON request.
