@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -41,4 +42,36 @@ func TestMemoryReleaserReleasesAfterNewGenerations(t *testing.T) {
 	m.Notify(t.Context(), &loader.Event{Subject: bundle, Generation: 4})
 	expect("two reloads", true)
 	expect("nothing more", false)
+}
+
+// TestCollectorTarget: verdict run sets GOGC to defaultGCPercent when the
+// environment does not set it, and leaves the environment's value alone.
+func TestCollectorTarget(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+
+	for _, tc := range []struct {
+		env        string
+		wantGOGC   string
+		wantSource string
+		wantTarget int
+	}{
+		{"", "130", "default (set GOGC to change it)", defaultGCPercent},
+		{"100", "100", "environment", 100},
+		{"off", "off", "environment", 100}, // what the runtime read stands (100 here, set above)
+	} {
+		debug.SetGCPercent(100)
+		gogc, source := setCollectorTarget(func(key string) string {
+			if key == "GOGC" {
+				return tc.env
+			}
+			return ""
+		})
+		if gogc != tc.wantGOGC || source != tc.wantSource {
+			t.Errorf("GOGC=%q: got %q from %q, want %q from %q", tc.env, gogc, source, tc.wantGOGC, tc.wantSource)
+		}
+		if target := debug.SetGCPercent(100); target != tc.wantTarget {
+			t.Errorf("GOGC=%q: the collector's target is %d, want %d", tc.env, target, tc.wantTarget)
+		}
+	}
 }

@@ -109,6 +109,8 @@ func run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	o.config.log(log)
+	gogc, source := setCollectorTarget(os.Getenv)
+	log.Info("collector target", "GOGC", gogc, "source", source)
 	if o.cache.MaxBytes <= 0 {
 		return fmt.Errorf("--decision-cache-max-bytes: must be a positive number of bytes, got %d", o.cache.MaxBytes)
 	}

@@ -37,7 +37,14 @@ decision-cache-size: 1000
 decision-cache-ttl: 2s
 log-format: json
 `), 0o600)
-	env := append(os.Environ(), "VERDICT_ADDR="+envAddr, "VERDICT_CONFIG="+config)
+	// Without GOGC in the environment, verdict run sets its own target.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "VERDICT_ADDR="+envAddr, "VERDICT_CONFIG="+config)
 
 	cmd := exec.Command(binary, "run")
 	cmd.Env = env
@@ -59,7 +66,8 @@ log-format: json
 		t.Errorf("decision from the file's bundle named demo: %+v", d)
 	}
 	log := s.Out.String()
-	for _, want := range []string{`"msg":"configuration"`, `"from_env":["VERDICT_ADDR"]`, `"decision-cache-size"`, config + " from VERDICT_CONFIG", `"msg":"verdict is serving","addr":"` + envAddr} {
+	for _, want := range []string{`"msg":"configuration"`, `"from_env":["VERDICT_ADDR"]`, `"decision-cache-size"`, config + " from VERDICT_CONFIG", `"msg":"verdict is serving","addr":"` + envAddr,
+		`"msg":"collector target","GOGC":"130","source":"default (set GOGC to change it)"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s (the file's log-format is json):\n%s", want, log)
 		}
