@@ -346,16 +346,12 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 	for i, a := range s.Actions {
 		actions[i] = ast.StringTerm(a.Glob)
 	}
-	resources := make([]*ast.Term, len(s.Resources))
-	for i, r := range s.Resources {
-		resources[i] = resourceTerm(r)
-	}
 	return ast.ObjectTerm(
 		ast.Item(keyPolicy, policy),
 		ast.Item(keyStatement, ast.InternedTerm(s.Index)),
 		ast.Item(keyEffect, sharedString(string(s.Effect))),
 		ast.Item(keyActions, ast.ArrayTerm(actions...)),
-		ast.Item(keyResources, ast.ArrayTerm(resources...)),
+		ast.Item(keyResources, resourcesTerm(s.Resources, nil)),
 		ast.Item(keyPrincipals, stringList(s.Principals)),
 		ast.Item(keyConditions, stringList(s.Conditions)),
 	)
@@ -369,33 +365,35 @@ func statementTerm(s *acl.Statement, policy *ast.Term) *ast.Term {
 // (see Object).
 func (ix *actionIndex) matchedStatementTerm(f *StatementFact, obj *Object) *ast.Term {
 	s := f.Statement
-	var resources *ast.Term
-	if obj == nil {
-		terms := make([]*ast.Term, len(s.Resources))
-		for i, r := range s.Resources {
-			terms[i] = resourceTerm(r)
-		}
-		resources = ast.ArrayTerm(terms...)
-	} else {
-		var terms []*ast.Term
-		for _, r := range s.Resources {
-			if ix.covers(r, obj) {
-				terms = append(terms, resourceTerm(r))
-			}
-		}
-		if len(terms) == 0 {
-			resources = ast.InternedEmptyArray
-		} else {
-			resources = ast.ArrayTerm(terms...)
-		}
+	var covering func(acl.ResourcePattern) bool
+	if obj != nil {
+		covering = func(r acl.ResourcePattern) bool { return ix.covers(r, obj) }
 	}
 	return ast.ObjectTerm(
 		ast.Item(keyPolicy, f.policyTerm),
 		ast.Item(keyStatement, ast.InternedTerm(s.Index)),
 		ast.Item(keyEffect, sharedString(string(s.Effect))),
-		ast.Item(keyResources, resources),
+		ast.Item(keyResources, resourcesTerm(s.Resources, covering)),
 		ast.Item(keyConditions, stringList(s.Conditions)),
 	)
+}
+
+// resourcesTerm is a statement's resources as a Rego array of their
+// resourceTerms: those keep accepts, or all of them when keep is nil.
+func resourcesTerm(resources []acl.ResourcePattern, keep func(acl.ResourcePattern) bool) *ast.Term {
+	var terms []*ast.Term
+	for _, r := range resources {
+		if keep == nil || keep(r) {
+			if terms == nil {
+				terms = make([]*ast.Term, 0, len(resources))
+			}
+			terms = append(terms, resourceTerm(r))
+		}
+	}
+	if len(terms) == 0 {
+		return ast.InternedEmptyArray
+	}
+	return ast.ArrayTerm(terms...)
 }
 
 // resourceTerm is a statement resource as Rego sees it: {kind, pattern,
