@@ -316,21 +316,18 @@ func (s *Server) answerDecision(w http.ResponseWriter, r *http.Request, buf *byt
 		s.writeDecideError(w, err)
 		return
 	}
-	// The body has been read and parsed: its buffer now holds the answer.
-	out, err := d.AppendJSON(buf.Bytes()[:0])
+	// The body has been read and parsed: its buffer now holds the answer
+	// (and grows to it, which the pool keeps for the next one).
+	buf.Reset()
+	out, err := d.AppendJSON(buf.AvailableBuffer())
 	if err != nil {
 		writeJSON(w, http.StatusOK, d) // reports the encoding failure
 		return
 	}
-	out = append(out, '\n')
+	buf.Write(append(out, '\n'))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(out)
-	if cap(out) > buf.Cap() {
-		// The answer outgrew the body's buffer: the pool keeps the larger
-		// one, so that the next answer is written without growing it.
-		*buf = *bytes.NewBuffer(out[:0])
-	}
+	w.Write(buf.Bytes())
 }
 
 // bodyError is a request body that is not one well-formed JSON request.
