@@ -284,45 +284,15 @@ func denyQuestions(w *worldgen.World, n int) []decision.Request {
 	for _, code := range slices.Sorted(maps.Keys(w.Tenants)) {
 		tenant := w.Tenants[code]
 		policies := tenant["access_policies"].(map[string]any)
-		roles := tenant["roles"].(map[string]any)
-		groups := tenant["groups"].(map[string]any)
 		members := tenant["members"].(map[string]any)
-		list := func(v map[string]any, key string) []string {
-			var names []string
-			for _, x := range v[key].([]any) {
-				names = append(names, x.(string))
-			}
-			return names
-		}
 		for _, name := range slices.Sorted(maps.Keys(members)) {
-			member := members[name].(map[string]any)
-			held := map[string]bool{}
-			addRoles := func(rs []string) {
-				for _, r := range rs {
-					for _, p := range list(roles[r].(map[string]any), "policies") {
-						held[p] = true
-					}
-				}
-			}
-			for _, p := range list(member, "policies") {
-				held[p] = true
-			}
-			addRoles(list(member, "roles"))
-			for _, g := range list(member, "groups") {
-				group := groups[g].(map[string]any)
-				for _, p := range list(group, "policies") {
-					held[p] = true
-				}
-				addRoles(list(group, "roles"))
-			}
-			for _, p := range slices.Sorted(maps.Keys(held)) {
+			for _, p := range heldPolicies(tenant, members[name].(map[string]any)) {
 				for _, st := range policies[p].(map[string]any)["Statement"].([]any) {
 					st := st.(map[string]any)
 					if st["Effect"] != "Deny" {
 						continue
 					}
-					action := st["Action"].([]any)[0].(string)
-					action = strings.Replace(action, ":*", ":retrieve", 1)
+					action := strings.Replace(st["Action"].([]any)[0].(string), ":*", ":retrieve", 1)
 					out = append(out, decision.Request{Tenant: code, Member: name, Action: action,
 						Resource: &decision.Resource{FRN: st["Resource"].(string)}})
 					if len(out) == n {
@@ -333,6 +303,40 @@ func denyQuestions(w *worldgen.World, n int) []decision.Request {
 		}
 	}
 	return out
+}
+
+// heldPolicies are the policies a generated world's member holds, sorted:
+// its own, its roles', its groups' and their roles'.
+func heldPolicies(tenant, member map[string]any) []string {
+	roles := tenant["roles"].(map[string]any)
+	groups := tenant["groups"].(map[string]any)
+	held := map[string]bool{}
+	add := func(owner map[string]any) {
+		for _, p := range listed(owner, "policies") {
+			held[p] = true
+		}
+		for _, r := range listed(owner, "roles") {
+			for _, p := range listed(roles[r].(map[string]any), "policies") {
+				held[p] = true
+			}
+		}
+	}
+	add(member)
+	for _, g := range listed(member, "groups") {
+		add(groups[g].(map[string]any))
+	}
+	return slices.Sorted(maps.Keys(held))
+}
+
+// listed is the list of names under key in a generated world's object
+// (none when the key is absent).
+func listed(v map[string]any, key string) []string {
+	list, _ := v[key].([]any)
+	names := make([]string, len(list))
+	for i, x := range list {
+		names[i] = x.(string)
+	}
+	return names
 }
 
 // pathParam is a parameter of a route template (":id", "{id}").
