@@ -480,7 +480,7 @@ func (f *facts) gather(r *store.Reader, st StateInfo, req *Request) error {
 	if res := req.Resource; res != nil {
 		frnLower := object.FRN
 		resFacts := make([][2]*ast.Term, 1, 2)
-		resFacts[0] = [2]*ast.Term{keyGroups, stringSet(object.Groups)}
+		resFacts[0] = [2]*ast.Term{keyGroups, store.StringSet(object.Groups)}
 		obj := make([][2]*ast.Term, 0, 4)
 		if res.FRN != "" {
 			frn := ast.StringTerm(res.FRN)
@@ -619,19 +619,3 @@ func objectGroups(r *store.Reader, tenant *store.TenantRecord, res *Resource, fr
 	}
 	return groups, nil
 }
-
-// stringSet is a set of strings as a Rego term (the shared empty set for
-// none).
-func stringSet(list []string) *ast.Term {
-	if len(list) == 0 {
-		return emptySet
-	}
-	terms := make([]*ast.Term, len(list))
-	for i, g := range list {
-		terms[i] = ast.StringTerm(g)
-	}
-	return ast.SetTerm(terms...)
-}
-
-// emptySet is the empty set, shared: Rego never changes its input.
-var emptySet = ast.SetTerm()

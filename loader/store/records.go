@@ -252,9 +252,23 @@ var (
 	keyPrincipals = ast.StringTerm("principals")
 	trueTerm      = ast.BooleanTerm(true)
 	falseTerm     = ast.BooleanTerm(false)
-	// emptySet is the groups of a member of none.
+	// emptySet is the groups of a member of none, and every empty
+	// StringSet.
 	emptySet = ast.SetTerm()
 )
+
+// StringSet is a set of strings as a Rego term; every empty set is the
+// one shared term (Rego never changes a term it reads).
+func StringSet(list []string) *ast.Term {
+	if len(list) == 0 {
+		return emptySet
+	}
+	terms := make([]*ast.Term, len(list))
+	for i, s := range list {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.SetTerm(terms...)
+}
 
 // groupList is the member's groups, as numbers in its table's groupCodes.
 func (m *MemberRecord) groupList() []uint32 {

@@ -198,8 +198,8 @@ func (w *WriteTxn) rebuildDelegations(code string) error {
 		e.rec.Operations = sortedSet(e.ops)
 		e.rec.EnabledBy = sortedSet(e.enabled)
 		e.rec.Facts = ast.ObjectTerm(
-			ast.Item(ast.StringTerm("operations"), stringSetTerm(e.rec.Operations)),
-			ast.Item(ast.StringTerm("enabled_by"), stringSetTerm(e.rec.EnabledBy)),
+			ast.Item(ast.StringTerm("operations"), StringSet(e.rec.Operations)),
+			ast.Item(ast.StringTerm("enabled_by"), StringSet(e.rec.EnabledBy)),
 		)
 		if err := w.txn.Insert(tableDelegations, e.rec); err != nil {
 			return fmt.Errorf("insert delegation %s/%s/%s: %w", code, e.rec.Application, e.rec.Group, err)
@@ -215,14 +215,6 @@ func sortedSet(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func stringSetTerm(list []string) *ast.Term {
-	terms := make([]*ast.Term, len(list))
-	for i, s := range list {
-		terms[i] = ast.StringTerm(s)
-	}
-	return ast.SetTerm(terms...)
 }
 
 // Registration returns the run-time registration of a service, or nil.
