@@ -169,6 +169,8 @@ func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tr
 		WithInput(ast.NewTerm(input)).
 		WithCancel(cancel).
 		WithVirtualCache(cache).
+		WithBaseCache(&cache.base).
+		WithRequestMetadata(noRequestMetadata).
 		WithMetrics(noMetrics)
 	if tracer != nil {
 		query = query.WithQueryTracer(tracer)
@@ -192,6 +194,11 @@ func (p *Policy) evalRule(ctx context.Context, q *ruleQuery, input ast.Value, tr
 // noMetrics drops the evaluation's metrics, which nothing reads (topdown
 // would otherwise allocate a set per evaluation).
 var noMetrics = metrics.NoOp()
+
+// noRequestMetadata is the metadata verdict hands the builtins of every
+// evaluation: none. (topdown would otherwise allocate an empty map per
+// evaluation; no builtin writes to it, it is the caller's to give.)
+var noRequestMetadata = map[string]any{}
 
 // CancelWith returns a Rego cancel that fires when ctx ends (its deadline
 // passes or the client goes away), and stop, which releases it once the

@@ -33,6 +33,8 @@ type ruleCache struct {
 	// entries, ascending) once there are more than maxLinearEntries of
 	// them; nil before.
 	byHash map[int][]int
+	// base is the same evaluation's base document cache, pooled with it.
+	base baseCache
 }
 
 type ruleCacheEntry struct {
@@ -69,6 +71,7 @@ func (c *ruleCache) release() {
 	clear(c.entries)
 	clear(c.terms)
 	c.entries, c.frames, c.terms, c.byHash = c.entries[:0], c.frames[:0], c.terms[:0], nil
+	c.base.reset()
 	ruleCaches.Put(c)
 }
 
