@@ -31,23 +31,35 @@ import future.keywords.or
 # undefined because a fact it needs is missing or malformed - ends in the
 # last branch, a deny.
 #
-# The first five branches are fast paths, the layered chain after them the
-# definition. Each fast branch is guarded by tests that read input only -
-# equalities with literals first (input.facts.tenant["package"] == false,
-# input.resource.reference == true), which OPA's rule index reads, so that a
-# request they exclude skips the branch without evaluating it, then iam_alone
-# - and its guards imply what every layer of the chain answers for such a
-# request, so it gives the same decision with far fewer rule evaluations:
+# The branches before the last are fast paths, layered_decision (the
+# chain after them) the definition. Each fast branch is guarded by tests
+# that read input only - equalities with literals first
+# (input.facts.tenant["package"] == false, input.resource.reference ==
+# true), which OPA's rule index reads, so that a request they exclude
+# skips the branch without evaluating it - and its guards imply what every
+# layer of the chain answers for such a request, so it gives the same
+# decision with far fewer rule evaluations:
+#   - a request only the package layer judges that it allows;
+#   - then, for a request with a fact that brings in a layer besides IAM -
+#     the package layer (checks["package"]), a key, a consistency
+#     requirement, an application - the chain itself. These branches test
+#     bare references, which the rule index reads: a request without those
+#     facts (most of them) skips them unevaluated, and the branches after
+#     them need not test the facts' absence (by negations, each an
+#     evaluation of its own);
 #   - the most common answer (about half of all requests: none of the
 #     member's statements matches the action) as a literal object: state,
 #     tenant, route and package layers pass and IAM denies with
 #     iam.no_allow; the literal is what deny_decision builds from
 #     no_allow_deny;
-#   - a request only IAM judges, for a known member (iam_alone): IAM's
-#     denies, or its grants, read from iam_member, which is what iam is
-#     then without its tests for a tenant without IAM, an anonymous
-#     request and an unknown member;
-#   - a request only the package layer judges that it allows.
+#   - a request only IAM judges, for a known member: IAM's denies, or its
+#     grants, read from iam_member, which is what iam is then without its
+#     tests for a tenant without IAM, an anonymous request and an unknown
+#     member.
+# The facts the IAM branches need present are tested by their types
+# (calls, which the evaluator answers without the variable a bare
+# reference costs it: three allocations each); a fact of another type only
+# sends the request down the chain.
 # Changing a layer means changing these branches with it;
 # TestGoldenDecisions (decision/golden_test.go) holds every answer to a
 # recorded set.
@@ -55,62 +67,6 @@ import future.keywords.or
 # METADATA
 # entrypoint: true
 decision := {
-	"allow": false,
-	"status": 403,
-	"visibility": "none",
-	"fields": [],
-	"reasons": [{
-		"layer": "iam",
-		"code": "iam.no_allow",
-		"effect": "deny",
-	}],
-} if {
-	input.facts.statements == [] # no statement matches the member and action
-	input.facts.tenant["package"] == false # the package layer does not apply,
-	input.facts.member.is_admin == false # a member who is no admin
-	iam_alone == true # only IAM judges
-	not input.resource.owner == input.member # and does not own the object
-} else := {
-	"allow": false,
-	"status": 403,
-	"visibility": "none",
-	"fields": [],
-	"reasons": iam_member.denies,
-} if {
-	# The next three branches are the layered chain below for a request
-	# only IAM judges (iam_alone): the state, tenant, route, package and
-	# delegation layers pass without a grant, so IAM's denies decide, or,
-	# when no extension denies either, IAM's grants allow. This one is what
-	# deny_decision builds from IAM's denies for a known member (none of
-	# them is iam.anonymous, the one IAM deny answered with 401).
-	input.facts.tenant["package"] == false
-	iam_alone == true
-	iam_member.denies != []
-} else := {
-	"allow": true,
-	"status": 200,
-	"visibility": "public",
-	"fields": ["id", "user_code", "public_name"],
-	"reasons": iam_member.grants,
-} if {
-	input.facts.tenant["package"] == false
-	input.resource.reference == true # only a reference can be public
-	iam_alone == true
-	iam_member.denies == []
-	ext_denies == []
-	iam_member.public
-} else := {
-	"allow": true,
-	"status": 200,
-	"visibility": "full",
-	"fields": [],
-	"reasons": iam_member.grants,
-} if {
-	input.facts.tenant["package"] == false
-	iam_alone == true
-	iam_member.denies == []
-	ext_denies == []
-} else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "full",
@@ -156,6 +112,81 @@ decision := {
 	route_denies == []
 	pkg.denies == []
 	ext_denies == []
+} else := layered_decision if {
+	input.facts.tenant.checks["package"]
+} else := layered_decision if {
+	input.facts.key
+} else := layered_decision if {
+	input.consistency
+} else := layered_decision if {
+	input.application
+} else := {
+	"allow": false,
+	"status": 403,
+	"visibility": "none",
+	"fields": [],
+	"reasons": [{
+		"layer": "iam",
+		"code": "iam.no_allow",
+		"effect": "deny",
+	}],
+} if {
+	input.facts.statements == [] # no statement matches the member and action
+	input.facts.tenant["package"] == false # the package layer does not apply,
+	input.facts.member.is_admin == false # a known member who is no admin
+	input.facts.tenant.checks.iam == "iam" # the IAM layer does
+	is_object(input.facts.route) # a known route
+	is_string(input.member)
+	not input.resource.owner == input.member # and does not own the object
+} else := {
+	"allow": false,
+	"status": 403,
+	"visibility": "none",
+	"fields": [],
+	"reasons": iam_member.denies,
+} if {
+	# The next three branches are the layered chain for a request only
+	# IAM judges: the state, tenant, route, package and delegation layers
+	# pass without a grant, so IAM's denies decide, or, when no extension
+	# denies either, IAM's grants allow. This one is what deny_decision
+	# builds from IAM's denies for a known member (none of them is
+	# iam.anonymous, the one IAM deny answered with 401).
+	input.facts.tenant["package"] == false
+	input.facts.tenant.checks.iam == "iam"
+	is_object(input.facts.route)
+	is_string(input.member)
+	is_object(input.facts.member)
+	iam_member.denies != []
+} else := {
+	"allow": true,
+	"status": 200,
+	"visibility": "public",
+	"fields": ["id", "user_code", "public_name"],
+	"reasons": iam_member.grants,
+} if {
+	input.facts.tenant["package"] == false
+	input.resource.reference == true # only a reference can be public
+	input.facts.tenant.checks.iam == "iam"
+	is_object(input.facts.route)
+	is_string(input.member)
+	is_object(input.facts.member)
+	iam_member.denies == []
+	ext_denies == []
+	iam_member.public
+} else := {
+	"allow": true,
+	"status": 200,
+	"visibility": "full",
+	"fields": [],
+	"reasons": iam_member.grants,
+} if {
+	input.facts.tenant["package"] == false
+	input.facts.tenant.checks.iam == "iam"
+	is_object(input.facts.route)
+	is_string(input.member)
+	is_object(input.facts.member)
+	iam_member.denies == []
+	ext_denies == []
 } else := layered_decision
 
 # layered_decision is the definition of decision: the first layer that
@@ -195,35 +226,6 @@ layered_decision := deny_decision(state_denies, []) if {
 } if {
 	layers_pass
 } else := deny_decision([incomplete_deny], [])
-
-# iam_alone: a request whose state, tenant, route, package and delegation
-# layers pass without a grant, for a member IAM knows, read from input
-# alone: a known tenant with the IAM layer and without the package layer,
-# no key, no consistency asked, no application, a known route, a member
-# named and known (so that iam is iam_member).
-# It is always defined (true or false) so that the evaluator computes it
-# once per decision and the branches that test it read the cache. The
-# facts that must be absent are tested by branches that answer false
-# when they are present, not by negations: a bare reference is a test OPA's
-# rule index reads, so those branches are skipped unevaluated. The facts
-# that must be present are tested by their types (calls, which the
-# evaluator answers without the variable a bare reference costs it: three
-# allocations each); a fact of another type makes iam_alone false, which
-# only sends the request down the layered chain.
-iam_alone := false if {
-	input.facts.tenant.checks["package"]
-} else := false if {
-	input.facts.key
-} else := false if {
-	input.consistency
-} else := false if {
-	input.application
-} else if {
-	input.facts.tenant.checks.iam == "iam"
-	is_object(input.facts.route)
-	is_string(input.member)
-	is_object(input.facts.member)
-} else := false
 
 # layers_pass: every layer's outcome is defined and none denies.
 layers_pass if {
