@@ -143,7 +143,7 @@ decision := {
 	"status": 403,
 	"visibility": "none",
 	"fields": [],
-	"reasons": iam_member.denies,
+	"reasons": denies,
 } if {
 	# The next three branches are the layered chain for a request only
 	# IAM judges: the state, tenant, route, package and delegation layers
@@ -156,13 +156,14 @@ decision := {
 	is_object(input.facts.route)
 	is_string(input.member)
 	is_object(input.facts.member)
-	iam_member.denies != []
+	denies := iam_member.denies
+	denies != []
 } else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "public",
 	"fields": ["id", "user_code", "public_name"],
-	"reasons": iam_member.grants,
+	"reasons": member_iam.grants,
 } if {
 	input.facts.tenant["package"] == false
 	input.resource.reference == true # only a reference can be public
@@ -170,22 +171,24 @@ decision := {
 	is_object(input.facts.route)
 	is_string(input.member)
 	is_object(input.facts.member)
-	iam_member.denies == []
+	member_iam := iam_member
+	member_iam.denies == []
 	ext_denies == []
-	iam_member.public
+	member_iam.public
 } else := {
 	"allow": true,
 	"status": 200,
 	"visibility": "full",
 	"fields": [],
-	"reasons": iam_member.grants,
+	"reasons": member_iam.grants,
 } if {
 	input.facts.tenant["package"] == false
 	input.facts.tenant.checks.iam == "iam"
 	is_object(input.facts.route)
 	is_string(input.member)
 	is_object(input.facts.member)
-	iam_member.denies == []
+	member_iam := iam_member
+	member_iam.denies == []
 	ext_denies == []
 } else := layered_decision
 
