@@ -263,3 +263,43 @@ func TestGroupListInternerKeysListsExactly(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendPolicyFacts holds both ways appendPolicyFacts picks a member's
+// facts out of an index list (walking a short list, searching a long one
+// for each policy's run) equal to filtering the list.
+func TestAppendPolicyFacts(t *testing.T) {
+	// A list in ordinal order: policies 0-9, with 0, 2 or 3 statements
+	// each.
+	var list []*StatementFact
+	for p := range 10 {
+		for range p % 4 {
+			list = append(list, &StatementFact{Ordinal: len(list), policy: p})
+		}
+	}
+	tests := []struct {
+		name     string
+		policies []uint32
+	}{
+		{"none", nil},
+		{"one policy", []uint32{2}},
+		{"a policy without statements", []uint32{4}},
+		{"the first and the last", []uint32{1, 9}},
+		{"granted twice", []uint32{3, 3, 7}},
+		{"beyond the list", []uint32{6, 40}},
+		{"many (the list is walked)", []uint32{0, 1, 2, 3, 5, 6, 7, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []*StatementFact
+			for _, f := range list {
+				if slices.Contains(tt.policies, uint32(f.policy)) {
+					want = append(want, f)
+				}
+			}
+			got := appendPolicyFacts(nil, list, tt.policies)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d facts, want %d", len(got), len(want))
+			}
+		})
+	}
+}

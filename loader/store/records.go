@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -483,8 +484,7 @@ func (ix *actionIndex) covers(r acl.ResourcePattern, obj *Object) bool {
 // member's policies (see policyIDs) pick the member's statements out of a
 // list.
 type actionIndex struct {
-	keys  []string           // sorted, for binary search
-	lists [][]*StatementFact // by key, in ordinal order, each statement once
+	lists map[string][]*StatementFact // by key, in ordinal order, each statement once
 	// wildcards are the compiled matchers of the tenant's action patterns
 	// that hold a "*", by glob (see acl.ActionPattern.Matcher); a pattern
 	// without one matches only itself.
@@ -494,21 +494,7 @@ type actionIndex struct {
 	resourceGlobs map[string]func(string) bool
 }
 
-func (ix *actionIndex) lookup(key string) []*StatementFact {
-	lo, hi := 0, len(ix.keys)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if ix.keys[mid] < key {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(ix.keys) && ix.keys[lo] == key {
-		return ix.lists[lo]
-	}
-	return nil
-}
+func (ix *actionIndex) lookup(key string) []*StatementFact { return ix.lists[key] }
 
 // tenantIndexer builds a tenant's action index and its members' grant
 // lists. Work that does not depend on the member is done once: each role's
@@ -579,15 +565,10 @@ func newTenantIndexer(t *acl.Tenant) *tenantIndexer {
 		}
 	}
 	ix := b.index
-	ix.keys = make([]string, 0, len(byKey))
-	for k := range byKey {
-		ix.keys = append(ix.keys, k)
+	for k, list := range byKey {
+		byKey[k] = slices.Clip(list)
 	}
-	sort.Strings(ix.keys)
-	ix.lists = make([][]*StatementFact, len(ix.keys))
-	for i, k := range ix.keys {
-		ix.lists[i] = slices.Clip(byKey[k])
-	}
+	ix.lists = byKey
 	ids := func(codes []string) []uint32 {
 		out := make([]uint32, 0, len(codes))
 		for _, c := range codes {
@@ -795,11 +776,7 @@ func (m *MemberRecord) candidates(actionLower string, keys []string) []*Statemen
 	lists := 0
 	for _, k := range keys {
 		n := len(facts)
-		for _, f := range m.table.index.lookup(k) {
-			if _, mine := slices.BinarySearch(policies, uint32(f.policy)); mine {
-				facts = append(facts, f)
-			}
-		}
+		facts = appendPolicyFacts(facts, m.table.index.lookup(k), policies)
 		if len(facts) == n {
 			continue
 		}
@@ -817,6 +794,39 @@ func (m *MemberRecord) candidates(actionLower string, keys []string) []*Statemen
 		// each once.
 		slices.SortFunc(facts, func(a, b *StatementFact) int { return a.Ordinal - b.Ordinal })
 		facts = slices.Compact(facts)
+	}
+	return facts
+}
+
+// appendPolicyFacts appends the facts of list (in ordinal order, so sorted
+// by policy) whose policy is one of policies (sorted), in list order. A
+// member holds a few policies and a list may hold a statement of every
+// policy of the tenant: each policy's run of facts is found by binary
+// search, unless the list is short enough to walk.
+func appendPolicyFacts(facts, list []*StatementFact, policies []uint32) []*StatementFact {
+	if len(list) <= 2*len(policies) {
+		for _, f := range list {
+			if _, mine := slices.BinarySearch(policies, uint32(f.policy)); mine {
+				facts = append(facts, f)
+			}
+		}
+		return facts
+	}
+	start := 0
+	for i, p := range policies {
+		if i > 0 && policies[i-1] == p {
+			continue // a policy granted twice
+		}
+		rest := list[start:]
+		at, _ := slices.BinarySearchFunc(rest, p, func(f *StatementFact, p uint32) int { return cmp.Compare(uint32(f.policy), p) })
+		start += at
+		for start < len(list) && uint32(list[start].policy) == p {
+			facts = append(facts, list[start])
+			start++
+		}
+		if start == len(list) {
+			break
+		}
 	}
 	return facts
 }
