@@ -550,7 +550,7 @@ iam_member := {"denies": [], "grants": [{
 	"code": "resource.owner",
 	"effect": "allow",
 }]} if {
-	input.resource.owner # read by the rule index: most requests name no owner
+	_ = input.resource.owner # read by the rule index: most requests name no owner
 	input.resource.owner == input.member
 } else := {"denies": [], "grants": [
 	{
@@ -563,15 +563,18 @@ iam_member := {"denies": [], "grants": [{
 	resource_grant(s, r),
 ]} if {
 	# The branches that need an object require input.facts.resource.frn,
-	# which OPA's rule index reads (a bare reference must be defined): a
-	# request without an object skips them unevaluated, and one with an
-	# object never reaches the last branch, the allow without an object.
+	# which OPA's rule index reads (a reference unified with a variable,
+	# "_ = ref", must be defined, as a bare reference must; evaluated, it
+	# costs less than a bare reference, which the evaluator tests through
+	# a generated variable): a request without an object skips them
+	# unevaluated, and one with an object never reaches the last branch,
+	# the allow without an object.
 	# The order is otherwise the definition's: an Allow that covers the
 	# object allows (there is an applicable Allow then), else no Allow
 	# denies with iam.no_allow, else a reference shows public fields,
 	# else resource.not_covered denies.
 	[s, r] := covering_allows[0]
-	input.facts.resource.frn
+	_ = input.facts.resource.frn
 } else := {"denies": [{"layer": "iam", "code": "iam.no_allow", "effect": "deny"}], "grants": []} if {
 	applicable_allows == []
 } else := {
@@ -583,15 +586,15 @@ iam_member := {"denies": [], "grants": [{
 	"public": true,
 } if {
 	input.resource.reference == true
-	input.facts.resource.frn
+	_ = input.facts.resource.frn
 	read_action
-	input.resource.frn # the message names it
+	_ = input.resource.frn # the message names it
 } else := {
 	"denies": [{"layer": "iam", "code": "resource.not_covered", "effect": "deny"}],
 	"grants": [],
 } if {
-	input.facts.resource.frn
-	input.resource.frn # the message names it
+	_ = input.facts.resource.frn
+	_ = input.resource.frn # the message names it
 } else := {"denies": [], "grants": [
 	{
 		"layer": "iam",
@@ -775,9 +778,9 @@ resource_grant(s, r) := {"layer": "iam", "code": "resource.any", "effect": "allo
 	r.kind == "any"
 } else := {"layer": "iam", "code": "resource.object", "effect": "allow", "policy": s.policy, "statement": s.statement} if {
 	r.kind == "object"
-	input.resource.frn # the message names it
+	_ = input.resource.frn # the message names it
 } else := {"layer": "iam", "code": "resource.group", "effect": "allow", "policy": s.policy, "statement": s.statement, "resource_group": r.pattern} if {
-	r.literal
+	r.literal == true
 } else := {"layer": "iam", "code": "resource.group", "effect": "allow", "policy": s.policy, "statement": s.statement, "resource_group": g} if {
 	g := sort([g | some g in input.facts.resource.groups; glob.match(r.pattern, null, g)])[0]
 }
