@@ -42,8 +42,9 @@ import future.keywords.or
 #   - a request only the package layer judges that it allows;
 #   - then, for a request with a fact that brings in a layer besides IAM -
 #     the package layer (checks["package"]), a key, a consistency
-#     requirement, an application - the chain itself. These branches test
-#     bare references, which the rule index reads: a request without those
+#     requirement, an application - the chain itself. These branches
+#     unify the fact with a wildcard ("_ = ref"), which the rule index
+#     reads as a reference that must be defined: a request without those
 #     facts (most of them) skips them unevaluated, and the branches after
 #     them need not test the facts' absence (by negations, each an
 #     evaluation of its own);
@@ -113,13 +114,13 @@ decision := {
 	pkg.denies == []
 	ext_denies == []
 } else := layered_decision if {
-	input.facts.tenant.checks["package"]
+	_ = input.facts.tenant.checks["package"]
 } else := layered_decision if {
-	input.facts.key
+	_ = input.facts.key
 } else := layered_decision if {
-	input.consistency
+	_ = input.consistency
 } else := layered_decision if {
-	input.application
+	_ = input.application
 } else := {
 	"allow": false,
 	"status": 403,
