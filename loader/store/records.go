@@ -72,11 +72,21 @@ type MembersRecord struct {
 
 // member returns the member with the name, or nil.
 func (r *MembersRecord) member(name string) *MemberRecord {
-	i, found := slices.BinarySearchFunc(r.members, name, func(m MemberRecord, name string) int { return strings.Compare(m.Name, name) })
-	if !found {
+	// A binary search over the names in place (BinarySearchFunc would
+	// copy each record it compares).
+	lo, hi := 0, len(r.members)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.members[mid].Name < name {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == len(r.members) || r.members[lo].Name != name {
 		return nil
 	}
-	return &r.members[i]
+	return &r.members[lo]
 }
 
 // memberTable is what a tenant's members share: the tenant's statements by
