@@ -688,7 +688,22 @@ applicable := [s |
 # is denied with iam.no_allow; with some, it is allowed by the first that
 # covers the object (any, for a request without an object), shown public
 # fields of a referenced object, or denied with resource.not_covered.
-applicable_allows := [s | some s in applicable; s.effect == "allow"]
+#
+# For statements Go matched, it and covering_allows test the Conditions
+# themselves, as applicable does, rather than read applicable: a rule read
+# costs the evaluator a lookup, a body and an array built, and these are on
+# every request with statements. (The three tests are one expression,
+# written three times; test_conditions_of_matched_statements and
+# test_condition_of_a_matched_deny hold each to the definition.)
+applicable_allows := [s |
+	some s in input.facts.statements
+	s.effect == "allow"
+	s.conditions == [] or { every c in s.conditions {
+		data.verdict.conditions[c] == true
+	} }
+] if {
+	input.facts.statements_matched == true
+} else := [s | some s in applicable; s.effect == "allow"]
 
 # A Deny covers a request for an object when one of its resources covers the
 # object; a request with no object only when it lists "*".
@@ -724,10 +739,20 @@ explicit_denies := [{
 	count([r | some r in s.resources; covers(r)]) > 0
 ]
 
-# covering_allows: [statement, resource] for each Allow whose resource covers
-# the requested object, in policy order (iam reads it only for a request
-# with an object).
+# covering_allows: [statement, resource] for each applicable Allow whose
+# resource covers the requested object, in policy order (iam reads it only
+# for a request with an object).
 covering_allows := [[s, r] |
+	some s in input.facts.statements
+	s.effect == "allow"
+	s.conditions == [] or { every c in s.conditions {
+		data.verdict.conditions[c] == true
+	} }
+	some r in s.resources
+] if {
+	input.facts.resources_matched == true
+	input.facts.statements_matched == true
+} else := [[s, r] |
 	some s in applicable
 	s.effect == "allow"
 	some r in s.resources

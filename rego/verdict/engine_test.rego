@@ -1084,6 +1084,37 @@ test_condition_failing_makes_allow_inapplicable_not_uncovering if {
 	denied(d, 403, ["iam.no_allow"])
 }
 
+# The same, on statements as Go hands them: already matched to the member
+# and the action (statements_matched) and, for a request with an object,
+# each with only the resources that cover it (resources_matched). The
+# rules test the conditions of such statements in applicable_allows and
+# covering_allows themselves (engine.rego), so these cases are theirs.
+
+matched(inp) := object.union(inp, {"facts": {"statements_matched": true}})
+
+matched_on(inp) := object.union(on(inp, bonds, set()), {"facts": {"statements_matched": true, "resources_matched": true}})
+
+test_conditions_of_matched_statements if {
+	every inp in [matched(conditional(["office_ip"])), matched_on(conditional(["office_ip"]))] {
+		allowed := engine.decision with input as inp with data.verdict.conditions.office_ip as true
+		granted(allowed, ["iam.allow", "resource.any"])
+		not_holding := engine.decision with input as inp with data.verdict.conditions.office_ip as false
+		denied(not_holding, 403, ["iam.no_allow"])
+		undefined := engine.decision with input as inp
+		denied(undefined, 403, ["iam.no_allow"])
+	}
+}
+
+test_condition_of_a_matched_deny if {
+	stmts := [allow(["**"], [res_any]), with_conditions(deny(["**"], [res_any]), ["after_hours"])]
+	every inp in [matched(ask(a_retrieve, stmts)), matched_on(ask(a_retrieve, stmts))] {
+		holding := engine.decision with input as inp with data.verdict.conditions.after_hours as true
+		denied(holding, 403, ["iam.explicit_deny"])
+		not_holding := engine.decision with input as inp with data.verdict.conditions.after_hours as false
+		granted(not_holding, ["iam.allow", "resource.any"])
+	}
+}
+
 # --- layer 6: extensions -------------------------------------------------------
 
 test_ext_deny_custom_code_and_message if {
