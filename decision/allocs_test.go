@@ -30,7 +30,7 @@ func TestDecisionAllocationBudget(t *testing.T) {
 	}{
 		{"iam allow (route, object in a resource group)", plain, decision.Request{Tenant: "bank", Member: "user_a",
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
-			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 370},
+			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 353},
 		{"iam deny, no statement applies", plain, decision.Request{Tenant: "bank", Member: "user_a",
 			Action: "finmars:Currency:destroy"}, false, 291},
 		{"iam deny, no candidate statement (route)", plain, decision.Request{Tenant: "bank", Member: "olivia",
@@ -39,7 +39,7 @@ func TestDecisionAllocationBudget(t *testing.T) {
 			Request: &decision.HTTPRequest{Method: "POST", Path: "/api/v1/instruments/instrument/"},
 			Context: map[string]any{"ip": "10.1.2.3", "channel": "web", "mfa": true}}, false, 93},
 		{"package and iam layers (SOAJS key)", plain, decision.Request{Key: demoKeyTnt2, Member: "goldie",
-			Request: &decision.HTTPRequest{Service: "example04", Method: "GET", Path: "/users/7"}}, true, 246},
+			Request: &decision.HTTPRequest{Service: "example04", Method: "GET", Path: "/users/7"}}, true, 243},
 		{"decision cache hit", cached, decision.Request{Tenant: "bank", Member: "user_a",
 			Request:  &decision.HTTPRequest{Method: "GET", Path: "/api/v1/portfolios/portfolio/7/"},
 			Resource: &decision.Resource{FRN: "frn:finmars:portfolios:portfolio:bonds-portfolio"}}, true, 6},
