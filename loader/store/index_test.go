@@ -268,7 +268,7 @@ func TestGroupListInternerKeysListsExactly(t *testing.T) {
 // facts out of an index list (walking a short list, searching a long one
 // for each policy's run) equal to filtering the list.
 func TestAppendPolicyFacts(t *testing.T) {
-	// A list in ordinal order: policies 0-9, with 0, 2 or 3 statements
+	// A list in ordinal order: policies 0-9, with 0 to 3 statements
 	// each.
 	var list []*StatementFact
 	for p := range 10 {

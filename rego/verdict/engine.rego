@@ -923,7 +923,10 @@ delegation_not_enabled_message := sprintf("The request names no member for appli
 ext_denies := [] if {
 	# The common cases first: extension rules that deny nothing (a set
 	# rule with no element), then no extension rule at all (or bundle
-	# data deny: false).
+	# data deny: false). Bound to a local, the document is a reference
+	# OPA's rule index must find defined when it is a base document (no
+	# extension rule): without extension rules or deny data, this branch
+	# is skipped unevaluated.
 	extension_denies := data.verdict.ext.deny
 	extension_denies == set()
 } else := [] if {
