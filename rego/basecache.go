@@ -16,6 +16,12 @@ import (
 // evaluation's caches, and answers as topdown's does: Get finds the value
 // of the shortest cached ref that ref starts with, the part of it ref
 // names; Put replaces what was cached at or under ref.
+//
+// It holds at most maxBaseEntries documents: both methods scan the list, and
+// a rule that reads thousands of distinct documents (data.x[k] for every k)
+// must not make each read cost a scan of all the others. A document not
+// cached is read from the store again, in the same transaction, so with the
+// same value.
 type baseCache struct {
 	entries []baseCacheEntry
 }
@@ -24,6 +30,9 @@ type baseCacheEntry struct {
 	ref   ast.Ref
 	value ast.Value
 }
+
+// maxBaseEntries bounds the documents a baseCache holds.
+const maxBaseEntries = 64
 
 var _ topdown.BaseCache = (*baseCache)(nil)
 
@@ -59,7 +68,10 @@ func (c *baseCache) Put(ref ast.Ref, value ast.Value) {
 		}
 	}
 	clear(c.entries[len(kept):])
-	c.entries = append(kept, baseCacheEntry{ref: slices.Clone(ref), value: value})
+	c.entries = kept
+	if len(c.entries) < maxBaseEntries {
+		c.entries = append(c.entries, baseCacheEntry{ref: slices.Clone(ref), value: value})
+	}
 }
 
 // reset empties c, dropping its references to the evaluation's values.

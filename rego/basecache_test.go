@@ -99,3 +99,21 @@ func TestBaseCacheEvaluatesAsTopdowns(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseCacheIsBounded: reads of many distinct documents leave at most
+// maxBaseEntries cached, the first ones still answering.
+func TestBaseCacheIsBounded(t *testing.T) {
+	var c baseCache
+	for i := range 10 * maxBaseEntries {
+		c.Put(ast.MustParseRef(fmt.Sprintf("data.users.u%d", i)), ast.IntNumberTerm(i).Value)
+	}
+	if len(c.entries) != maxBaseEntries {
+		t.Fatalf("%d documents cached, want %d", len(c.entries), maxBaseEntries)
+	}
+	if got := c.Get(ast.MustParseRef("data.users.u0")); got == nil || got.Compare(ast.IntNumberTerm(0).Value) != 0 {
+		t.Fatalf("Get(data.users.u0) = %v, want 0", got)
+	}
+	if got := c.Get(ast.MustParseRef(fmt.Sprintf("data.users.u%d", 10*maxBaseEntries-1))); got != nil {
+		t.Fatalf("a document past the bound is cached: %v", got)
+	}
+}
